@@ -1,0 +1,153 @@
+//! Configuration: the file's serde mirror ([`raw`]), env interpolation ([`env`]) and the
+//! validated, typed [`Config`] the rest of the gateway sees ([`validate`]).
+
+pub mod env;
+pub mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+
+pub use env::Env;
+pub use validate::validate;
+
+/// A configuration error, with the file and the key path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{file}: invalid TOML: {message}")]
+    Syntax {
+        /// The config file.
+        file: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is missing, of the wrong type or out of range.
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// Where in the file, e.g. `routes[2].upstream`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Admin listener, if enabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// Grace period for requests in flight at shutdown.
+    pub drain_timeout: Duration,
+    /// Connection and request limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+    /// Routes, in file order.
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// Connection and request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Deadline for a whole request head.
+    pub header_read_timeout: Duration,
+    /// Idle connection lifetime.
+    pub idle_timeout: Duration,
+    /// Most concurrent client connections.
+    pub max_connections: usize,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter.
+    pub level: String,
+}
+
+/// One validated route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// Normalised prefix without a trailing slash (`""` for the root).
+    pub prefix: String,
+    /// Lowercase host without port, if the route is host-specific.
+    pub host: Option<String>,
+    /// Where requests go.
+    pub upstream: Upstream,
+    /// What replaces the matched prefix when forwarding (`None`: the path is kept).
+    pub rewrite: Option<String>,
+    /// Deadline for the upstream's response head.
+    pub timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// Forward the client's Host header.
+    pub preserve_host: bool,
+}
+
+/// Where a route forwards to.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// The built-in echo responder.
+    Echo,
+    /// An HTTP(S) server.
+    Http {
+        /// `http` or `https`.
+        scheme: Scheme,
+        /// Host and port.
+        authority: Authority,
+        /// Path prepended to the forwarded path, without a trailing slash.
+        base_path: String,
+    },
+}
+
+impl Config {
+    /// Reads, interpolates and validates the config file at `path`.
+    pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &file, env)
+    }
+
+    /// Interpolates and validates config text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str, env: &Env) -> Result<Self, ConfigError> {
+        let raw = validate::parse_raw(text, file, env)?;
+        validate(raw, file, env)
+    }
+}

@@ -1,0 +1,282 @@
+//! Turns the raw file into a typed [`Config`], once, reporting errors with their key path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::Uri;
+
+use super::env::{Env, interpolate};
+use super::raw::{RawConfig, RawRoute};
+use super::{Config, ConfigError, Limits, LogConfig, LogFormat, Route, Upstream};
+use crate::routing::normalize_path;
+
+/// Hyper refuses smaller read buffers.
+const MIN_HEADER_BYTES: usize = 8192;
+
+/// Parses TOML, interpolates `${VAR}` in every string value and deserializes [`RawConfig`].
+pub(super) fn parse_raw(text: &str, file: &str, env: &Env) -> Result<RawConfig, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    for (key, value) in table.iter_mut() {
+        interpolate_value(value, key.clone(), env, file)?;
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            key: e.path().to_string(),
+            reason: e.inner().to_string(),
+        }
+    })
+}
+
+fn interpolate_value(
+    value: &mut toml::Value,
+    key: String,
+    env: &Env,
+    file: &str,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            *s = interpolate(s, env).map_err(|e| invalid(file, &key, e))?;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, format!("{key}[{i}]"), env, file)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                interpolate_value(v, format!("{key}.{k}"), env, file)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn invalid(file: &str, key: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Validates a raw config into the typed [`Config`].
+pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigError> {
+    let _ = env;
+    let listen = raw
+        .server
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| parse_addr(addr).map_err(|e| invalid(file, &format!("server.listen[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if listen.is_empty() {
+        return Err(invalid(file, "server.listen", "at least one address is required"));
+    }
+    let admin_listen = match raw.server.admin_listen.trim() {
+        "" => None,
+        addr => Some(parse_addr(addr).map_err(|e| invalid(file, "server.admin_listen", e))?),
+    };
+
+    let l = &raw.limits;
+    if l.max_header_bytes < MIN_HEADER_BYTES {
+        return Err(invalid(
+            file,
+            "limits.max_header_bytes",
+            format!("must be at least {MIN_HEADER_BYTES}"),
+        ));
+    }
+    for (key, value) in [
+        ("limits.max_headers", l.max_headers),
+        ("limits.max_connections", l.max_connections),
+    ] {
+        if value == 0 {
+            return Err(invalid(file, key, "must be greater than 0"));
+        }
+    }
+    let limits = Limits {
+        max_header_bytes: l.max_header_bytes,
+        max_headers: l.max_headers,
+        header_read_timeout: l.header_read_timeout.0,
+        idle_timeout: l.idle_timeout.0,
+        max_connections: l.max_connections,
+    };
+
+    let format = match env
+        .get("TOLLGATE_LOG_FORMAT")
+        .unwrap_or_else(|| raw.log.format.clone())
+        .as_str()
+    {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                file,
+                "log.format",
+                format!("expected \"text\" or \"json\", got {other:?}"),
+            ));
+        }
+    };
+    let log = LogConfig {
+        format,
+        level: raw.log.level.clone(),
+    };
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, route) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let route = validate_route(route, &raw, &key, file)?;
+        if routes
+            .iter()
+            .any(|r: &Arc<Route>| r.prefix == route.prefix && r.host == route.host)
+        {
+            return Err(invalid(
+                file,
+                &format!("{key}.prefix"),
+                format!("duplicate route for prefix {:?}", route.prefix),
+            ));
+        }
+        routes.push(Arc::new(route));
+    }
+
+    Ok(Config {
+        listen,
+        admin_listen,
+        drain_timeout: raw.server.drain_timeout.0,
+        limits,
+        log,
+        routes,
+    })
+}
+
+fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
+    addr.trim()
+        .parse()
+        .map_err(|e| format!("invalid socket address {addr:?}: {e}"))
+}
+
+fn validate_route(
+    route: &RawRoute,
+    raw: &RawConfig,
+    key: &str,
+    file: &str,
+) -> Result<Route, ConfigError> {
+    let prefix = clean_prefix(&route.prefix).map_err(|e| invalid(file, &format!("{key}.prefix"), e))?;
+    let upstream = parse_upstream(&route.upstream)
+        .map_err(|e| invalid(file, &format!("{key}.upstream"), e))?;
+    let rewrite = match (&route.rewrite, route.strip_prefix) {
+        (Some(_), true) => {
+            return Err(invalid(
+                file,
+                &format!("{key}.rewrite"),
+                "use either strip_prefix or rewrite, not both",
+            ));
+        }
+        (Some(r), false) => {
+            Some(clean_prefix(r).map_err(|e| invalid(file, &format!("{key}.rewrite"), e))?)
+        }
+        (None, true) => Some(String::new()),
+        (None, false) => None,
+    };
+    let host = route
+        .host
+        .as_deref()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
+    Ok(Route {
+        name: route.name.clone().unwrap_or_else(|| {
+            if prefix.is_empty() { "/".to_owned() } else { prefix.clone() }
+        }),
+        prefix,
+        host,
+        upstream,
+        rewrite,
+        timeout: route.timeout.map_or(raw.limits.upstream_timeout.0, |t| t.0),
+        max_body_bytes: route.max_body_bytes.unwrap_or(raw.limits.max_body_bytes),
+        preserve_host: route.preserve_host,
+    })
+}
+
+/// A prefix must be an absolute, already-normal path; stored without its trailing slash.
+fn clean_prefix(prefix: &str) -> Result<String, String> {
+    if !prefix.starts_with('/') {
+        return Err(format!("must start with '/', got {prefix:?}"));
+    }
+    let normal = normalize_path(prefix).map_err(|e| format!("{prefix:?}: {e}"))?;
+    if normal != prefix && normal.trim_end_matches('/') != prefix.trim_end_matches('/') {
+        return Err(format!("{prefix:?} is not a normalised path (did you mean {normal:?}?)"));
+    }
+    Ok(normal.trim_end_matches('/').to_owned())
+}
+
+fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    if url == "echo" {
+        return Ok(Upstream::Echo);
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let scheme = uri
+        .scheme()
+        .filter(|s| s.as_str() == "http" || s.as_str() == "https")
+        .ok_or_else(|| format!("invalid URL {url:?}: scheme must be http or https (or use \"echo\")"))?
+        .clone();
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("invalid URL {url:?}: no host"))?
+        .clone();
+    if uri.query().is_some() {
+        return Err(format!("invalid URL {url:?}: a query string is not allowed"));
+    }
+    Ok(Upstream::Http {
+        scheme,
+        authority,
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "t.toml", &Env::from_map([("UP", "http://127.0.0.1:9")]))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = load("[[routes]]\nprefix = \"/api/\"\nupstream = \"${UP}/base/\"\n").unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
+        let r = &c.routes[0];
+        assert_eq!(r.prefix, "/api");
+        assert_eq!(r.name, "/api");
+        assert!(matches!(&r.upstream, Upstream::Http { base_path, .. } if base_path == "/base"));
+        assert_eq!(r.max_body_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"htp:/x\"\n";
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.starts_with("t.toml: routes[1].upstream: invalid URL \"htp:/x\""), "{err}");
+        let err = load("[server]\nlisen = []\n").unwrap_err().to_string();
+        assert!(err.contains("server") && err.contains("unknown field `lisen`"), "{err}");
+        let err = load("[limits]\nheader_read_timeout = \"ten\"\n").unwrap_err().to_string();
+        assert!(err.contains("limits.header_read_timeout"), "{err}");
+        let err = load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\n").unwrap_err().to_string();
+        assert_eq!(err, "t.toml: routes[0].upstream: environment variable MISSING is not set");
+        let err = load("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"echo\"\n").unwrap_err().to_string();
+        assert!(err.contains("routes[0].prefix"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_prefixes_are_refused() {
+        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/a/\"\nupstream = \"echo\"\n";
+        assert!(load(text).unwrap_err().to_string().contains("duplicate route"));
+    }
+}

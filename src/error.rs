@@ -1,0 +1,130 @@
+//! `GatewayError` and the one table that maps it to a status and a JSON body.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::body::{ResponseBody, full};
+use crate::routing::PathError;
+
+/// A boxed error, as bodies and clients produce them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can stop a request inside the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matches the host and path.
+    #[error("no route")]
+    NoRoute,
+    /// The request path is malformed or dangerous.
+    #[error("invalid path: {0}")]
+    BadPath(#[from] PathError),
+    /// The request is malformed in another way.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The declared or streamed body exceeds the route's limit.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The route's limit.
+        limit: u64,
+    },
+    /// The upstream could not be reached (refused, DNS, TLS).
+    #[error("upstream connect failed: {0}")]
+    UpstreamConnect(#[source] BoxError),
+    /// The upstream accepted but failed (reset, malformed response).
+    #[error("upstream failed: {0}")]
+    UpstreamFailed(#[source] BoxError),
+    /// The upstream sent no response head within the route's timeout.
+    #[error("upstream timed out after {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+    /// A bug: something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    request_id: &'a str,
+}
+
+impl GatewayError {
+    /// Status and the stable, client-facing error text. The one place errors become answers.
+    pub fn status_and_message(&self) -> (StatusCode, &'static str) {
+        match self {
+            GatewayError::NoRoute => (StatusCode::NOT_FOUND, "no route"),
+            GatewayError::BadPath(_) => (StatusCode::BAD_REQUEST, "invalid path"),
+            GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            GatewayError::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            }
+            GatewayError::UpstreamConnect(_) => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
+            GatewayError::UpstreamFailed(_) => (StatusCode::BAD_GATEWAY, "upstream failed"),
+            GatewayError::UpstreamTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
+            }
+            GatewayError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+
+    /// A short reason safe to show the client, where one adds to the message.
+    fn reason(&self) -> Option<String> {
+        match self {
+            GatewayError::BadPath(e) => Some(e.to_string()),
+            GatewayError::BadRequest(r) => Some((*r).to_owned()),
+            GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
+            GatewayError::NoRoute
+            | GatewayError::UpstreamConnect(_)
+            | GatewayError::UpstreamFailed(_)
+            | GatewayError::UpstreamTimeout(_)
+            | GatewayError::Internal(_) => None,
+        }
+    }
+
+    /// The JSON response for this error.
+    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
+        let (status, message) = self.status_and_message();
+        json_error(status, message, self.reason().as_deref(), request_id)
+    }
+}
+
+/// A JSON error response `{"error", "reason"?, "request_id"}`.
+pub fn json_error(
+    status: StatusCode,
+    error: &str,
+    reason: Option<&str>,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(&ErrorBody {
+        error,
+        reason,
+        request_id,
+    })
+    .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn body_is_json_with_request_id() {
+        let response = GatewayError::BodyTooLarge { limit: 10 }.into_response("rid-1");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "request body too large");
+        assert_eq!(json["reason"], "limit is 10 bytes");
+        assert_eq!(json["request_id"], "rid-1");
+    }
+}

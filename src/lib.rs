@@ -1,0 +1,20 @@
+//! tollgate: an authenticating reverse-proxy gateway.
+//!
+//! [`server::start`] binds the listeners for a validated [`Config`] and serves the request
+//! pipeline in [`gateway`]; tests and the binary both go through it.
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod config;
+pub mod echo;
+pub mod error;
+pub mod gateway;
+pub mod proxy;
+pub mod request_id;
+pub mod routing;
+pub mod server;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError, Env};
+pub use error::GatewayError;
+pub use server::{RunningGateway, StartError, start};

@@ -1,0 +1,165 @@
+//! Forwarding to upstreams: the pooled client, URI construction, the exchange and upgrades.
+
+use std::time::{Duration, Instant};
+
+use http::header::HOST;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, LengthLimitError};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tracing::debug;
+
+use super::headers::remove_hop_by_hop;
+use crate::body::{RequestBody, ResponseBody};
+use crate::error::GatewayError;
+
+/// The pooled HTTP/1.1 + HTTP/2 (over TLS, by ALPN) client shared by all routes.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP connect deadline; the route timeout still bounds the whole exchange.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the upstream client: keep-alive pool, TLS with webpki roots.
+pub fn build_client() -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https)
+}
+
+/// The upstream URI: scheme and authority of the upstream, its base path, the forwarded path
+/// and the original query.
+pub fn upstream_uri(
+    scheme: &Scheme,
+    authority: &Authority,
+    base_path: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Uri, GatewayError> {
+    let mut pq =
+        String::with_capacity(base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    pq.push_str(base_path);
+    pq.push_str(path);
+    if let Some(query) = query {
+        pq.push('?');
+        pq.push_str(query);
+    }
+    Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
+}
+
+/// Sets the `Host` the upstream sees: the client's when `preserve`, else the client's library
+/// fills it in from the URI.
+pub fn set_host(request: &mut Request<RequestBody>, preserve: bool, client_host: Option<HeaderValue>) {
+    if preserve {
+        if let Some(host) = client_host {
+            request.headers_mut().insert(HOST, host);
+        }
+    } else {
+        request.headers_mut().remove(HOST);
+    }
+}
+
+/// Sends the request and waits at most `timeout` for the response head. Upgrades the
+/// connection into a tunnel when both sides agree on it.
+pub async fn exchange(
+    client: &UpstreamClient,
+    mut request: Request<RequestBody>,
+    timeout: Duration,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    body_limit: u64,
+) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
+    // The client negotiates the upstream protocol itself (ALPN for TLS, HTTP/1.1 otherwise).
+    *request.version_mut() = Version::HTTP_11;
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, client.request(request)).await;
+    let upstream_time = started.elapsed();
+    let mut response = match result {
+        Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
+        Ok(Err(e)) => return Err(classify(e, body_limit)),
+        Ok(Ok(response)) => response,
+    };
+    match client_upgrade {
+        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client_side, upstream_side));
+            let (parts, body) = response.into_parts();
+            // Connection and Upgrade stay: they are what a 101 means.
+            Ok((Response::from_parts(parts, Either::Left(body)), upstream_time))
+        }
+        _ => {
+            remove_hop_by_hop(response.headers_mut());
+            let (parts, body) = response.into_parts();
+            Ok((Response::from_parts(parts, Either::Left(body)), upstream_time))
+        }
+    }
+}
+
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((up, down)) => debug!(bytes_up = up, bytes_down = down, "tunnel closed"),
+        Err(e) => debug!(error = %e, "tunnel closed with error"),
+    }
+}
+
+fn classify(error: hyper_util::client::legacy::Error, body_limit: u64) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = source {
+        if e.is::<LengthLimitError>() {
+            return GatewayError::BodyTooLarge { limit: body_limit };
+        }
+        source = e.source();
+    }
+    if error.is_connect() {
+        GatewayError::UpstreamConnect(Box::new(error))
+    } else {
+        GatewayError::UpstreamFailed(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_uri_with_base_and_query() {
+        let uri = upstream_uri(
+            &Scheme::HTTP,
+            &"127.0.0.1:9".parse().unwrap(),
+            "/base",
+            "/x/y",
+            Some("a=1&b"),
+        )
+        .unwrap();
+        assert_eq!(uri.to_string(), "http://127.0.0.1:9/base/x/y?a=1&b");
+    }
+}

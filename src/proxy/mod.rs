@@ -1,0 +1,4 @@
+//! Forwarding requests upstream: header hygiene and the pooled client.
+
+pub mod forward;
+pub mod headers;

@@ -1,0 +1,166 @@
+//! Starting and stopping the gateway: listeners, admin endpoints, graceful drain.
+
+pub mod admin;
+pub mod listener;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use admin::AdminState;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started gateway: its bound addresses and the handle to stop it.
+#[derive(Debug)]
+pub struct RunningGateway {
+    /// Bound data listener addresses, in config order.
+    pub data_addrs: Vec<SocketAddr>,
+    /// Bound admin address, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    state: Arc<AdminState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// Starts draining: readiness turns 503, listeners stop accepting, requests in flight
+    /// continue up to the drain timeout.
+    pub fn shutdown(&self) {
+        self.state.start_draining();
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits until the drain has finished.
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            warn!(error = %e, "server task failed");
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Binds every listener and starts serving `config`.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let gateway = Arc::new(Gateway::new(&config));
+    let state = Arc::new(AdminState::default());
+    let (stop, stop_rx) = watch::channel(false);
+
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    let mut data_addrs = Vec::with_capacity(config.listen.len());
+    for addr in &config.listen {
+        let listener = bind(*addr).await?;
+        data_addrs.push(listener.local_addr().unwrap_or(*addr));
+        listeners.push(listener);
+    }
+    let admin_addr = match config.admin_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tokio::spawn(admin::serve(listener, state.clone(), stop_rx.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
+
+    let builder = Arc::new(listener::connection_builder(&config.limits));
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let graceful = Arc::new(GracefulShutdown::new());
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            tokio::spawn(listener::accept_loop(
+                l,
+                gateway.clone(),
+                builder.clone(),
+                graceful.clone(),
+                connections.clone(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    for addr in &data_addrs {
+        info!(%addr, "listening");
+    }
+    if let Some(addr) = admin_addr {
+        info!(%addr, "admin listening");
+    }
+
+    let task = tokio::spawn(drain(loops, graceful, config.drain_timeout));
+    Ok(RunningGateway {
+        data_addrs,
+        admin_addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+/// Waits for the accept loops to stop, then for in-flight connections up to `timeout`.
+async fn drain(loops: Vec<JoinHandle<()>>, graceful: Arc<GracefulShutdown>, timeout: Duration) {
+    for l in loops {
+        let _ = l.await;
+    }
+    // The accept loops held the other references and have ended.
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        warn!("connections still referenced; not waiting for them");
+        return;
+    };
+    info!(timeout_secs = timeout.as_secs_f64(), "draining connections");
+    match tokio::time::timeout(timeout, graceful.shutdown()).await {
+        Ok(()) => info!("drained"),
+        Err(_) => warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// The route table as `tollgate check` and startup print it, in matching order.
+pub fn describe_routes(config: &Config) -> String {
+    use std::fmt::Write;
+    let table = crate::routing::RouteTable::new(&config.routes);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<16} {:<20} {:<16} upstream", "route", "prefix", "host");
+    for route in table.routes() {
+        let upstream = match &route.upstream {
+            crate::config::Upstream::Echo => "echo (built-in)".to_owned(),
+            crate::config::Upstream::Http {
+                scheme,
+                authority,
+                base_path,
+            } => format!("{scheme}://{authority}{base_path}"),
+        };
+        let prefix = if route.prefix.is_empty() { "/" } else { &route.prefix };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<20} {:<16} {upstream}",
+            route.name,
+            prefix,
+            route.host.as_deref().unwrap_or("*"),
+        );
+    }
+    out
+}
