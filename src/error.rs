@@ -63,9 +63,7 @@ impl GatewayError {
             }
             GatewayError::UpstreamConnect(_) => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
             GatewayError::UpstreamFailed(_) => (StatusCode::BAD_GATEWAY, "upstream failed"),
-            GatewayError::UpstreamTimeout(_) => {
-                (StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
-            }
+            GatewayError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
             GatewayError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }

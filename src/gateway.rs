@@ -136,8 +136,13 @@ impl Gateway {
                 authority,
                 base_path,
             } => {
-                let uri =
-                    forward::upstream_uri(scheme, authority, base_path, &target, parts.uri.query())?;
+                let uri = forward::upstream_uri(
+                    scheme,
+                    authority,
+                    base_path,
+                    &target,
+                    parts.uri.query(),
+                )?;
                 let client_upgrade = match upgrade {
                     Some(protocol) => {
                         headers::set_upgrade(&mut parts.headers, protocol);

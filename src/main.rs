@@ -27,7 +27,12 @@ enum Command {
 #[derive(clap::Args, Default)]
 struct ConfigArg {
     /// Path to the config file.
-    #[arg(long, short, default_value = "config/tollgate.toml", env = "TOLLGATE_CONFIG")]
+    #[arg(
+        long,
+        short,
+        default_value = "config/tollgate.toml",
+        env = "TOLLGATE_CONFIG"
+    )]
     config: PathBuf,
 }
 
@@ -70,7 +75,10 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
         Err(code) => return code,
     };
     tollgate::telemetry::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -48,7 +48,10 @@ mod tests {
         assert_eq!(ensure(&mut h), "abc-123");
 
         let mut h = HeaderMap::new();
-        h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("bad id<script>"));
+        h.insert(
+            X_REQUEST_ID.clone(),
+            HeaderValue::from_static("bad id<script>"),
+        );
         let id = ensure(&mut h);
         assert_eq!(id.len(), 36);
         assert_eq!(h[&X_REQUEST_ID], id);

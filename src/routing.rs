@@ -164,7 +164,9 @@ impl RouteTable {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // IPv6 literal: keep the brackets, drop a trailing port.
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }

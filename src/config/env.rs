@@ -103,10 +103,8 @@ pub fn interpolate(input: &str, env: &Env) -> Result<String, InterpolateError> {
                 Some((name, default)) => (name, Some(default)),
                 None => (expr, None),
             };
-            let valid_name = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid_name {
                 return Err(InterpolateError::Malformed(format!("${{{expr}}}")));
             }
@@ -138,7 +136,10 @@ mod tests {
     #[test]
     fn replaces_variables_and_defaults() {
         let env = env();
-        assert_eq!(interpolate("http://${HOST}/x", &env).unwrap(), "http://example.com/x");
+        assert_eq!(
+            interpolate("http://${HOST}/x", &env).unwrap(),
+            "http://example.com/x"
+        );
         assert_eq!(interpolate("${NOPE:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(interpolate("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");

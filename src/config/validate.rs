@@ -22,12 +22,10 @@ pub(super) fn parse_raw(text: &str, file: &str, env: &Env) -> Result<RawConfig, 
     for (key, value) in table.iter_mut() {
         interpolate_value(value, key.clone(), env, file)?;
     }
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        ConfigError::Invalid {
-            file: file.to_owned(),
-            key: e.path().to_string(),
-            reason: e.inner().to_string(),
-        }
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+        file: file.to_owned(),
+        key: e.path().to_string(),
+        reason: e.inner().to_string(),
     })
 }
 
@@ -72,10 +70,16 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         .listen
         .iter()
         .enumerate()
-        .map(|(i, addr)| parse_addr(addr).map_err(|e| invalid(file, &format!("server.listen[{i}]"), e)))
+        .map(|(i, addr)| {
+            parse_addr(addr).map_err(|e| invalid(file, &format!("server.listen[{i}]"), e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if listen.is_empty() {
-        return Err(invalid(file, "server.listen", "at least one address is required"));
+        return Err(invalid(
+            file,
+            "server.listen",
+            "at least one address is required",
+        ));
     }
     let admin_listen = match raw.server.admin_listen.trim() {
         "" => None,
@@ -165,7 +169,8 @@ fn validate_route(
     key: &str,
     file: &str,
 ) -> Result<Route, ConfigError> {
-    let prefix = clean_prefix(&route.prefix).map_err(|e| invalid(file, &format!("{key}.prefix"), e))?;
+    let prefix =
+        clean_prefix(&route.prefix).map_err(|e| invalid(file, &format!("{key}.prefix"), e))?;
     let upstream = parse_upstream(&route.upstream)
         .map_err(|e| invalid(file, &format!("{key}.upstream"), e))?;
     let rewrite = match (&route.rewrite, route.strip_prefix) {
@@ -189,7 +194,11 @@ fn validate_route(
         .filter(|h| !h.is_empty());
     Ok(Route {
         name: route.name.clone().unwrap_or_else(|| {
-            if prefix.is_empty() { "/".to_owned() } else { prefix.clone() }
+            if prefix.is_empty() {
+                "/".to_owned()
+            } else {
+                prefix.clone()
+            }
         }),
         prefix,
         host,
@@ -208,7 +217,9 @@ fn clean_prefix(prefix: &str) -> Result<String, String> {
     }
     let normal = normalize_path(prefix).map_err(|e| format!("{prefix:?}: {e}"))?;
     if normal != prefix && normal.trim_end_matches('/') != prefix.trim_end_matches('/') {
-        return Err(format!("{prefix:?} is not a normalised path (did you mean {normal:?}?)"));
+        return Err(format!(
+            "{prefix:?} is not a normalised path (did you mean {normal:?}?)"
+        ));
     }
     Ok(normal.trim_end_matches('/').to_owned())
 }
@@ -223,14 +234,18 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let scheme = uri
         .scheme()
         .filter(|s| s.as_str() == "http" || s.as_str() == "https")
-        .ok_or_else(|| format!("invalid URL {url:?}: scheme must be http or https (or use \"echo\")"))?
+        .ok_or_else(|| {
+            format!("invalid URL {url:?}: scheme must be http or https (or use \"echo\")")
+        })?
         .clone();
     let authority = uri
         .authority()
         .ok_or_else(|| format!("invalid URL {url:?}: no host"))?
         .clone();
     if uri.query().is_some() {
-        return Err(format!("invalid URL {url:?}: a query string is not allowed"));
+        return Err(format!(
+            "invalid URL {url:?}: a query string is not allowed"
+        ));
     }
     Ok(Upstream::Http {
         scheme,
@@ -244,7 +259,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml(text, "t.toml", &Env::from_map([("UP", "http://127.0.0.1:9")]))
+        Config::from_toml(
+            text,
+            "t.toml",
+            &Env::from_map([("UP", "http://127.0.0.1:9")]),
+        )
     }
 
     #[test]
@@ -263,20 +282,40 @@ mod tests {
     fn errors_name_the_key() {
         let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"htp:/x\"\n";
         let err = load(text).unwrap_err().to_string();
-        assert!(err.starts_with("t.toml: routes[1].upstream: invalid URL \"htp:/x\""), "{err}");
+        assert!(
+            err.starts_with("t.toml: routes[1].upstream: invalid URL \"htp:/x\""),
+            "{err}"
+        );
         let err = load("[server]\nlisen = []\n").unwrap_err().to_string();
-        assert!(err.contains("server") && err.contains("unknown field `lisen`"), "{err}");
-        let err = load("[limits]\nheader_read_timeout = \"ten\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("server") && err.contains("unknown field `lisen`"),
+            "{err}"
+        );
+        let err = load("[limits]\nheader_read_timeout = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.header_read_timeout"), "{err}");
-        let err = load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\n").unwrap_err().to_string();
-        assert_eq!(err, "t.toml: routes[0].upstream: environment variable MISSING is not set");
-        let err = load("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"echo\"\n").unwrap_err().to_string();
+        let err = load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.toml: routes[0].upstream: environment variable MISSING is not set"
+        );
+        let err = load("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"echo\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("routes[0].prefix"), "{err}");
     }
 
     #[test]
     fn duplicate_prefixes_are_refused() {
         let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/a/\"\nupstream = \"echo\"\n";
-        assert!(load(text).unwrap_err().to_string().contains("duplicate route"));
+        assert!(
+            load(text)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate route")
+        );
     }
 }

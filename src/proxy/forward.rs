@@ -70,7 +70,11 @@ pub fn upstream_uri(
 
 /// Sets the `Host` the upstream sees: the client's when `preserve`, else the client's library
 /// fills it in from the URI.
-pub fn set_host(request: &mut Request<RequestBody>, preserve: bool, client_host: Option<HeaderValue>) {
+pub fn set_host(
+    request: &mut Request<RequestBody>,
+    preserve: bool,
+    client_host: Option<HeaderValue>,
+) {
     if preserve {
         if let Some(host) = client_host {
             request.headers_mut().insert(HOST, host);
@@ -105,12 +109,18 @@ pub async fn exchange(
             tokio::spawn(tunnel(client_side, upstream_side));
             let (parts, body) = response.into_parts();
             // Connection and Upgrade stay: they are what a 101 means.
-            Ok((Response::from_parts(parts, Either::Left(body)), upstream_time))
+            Ok((
+                Response::from_parts(parts, Either::Left(body)),
+                upstream_time,
+            ))
         }
         _ => {
             remove_hop_by_hop(response.headers_mut());
             let (parts, body) = response.into_parts();
-            Ok((Response::from_parts(parts, Either::Left(body)), upstream_time))
+            Ok((
+                Response::from_parts(parts, Either::Left(body)),
+                upstream_time,
+            ))
         }
     }
 }

@@ -59,7 +59,11 @@ pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if asks { headers.get(UPGRADE).cloned() } else { None }
+    if asks {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    }
 }
 
 /// Restores the two headers an upgrade needs after hop-by-hop removal.
@@ -131,7 +135,10 @@ mod tests {
 
     #[test]
     fn detects_upgrade_only_with_connection_token() {
-        let h = map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")]);
+        let h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         assert_eq!(requested_upgrade(&h).unwrap(), "websocket");
         assert!(requested_upgrade(&map(&[("upgrade", "websocket")])).is_none());
     }

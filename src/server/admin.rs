@@ -46,7 +46,10 @@ fn json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
 /// Answers one admin request.
 pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<ResponseBody> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"method not allowed"}"#);
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"method not allowed"}"#,
+        );
     }
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
@@ -96,8 +99,14 @@ mod tests {
         assert_eq!(respond(&state, &get("/readyz")).status(), StatusCode::OK);
         assert_eq!(respond(&state, &get("/healthz")).status(), StatusCode::OK);
         state.start_draining();
-        assert_eq!(respond(&state, &get("/readyz")).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            respond(&state, &get("/readyz")).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(respond(&state, &get("/healthz")).status(), StatusCode::OK);
-        assert_eq!(respond(&state, &get("/nope")).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            respond(&state, &get("/nope")).status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

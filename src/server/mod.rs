@@ -70,6 +70,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let gateway = Arc::new(Gateway::new(&config));
     let state = Arc::new(AdminState::default());
     let (stop, stop_rx) = watch::channel(false);
+    // The admin listener outlives the drain, so readiness can report it.
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
 
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut data_addrs = Vec::with_capacity(config.listen.len());
@@ -82,7 +84,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         Some(addr) => {
             let listener = bind(addr).await?;
             let bound = listener.local_addr().unwrap_or(addr);
-            tokio::spawn(admin::serve(listener, state.clone(), stop_rx.clone()));
+            tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx));
             Some(bound)
         }
         None => None,
@@ -111,7 +113,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         info!(%addr, "admin listening");
     }
 
-    let task = tokio::spawn(drain(loops, graceful, config.drain_timeout));
+    let drain_timeout = config.drain_timeout;
+    let task = tokio::spawn(async move {
+        drain(loops, graceful, drain_timeout).await;
+        let _ = admin_stop.send(true);
+    });
     Ok(RunningGateway {
         data_addrs,
         admin_addr,
@@ -143,7 +149,11 @@ pub fn describe_routes(config: &Config) -> String {
     use std::fmt::Write;
     let table = crate::routing::RouteTable::new(&config.routes);
     let mut out = String::new();
-    let _ = writeln!(out, "{:<16} {:<20} {:<16} upstream", "route", "prefix", "host");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<20} {:<16} upstream",
+        "route", "prefix", "host"
+    );
     for route in table.routes() {
         let upstream = match &route.upstream {
             crate::config::Upstream::Echo => "echo (built-in)".to_owned(),
@@ -153,7 +163,11 @@ pub fn describe_routes(config: &Config) -> String {
                 base_path,
             } => format!("{scheme}://{authority}{base_path}"),
         };
-        let prefix = if route.prefix.is_empty() { "/" } else { &route.prefix };
+        let prefix = if route.prefix.is_empty() {
+            "/"
+        } else {
+            &route.prefix
+        };
         let _ = writeln!(
             out,
             "{:<16} {:<20} {:<16} {upstream}",

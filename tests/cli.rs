@@ -1,0 +1,104 @@
+//! The command line: `tollgate check` on good and bad configs.
+
+use std::process::{Command, Output};
+
+fn tollgate(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .expect("binary runs")
+}
+
+fn check(config: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), config).unwrap();
+    let out = tollgate(&["check", "--config", "bad.toml"], dir.path());
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_default_config_and_prints_routes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tollgate(&["check"], root);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("config/tollgate.toml: ok"), "{stdout}");
+    assert!(stdout.contains("/echo"), "{stdout}");
+}
+
+#[test]
+fn check_names_file_key_and_reason() {
+    let cases = [
+        (
+            "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/c\"\nupstream = \"htp:/x\"\n",
+            "bad.toml: routes[2].upstream: invalid URL \"htp:/x\"",
+        ),
+        (
+            "[server]\nlisten = [\"nonsense\"]\n",
+            "bad.toml: server.listen[0]: invalid socket address",
+        ),
+        (
+            "[limits]\nmax_body_byte = 1\n",
+            "unknown field `max_body_byte`",
+        ),
+        (
+            "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_UNSET_VAR}\"\n",
+            "bad.toml: routes[0].upstream: environment variable TOLLGATE_TEST_UNSET_VAR is not set",
+        ),
+        (
+            "[[routes]]\nprefix = \"a\"\nupstream = \"echo\"\n",
+            "bad.toml: routes[0].prefix: must start with '/'",
+        ),
+        ("[server\n", "bad.toml: invalid TOML"),
+        (
+            "[limits]\nidle_timeout = \"soon\"\n",
+            "bad.toml: limits.idle_timeout: invalid duration \"soon\"",
+        ),
+    ];
+    for (config, want) in cases {
+        let (ok, _, stderr) = check(config);
+        assert!(!ok, "accepted: {config}");
+        assert!(stderr.contains(want), "want {want:?} in {stderr:?}");
+    }
+}
+
+#[test]
+fn check_on_missing_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate(&["check", "--config", "nope.toml"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml: cannot read"));
+}
+
+#[test]
+fn dotenv_file_supplies_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TOLLGATE_TEST_DOTENV_UPSTREAM=http://127.0.0.1:9\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_DOTENV_UPSTREAM}\"\n",
+    )
+    .unwrap();
+    let out = tollgate(&["check", "--config", "c.toml"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("http://127.0.0.1:9"), "{stdout}");
+}

@@ -1,0 +1,398 @@
+//! Test helpers: a gateway spawned from a config string, upstreams that report what they
+//! received, and a client with timeouts on every network await.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tollgate::{Config, Env, RunningGateway};
+
+/// Every network await in a test is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Awaits `fut` or panics after [`TIMEOUT`], so a bug fails the test instead of hanging CI.
+pub async fn within<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .expect("timed out waiting")
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    pub running: Option<RunningGateway>,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+}
+
+impl TestGateway {
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Begins the drain and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown();
+            within(running.wait()).await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown();
+        }
+    }
+}
+
+/// Starts a gateway from config text, listening on ephemeral ports; `vars` is its environment.
+pub async fn spawn_gateway_with_env(toml: &str, vars: &[(&str, &str)]) -> TestGateway {
+    let config = Config::from_toml(
+        toml,
+        "test.toml",
+        &Env::from_map(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+    )
+    .expect("test config is valid");
+    let running = tollgate::start(config).await.expect("gateway starts");
+    TestGateway {
+        addr: running.data_addrs[0],
+        admin: running.admin_addr,
+        running: Some(running),
+    }
+}
+
+/// Starts a gateway from config text; the `[server]` section may be omitted.
+pub async fn spawn_gateway(toml: &str) -> TestGateway {
+    spawn_gateway_with_env(&with_test_server(toml), &[]).await
+}
+
+/// Prepends a `[server]` section on ephemeral ports unless the text has one.
+pub fn with_test_server(toml: &str) -> String {
+    if toml.contains("[server]") {
+        toml.to_owned()
+    } else {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\ndrain_timeout = \"5s\"\n\n{toml}"
+        )
+    }
+}
+
+/// What an upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub version: http::Version,
+    pub headers: HeaderMap,
+    pub body_len: usize,
+}
+
+type Handler = Arc<
+    dyn Fn(Received) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>> + Send + Sync,
+>;
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that records every request and answers with a handler.
+#[derive(Clone)]
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl MockUpstream {
+    /// Answers `200` with `{"path": ..., "body_len": ...}`.
+    pub async fn echo() -> Self {
+        Self::start(|r| async move {
+            let body = serde_json::json!({"path": r.uri, "body_len": r.body_len});
+            json_response(StatusCode::OK, &body)
+        })
+        .await
+    }
+
+    /// Answers with `handler` after the whole body was read.
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |r| Box::pin(handler(r)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (rec, h) = (received.clone(), hits.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (rec, h, handler) = (rec.clone(), h.clone(), handler.clone());
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (rec, h, handler) = (rec.clone(), h.clone(), handler.clone());
+                    async move {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let (parts, mut body) = request.into_parts();
+                        let mut body_len = 0;
+                        while let Some(frame) = body.frame().await {
+                            match frame {
+                                Ok(frame) => {
+                                    body_len += frame.data_ref().map_or(0, |d| d.len());
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let received = Received {
+                            method: parts.method.to_string(),
+                            uri: parts.uri.to_string(),
+                            version: parts.version,
+                            headers: parts.headers,
+                            body_len,
+                        };
+                        rec.lock().unwrap().push(received.clone());
+                        Ok::<_, Infallible>(handler(received).await)
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            received,
+            hits,
+        }
+    }
+
+    /// `http://addr`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests that reached the handler.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The requests fully received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The last request fully received.
+    pub fn last(&self) -> Received {
+        self.received()
+            .last()
+            .cloned()
+            .expect("upstream received a request")
+    }
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A free port with nothing listening on it.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// An HTTP/1.1 client with a connection pool.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` and reads the whole response, within [`TIMEOUT`].
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    send_with(&client(), request).await
+}
+
+/// Like [`send`], with a given client.
+pub async fn send_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Reply {
+    within(async {
+        let response = client.request(request).await.expect("request sent");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body read").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    })
+    .await
+}
+
+/// `GET url` with extra headers.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = Request::get(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    send(builder.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// Parses the echo upstream's JSON header map into name → values.
+pub fn echoed_headers(reply: &Reply) -> HashMap<String, Vec<String>> {
+    serde_json::from_value(reply.json()["headers"].clone()).expect("echo headers")
+}
+
+/// The `tollgate` binary running as a child process, with its stderr collected.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    /// Writes `toml` (with a `[server]` section on ephemeral ports if it has none) to a temp
+    /// file and runs `tollgate serve` on it with JSON logs; waits until it listens.
+    pub fn spawn(toml: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, with_test_server(toml)).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command
+            .args(["serve", "--config"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .env("TOLLGATE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("tollgate binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line.clone());
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut addr, mut admin) = (None, None);
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while addr.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx.recv_timeout(left).expect("gateway logged its listeners");
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let bound = event["addr"].as_str().and_then(|a| a.parse().ok());
+            match event["message"].as_str() {
+                Some("listening") => addr = bound,
+                Some("admin listening") => admin = bound,
+                _ => {}
+            }
+        }
+        Self {
+            child,
+            addr: addr.unwrap(),
+            admin: admin.unwrap(),
+            logs,
+            _dir: dir,
+        }
+    }
+
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, within [`TIMEOUT`].
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "gateway did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn proc_status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
