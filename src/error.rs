@@ -5,6 +5,8 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::auth::AuthError;
+use crate::auth::policy::Forbidden;
 use crate::body::{ResponseBody, full};
 use crate::routing::PathError;
 
@@ -29,6 +31,12 @@ pub enum GatewayError {
         /// The route's limit.
         limit: u64,
     },
+    /// No valid credential for a protected route.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(#[source] AuthError),
+    /// A valid credential that the route's policy refuses.
+    #[error("forbidden: {0}")]
+    Forbidden(#[source] Forbidden),
     /// The upstream could not be reached (refused, DNS, TLS).
     #[error("upstream connect failed: {0}")]
     UpstreamConnect(#[source] BoxError),
@@ -61,6 +69,8 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             }
+            GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            GatewayError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             GatewayError::UpstreamConnect(_) => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
             GatewayError::UpstreamFailed(_) => (StatusCode::BAD_GATEWAY, "upstream failed"),
             GatewayError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
@@ -74,6 +84,8 @@ impl GatewayError {
             GatewayError::BadPath(e) => Some(e.to_string()),
             GatewayError::BadRequest(r) => Some((*r).to_owned()),
             GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
+            GatewayError::Unauthenticated(e) => Some(e.to_string()),
+            GatewayError::Forbidden(e) => Some(e.to_string()),
             GatewayError::NoRoute
             | GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamFailed(_)
@@ -82,10 +94,39 @@ impl GatewayError {
         }
     }
 
+    /// The `WWW-Authenticate` challenge for 401 and 403 answers (RFC 6750 §3).
+    fn challenge(&self) -> Option<String> {
+        match self {
+            GatewayError::Unauthenticated(AuthError::Missing) => {
+                Some(r#"Bearer realm="tollgate""#.to_owned())
+            }
+            GatewayError::Unauthenticated(AuthError::MalformedHeader) => Some(format!(
+                r#"Bearer realm="tollgate", error="invalid_request", error_description="{}""#,
+                AuthError::MalformedHeader
+            )),
+            GatewayError::Unauthenticated(e) => Some(format!(
+                r#"Bearer realm="tollgate", error="invalid_token", error_description="{e}""#
+            )),
+            GatewayError::Forbidden(e) => Some(format!(
+                r#"Bearer realm="tollgate", error="insufficient_scope", error_description="{e}""#
+            )),
+            _ => None,
+        }
+    }
+
     /// The JSON response for this error.
     pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
         let (status, message) = self.status_and_message();
-        json_error(status, message, self.reason().as_deref(), request_id)
+        let mut response = json_error(status, message, self.reason().as_deref(), request_id);
+        if let Some(challenge) = self
+            .challenge()
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
 

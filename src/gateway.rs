@@ -14,16 +14,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, Version};
 use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
+use crate::audit::{self, AuditContext};
+use crate::auth::extract::{self, TokenSources};
+use crate::auth::{AuthError, Verifier};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
+use crate::identity::{self, Identity};
 use crate::proxy::forward::{self, UpstreamClient};
 use crate::proxy::headers;
 use crate::request_id::{self, X_REQUEST_ID};
@@ -33,6 +37,7 @@ use crate::routing::{RouteTable, forward_path, normalize_path};
 #[derive(Debug)]
 pub struct Gateway {
     routes: RouteTable,
+    verifier: Verifier,
     client: UpstreamClient,
 }
 
@@ -50,8 +55,14 @@ impl Gateway {
     pub fn new(config: &Config) -> Self {
         Self {
             routes: RouteTable::new(&config.routes),
+            verifier: Verifier::new(&config.issuers, &config.identity),
             client: forward::build_client(),
         }
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     /// The routes in matching order.
@@ -69,10 +80,10 @@ impl Gateway {
         let request_id = request_id::ensure(request.headers_mut());
         let method = request.method().clone();
         let mut outcome = Outcome::default();
-        let mut response = match self.process(request, remote, &mut outcome).await {
+        let rid = request_id.to_str().unwrap_or_default();
+        let mut response = match self.process(request, remote, rid, &mut outcome).await {
             Ok(response) => response,
             Err(error) => {
-                let rid = request_id.to_str().unwrap_or_default();
                 if error.status_and_message().0.is_server_error() {
                     warn!(request_id = rid, error = %error, "request failed");
                 } else {
@@ -86,7 +97,7 @@ impl Gateway {
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         info!(
             target: "access",
-            request_id = request_id.to_str().unwrap_or_default(),
+            request_id = rid,
             method = %method,
             path = outcome.path.as_deref().unwrap_or("-"),
             route = outcome.route.as_deref().map_or("-", |r| r.name.as_str()),
@@ -102,6 +113,7 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         remote: SocketAddr,
+        request_id: &str,
         outcome: &mut Outcome,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         let (mut parts, body) = request.into_parts();
@@ -115,12 +127,30 @@ impl Gateway {
             .clone();
         outcome.route = Some(route.clone());
         check_declared_length(&parts, route.max_body_bytes)?;
+        let audit = AuditContext {
+            request_id,
+            route: &route,
+            method: &parts.method,
+            path: &path,
+        };
+        // Decided on the normalised path, before any header is touched or byte forwarded.
+        let identity = self.authenticate(&parts, &route, &audit).await?;
 
         let upgrade = match parts.version {
             Version::HTTP_11 => headers::requested_upgrade(&parts.headers),
             _ => None,
         };
+        // Hop-by-hop first: a `Connection: x-user-id` must not remove what is injected below.
         headers::remove_hop_by_hop(&mut parts.headers);
+        identity::strip(&mut parts.headers, self.verifier.claim_header_names());
+        let query = if route.policy.forward_authorization {
+            parts.uri.query().map(str::to_owned)
+        } else {
+            remove_credentials(&mut parts, self.verifier.sources())
+        };
+        if let Some(identity) = &identity {
+            identity::inject(&mut parts.headers, identity);
+        }
         headers::set_forwarded(&mut parts.headers, remote.ip(), host.as_ref());
 
         let target = forward_path(&route, &path);
@@ -128,7 +158,7 @@ impl Gateway {
             Upstream::Echo => Ok(crate::echo::respond(
                 &parts.method,
                 &target,
-                parts.uri.query(),
+                query.as_deref(),
                 &parts.headers,
             )),
             Upstream::Http {
@@ -154,6 +184,38 @@ impl Gateway {
                     .await
             }
         }
+    }
+
+    /// Verifies the caller and applies the route's policy; `None` when the request goes on
+    /// without an identity (public routes, exempt preflights).
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        audit: &AuditContext<'_>,
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        let policy = &route.policy;
+        if policy.is_exempt_preflight(&parts.method, &parts.headers) {
+            return Ok(None);
+        }
+        let verified =
+            match extract::extract(&parts.headers, parts.uri.query(), self.verifier.sources()) {
+                Err(_) => Err(AuthError::MalformedHeader),
+                Ok(tokens) if tokens.is_empty() => Err(AuthError::Missing),
+                Ok(tokens) => self.verifier.verify_all(&tokens).await,
+            };
+        let (decision, caller) = match verified {
+            Ok(identity) if policy.requires_token() => match policy.authorize(&identity) {
+                Ok(()) => (Ok(()), Some(identity)),
+                Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
+            },
+            Ok(identity) => (Ok(()), Some(identity)),
+            // Public routes: a bad token only means no identity headers.
+            Err(_) if !policy.requires_token() => (Ok(()), None),
+            Err(e) => (Err(GatewayError::Unauthenticated(e)), None),
+        };
+        audit::record(audit, caller.as_deref(), decision.as_ref().copied());
+        decision.map(|()| caller)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -192,6 +254,17 @@ fn request_host(parts: &Parts) -> Option<HeaderValue> {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
         None => parts.headers.get(HOST).cloned(),
     }
+}
+
+/// Removes the caller's credentials (Authorization, token cookies); returns the query without
+/// token parameters. Internal credentials never reach an upstream unless the route says so.
+fn remove_credentials(parts: &mut Parts, sources: &TokenSources) -> Option<String> {
+    parts.headers.remove(AUTHORIZATION);
+    extract::remove_token_cookies(&mut parts.headers, sources);
+    parts
+        .uri
+        .query()
+        .and_then(|q| extract::query_without_tokens(q, sources))
 }
 
 /// Refuses a declared body over the limit before anything is sent upstream.

@@ -4,11 +4,14 @@
 //! pipeline in [`gateway`]; tests and the binary both go through it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod echo;
 pub mod error;
 pub mod gateway;
+pub mod identity;
 pub mod proxy;
 pub mod request_id;
 pub mod routing;

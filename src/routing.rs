@@ -253,6 +253,13 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_body_bytes: 0,
             preserve_host: false,
+            policy: crate::auth::policy::RoutePolicy {
+                policy: crate::auth::policy::Policy::Public,
+                services: Vec::new(),
+                roles: Vec::new(),
+                allow_cors_preflight: false,
+                forward_authorization: false,
+            },
         })
     }
 

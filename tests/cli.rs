@@ -40,7 +40,7 @@ fn check_accepts_the_default_config_and_prints_routes() {
 fn check_names_file_key_and_reason() {
     let cases = [
         (
-            "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/c\"\nupstream = \"htp:/x\"\n",
+            "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\npolicy = \"public\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"echo\"\npolicy = \"public\"\n[[routes]]\nprefix = \"/c\"\nupstream = \"htp:/x\"\npolicy = \"public\"\n",
             "bad.toml: routes[2].upstream: invalid URL \"htp:/x\"",
         ),
         (
@@ -52,11 +52,11 @@ fn check_names_file_key_and_reason() {
             "unknown field `max_body_byte`",
         ),
         (
-            "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_UNSET_VAR}\"\n",
+            "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_UNSET_VAR}\"\npolicy = \"public\"\n",
             "bad.toml: routes[0].upstream: environment variable TOLLGATE_TEST_UNSET_VAR is not set",
         ),
         (
-            "[[routes]]\nprefix = \"a\"\nupstream = \"echo\"\n",
+            "[[routes]]\nprefix = \"a\"\nupstream = \"echo\"\npolicy = \"public\"\n",
             "bad.toml: routes[0].prefix: must start with '/'",
         ),
         ("[server\n", "bad.toml: invalid TOML"),
@@ -90,7 +90,7 @@ fn dotenv_file_supplies_variables() {
     .unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
-        "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_DOTENV_UPSTREAM}\"\n",
+        "[[routes]]\nprefix = \"/a\"\nupstream = \"${TOLLGATE_TEST_DOTENV_UPSTREAM}\"\npolicy = \"public\"\n",
     )
     .unwrap();
     let out = tollgate(&["check", "--config", "c.toml"], dir.path());

@@ -19,7 +19,7 @@ async fn sigterm_drains_requests_in_flight_then_exits_zero() {
     .await;
     let mut gw = GatewayProcess::spawn(
         &format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\ndrain_timeout = \"10s\"\n[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\n",
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\ndrain_timeout = \"10s\"\n[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\n",
             up.url()
         ),
         &[],
@@ -81,7 +81,7 @@ async fn large_upload_streams_with_bounded_memory() {
     let up = MockUpstream::echo().await;
     let gw = GatewayProcess::spawn(
         &format!(
-            "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\nmax_body_bytes = {}\ntimeout = \"600s\"\n",
+            "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\nmax_body_bytes = {}\ntimeout = \"600s\"\n",
             up.url(),
             total * 2
         ),

@@ -2,6 +2,7 @@
 //! validated, typed [`Config`] the rest of the gateway sees ([`validate`]).
 
 pub mod env;
+mod issuers;
 pub mod raw;
 mod validate;
 
@@ -10,9 +11,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
+use crate::auth::policy::RoutePolicy;
+
 pub use env::Env;
+pub use issuers::{
+    DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
+};
 pub use validate::validate;
 
 /// A configuration error, with the file and the key path it concerns.
@@ -60,8 +67,21 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Accepted token issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Identity header settings.
+    pub identity: IdentityConfig,
     /// Routes, in file order.
     pub routes: Vec<Arc<Route>>,
+}
+
+/// Identity header settings.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Extra claims to forward: claim path segments and the header to put them in.
+    pub claim_headers: Vec<(Vec<String>, HeaderName)>,
+    /// Verified-token cache capacity (0: no cache).
+    pub token_cache_size: usize,
 }
 
 /// Connection and request limits.
@@ -116,6 +136,8 @@ pub struct Route {
     pub max_body_bytes: u64,
     /// Forward the client's Host header.
     pub preserve_host: bool,
+    /// Who may use the route.
+    pub policy: RoutePolicy,
 }
 
 /// Where a route forwards to.

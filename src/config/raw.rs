@@ -37,9 +37,94 @@ pub struct RawConfig {
     /// Logging.
     #[serde(default)]
     pub log: RawLog,
+    /// Token issuers the gateway accepts.
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+    /// Identity header settings.
+    #[serde(default)]
+    pub identity: RawIdentity,
     /// Routes, matched by host and longest path prefix.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+}
+
+/// `[[issuers]]`: who may sign tokens, and with which keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Name for logs and metrics. Default: the `issuer` value.
+    pub name: Option<String>,
+    /// The `iss` claim tokens of this issuer carry. Required.
+    pub issuer: String,
+    /// Accepted `aud` values; when set, tokens must carry one of them. Default: none checked.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed algorithms, e.g. `["HS256"]` or `["RS256", "ES256"]`. Required.
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`. Default `"30s"`.
+    pub leeway: Option<HumanDuration>,
+    /// HMAC secret (at least 32 bytes), usually `"${SOME_VAR}"`.
+    pub secret: Option<String>,
+    /// File holding the HMAC secret (trailing newline ignored).
+    pub secret_file: Option<String>,
+    /// PEM public keys (RSA, EC or Ed25519).
+    #[serde(default)]
+    pub public_keys: Vec<RawPublicKey>,
+    /// JWKS document URL, fetched at startup and refreshed.
+    pub jwks_url: Option<String>,
+    /// JWKS refresh period. Default `"5m"`.
+    pub jwks_refresh: Option<HumanDuration>,
+    /// JWKS fetch timeout. Default `"5s"`.
+    pub jwks_timeout: Option<HumanDuration>,
+    /// Least time between two fetches triggered by unknown key ids. Default `"10s"`.
+    pub jwks_min_refresh_interval: Option<HumanDuration>,
+    /// Also take tokens from this cookie. Default: no.
+    pub from_cookie: Option<String>,
+    /// Also take tokens from this query parameter. Default: no.
+    pub from_query: Option<String>,
+    /// Private key used by `tollgate token issue`; its public half is also accepted.
+    pub signing_key: Option<RawSigningKey>,
+}
+
+/// A PEM public key of an issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublicKey {
+    /// Key id matched against the token's `kid`. Default: matches tokens without a `kid`.
+    pub kid: Option<String>,
+    /// The PEM text.
+    pub pem: Option<String>,
+    /// A file holding the PEM text.
+    pub pem_file: Option<String>,
+}
+
+/// The private key `tollgate token issue` signs with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigningKey {
+    /// PKCS#8 PEM private key file (RSA, EC P-256/P-384 or Ed25519).
+    pub private_key_file: String,
+    /// Algorithm: RS256/384/512, PS256/384/512, ES256/384 or EdDSA.
+    pub algorithm: String,
+    /// Key id written in the token header.
+    pub kid: Option<String>,
+}
+
+/// `[identity]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Extra claims to forward: claim path (dots for nesting) to header name. Arrays are
+    /// joined with commas. Default: none.
+    #[serde(default)]
+    pub claim_headers: std::collections::BTreeMap<String, String>,
+    /// Largest verified-token cache, in tokens. Default 10000; 0 disables it.
+    #[serde(default = "default_token_cache_size")]
+    pub token_cache_size: usize,
+}
+
+fn default_token_cache_size() -> usize {
+    10_000
 }
 
 /// `[server]`
@@ -193,4 +278,36 @@ pub struct RawRoute {
     /// Forward the client's `Host` instead of the upstream's authority. Default false.
     #[serde(default)]
     pub preserve_host: bool,
+    /// `public`, `authenticated` (default), `access` (user tokens only) or `service`
+    /// (service tokens only).
+    #[serde(default)]
+    pub policy: RawPolicy,
+    /// With `policy = "service"`: only these service names. Default: any service.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// The caller's role must be one of these. Default: any role.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Let CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through without a token. Default false.
+    #[serde(default)]
+    pub allow_cors_preflight: bool,
+    /// Forward the caller's `Authorization` header. Default false (removed).
+    #[serde(default)]
+    pub forward_authorization: bool,
+}
+
+/// A route's access policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPolicy {
+    /// No token needed; a valid one still yields identity headers.
+    Public,
+    /// Any valid access or service token.
+    #[default]
+    Authenticated,
+    /// User access tokens only.
+    Access,
+    /// Service tokens only.
+    Service,
 }

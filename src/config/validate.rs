@@ -6,8 +6,11 @@ use std::sync::Arc;
 use http::Uri;
 
 use super::env::{Env, interpolate};
+use super::issuers::validate_issuer;
+use super::raw::RawPolicy;
 use super::raw::{RawConfig, RawRoute};
-use super::{Config, ConfigError, Limits, LogConfig, LogFormat, Route, Upstream};
+use super::{Config, ConfigError, IdentityConfig, Limits, LogConfig, LogFormat, Route, Upstream};
+use crate::auth::policy::{Policy, RoutePolicy};
 use crate::routing::normalize_path;
 
 /// Hyper refuses smaller read buffers.
@@ -64,7 +67,6 @@ fn invalid(file: &str, key: &str, reason: impl std::fmt::Display) -> ConfigError
 
 /// Validates a raw config into the typed [`Config`].
 pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigError> {
-    let _ = env;
     let listen = raw
         .server
         .listen
@@ -130,10 +132,35 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         level: raw.log.level.clone(),
     };
 
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, issuer) in raw.issuers.iter().enumerate() {
+        let issuer = validate_issuer(issuer, env)
+            .map_err(|(key, reason)| invalid(file, &format!("issuers[{i}].{key}"), reason))?;
+        if issuers
+            .iter()
+            .any(|other: &super::IssuerConfig| other.issuer == issuer.issuer)
+        {
+            return Err(invalid(
+                file,
+                &format!("issuers[{i}].issuer"),
+                format!("duplicate issuer {:?}", issuer.issuer),
+            ));
+        }
+        issuers.push(issuer);
+    }
+    let identity = validate_identity(&raw, file)?;
+
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         let route = validate_route(route, &raw, &key, file)?;
+        if route.policy.policy != Policy::Public && issuers.is_empty() {
+            return Err(invalid(
+                file,
+                &format!("{key}.policy"),
+                "a protected route needs at least one [[issuers]] entry (or policy = \"public\")",
+            ));
+        }
         if routes
             .iter()
             .any(|r: &Arc<Route>| r.prefix == route.prefix && r.host == route.host)
@@ -153,7 +180,43 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         drain_timeout: raw.server.drain_timeout.0,
         limits,
         log,
+        issuers,
+        identity,
         routes,
+    })
+}
+
+fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, ConfigError> {
+    let mut claim_headers = Vec::new();
+    for (claim, header) in &raw.identity.claim_headers {
+        let key = format!("identity.claim_headers.{claim}");
+        let name = http::HeaderName::from_bytes(header.trim().as_bytes())
+            .map_err(|_| invalid(file, &key, format!("invalid header name {header:?}")))?;
+        let path: Vec<String> = claim.split('.').map(str::to_owned).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(invalid(file, &key, "claim path has an empty segment"));
+        }
+        // Headers with framing or routing meaning can never carry a claim.
+        const RESERVED: [&str; 6] = [
+            "authorization",
+            "connection",
+            "content-length",
+            "cookie",
+            "host",
+            "transfer-encoding",
+        ];
+        if RESERVED.contains(&name.as_str()) {
+            return Err(invalid(
+                file,
+                &key,
+                format!("{header:?} cannot carry a claim"),
+            ));
+        }
+        claim_headers.push((path, name));
+    }
+    Ok(IdentityConfig {
+        claim_headers,
+        token_cache_size: raw.identity.token_cache_size,
     })
 }
 
@@ -187,6 +250,13 @@ fn validate_route(
         (None, true) => Some(String::new()),
         (None, false) => None,
     };
+    if !route.services.is_empty() && route.policy != RawPolicy::Service {
+        return Err(invalid(
+            file,
+            &format!("{key}.services"),
+            "services applies to policy = \"service\" only",
+        ));
+    }
     let host = route
         .host
         .as_deref()
@@ -207,6 +277,18 @@ fn validate_route(
         timeout: route.timeout.map_or(raw.limits.upstream_timeout.0, |t| t.0),
         max_body_bytes: route.max_body_bytes.unwrap_or(raw.limits.max_body_bytes),
         preserve_host: route.preserve_host,
+        policy: RoutePolicy {
+            policy: match route.policy {
+                RawPolicy::Public => Policy::Public,
+                RawPolicy::Authenticated => Policy::Authenticated,
+                RawPolicy::Access => Policy::Access,
+                RawPolicy::Service => Policy::Service,
+            },
+            services: route.services.clone(),
+            roles: route.roles.clone(),
+            allow_cors_preflight: route.allow_cors_preflight,
+            forward_authorization: route.forward_authorization,
+        },
     })
 }
 
@@ -268,7 +350,10 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let c = load("[[routes]]\nprefix = \"/api/\"\nupstream = \"${UP}/base/\"\n").unwrap();
+        let c = load(
+            "[[routes]]\nprefix = \"/api/\"\nupstream = \"${UP}/base/\"\npolicy = \"public\"\n",
+        )
+        .unwrap();
         assert_eq!(c.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!(c.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
         let r = &c.routes[0];
@@ -280,7 +365,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"htp:/x\"\n";
+        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\npolicy = \"public\"\n[[routes]]\nprefix = \"/b\"\nupstream = \"htp:/x\"\npolicy = \"public\"\n";
         let err = load(text).unwrap_err().to_string();
         assert!(
             err.starts_with("t.toml: routes[1].upstream: invalid URL \"htp:/x\""),
@@ -295,22 +380,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.header_read_timeout"), "{err}");
-        let err = load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\npolicy = \"public\"\n")
+                .unwrap_err()
+                .to_string();
         assert_eq!(
             err,
             "t.toml: routes[0].upstream: environment variable MISSING is not set"
         );
-        let err = load("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"echo\"\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            load("[[routes]]\nprefix = \"/a/../b\"\nupstream = \"echo\"\npolicy = \"public\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("routes[0].prefix"), "{err}");
     }
 
     #[test]
     fn duplicate_prefixes_are_refused() {
-        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\n[[routes]]\nprefix = \"/a/\"\nupstream = \"echo\"\n";
+        let text = "[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\npolicy = \"public\"\n[[routes]]\nprefix = \"/a/\"\nupstream = \"echo\"\npolicy = \"public\"\n";
         assert!(
             load(text)
                 .unwrap_err()

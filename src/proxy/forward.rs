@@ -24,8 +24,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// TCP connect deadline; the route timeout still bounds the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds the upstream client: keep-alive pool, TLS with webpki roots.
-pub fn build_client() -> UpstreamClient {
+/// Builds an outbound client: keep-alive pool, TLS with webpki roots. The proxy, JWKS fetches
+/// and vendor logins each get one, differing only in body type.
+pub fn build_client<B>() -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<crate::error::BoxError>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

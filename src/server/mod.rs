@@ -68,6 +68,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 /// Binds every listener and starts serving `config`.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let gateway = Arc::new(Gateway::new(&config));
+    gateway.verifier().start();
+    for issuer in config
+        .issuers
+        .iter()
+        .filter(|i| i.uses_development_secret())
+    {
+        warn!(
+            issuer = %issuer.name,
+            "USING THE BUILT-IN DEVELOPMENT SECRET: anyone can mint tokens; set TOLLGATE_JWT_SECRET"
+        );
+    }
     let state = Arc::new(AdminState::default());
     let (stop, stop_rx) = watch::channel(false);
     // The admin listener outlives the drain, so readiness can report it.

@@ -1,0 +1,53 @@
+//! The audit trail: one structured event on the `audit` target per decision on a service-only
+//! route and per denied request. Never the token.
+
+use http::Method;
+use tracing::info;
+
+use crate::auth::policy::Policy;
+use crate::config::Route;
+use crate::error::GatewayError;
+use crate::identity::Identity;
+
+/// What the request looked like when the decision was made.
+pub struct AuditContext<'a> {
+    /// The request id.
+    pub request_id: &'a str,
+    /// The matched route.
+    pub route: &'a Route,
+    /// The request method.
+    pub method: &'a Method,
+    /// The normalised path.
+    pub path: &'a str,
+}
+
+/// Records an authentication/authorization decision when the audit trail wants it.
+pub fn record(
+    ctx: &AuditContext<'_>,
+    identity: Option<&Identity>,
+    outcome: Result<(), &GatewayError>,
+) {
+    let denied = outcome.is_err();
+    if !denied && ctx.route.policy.policy != Policy::Service {
+        return;
+    }
+    let reason = match outcome {
+        Ok(()) => String::new(),
+        Err(GatewayError::Unauthenticated(e)) => e.to_string(),
+        Err(GatewayError::Forbidden(e)) => e.to_string(),
+        Err(other) => other.to_string(),
+    };
+    info!(
+        target: "audit",
+        request_id = ctx.request_id,
+        route = %ctx.route.name,
+        policy = ctx.route.policy.policy.as_str(),
+        method = %ctx.method,
+        path = ctx.path,
+        decision = if denied { "deny" } else { "allow" },
+        reason = reason.as_str(),
+        service = identity.and_then(|i| i.service.as_deref()),
+        user_id = identity.map(|i| i.subject.as_str()),
+        token_type = identity.map(|i| i.kind.as_str()),
+    );
+}

@@ -1,0 +1,225 @@
+//! A remote JWKS key set: fetched at startup without blocking, refreshed periodically and on
+//! unknown key ids (single flight, rate-limited), the last good set kept on failure.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use jsonwebtoken::jwk::Jwk;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use super::keys::{self, VerifyKey};
+use crate::config::JwksConfig;
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// After a failed fetch, the periodic refresher retries this much sooner than its period.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Why a JWKS fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// Connect, TLS or protocol failure.
+    #[error("jwks {url}: fetch failed: {source}")]
+    Fetch {
+        /// Document URL.
+        url: String,
+        /// Cause.
+        #[source]
+        source: crate::error::BoxError,
+    },
+    /// No answer within the timeout.
+    #[error("jwks {url}: timed out")]
+    Timeout {
+        /// Document URL.
+        url: String,
+    },
+    /// A non-200 answer.
+    #[error("jwks {url}: status {status}")]
+    Status {
+        /// Document URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
+    /// Not a JWKS document, or no usable key in it.
+    #[error("jwks {url}: invalid document: {reason}")]
+    Invalid {
+        /// Document URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// One issuer's remote key set.
+pub struct JwksSource {
+    issuer: String,
+    config: JwksConfig,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    keys: ArcSwap<Vec<VerifyKey>>,
+    generation: AtomicU64,
+    /// Held for the duration of a fetch: concurrent refreshes wait for it instead of fetching.
+    last_fetch: Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksSource")
+            .field("issuer", &self.issuer)
+            .field("url", &self.config.url)
+            .field("keys", &self.keys.load().len())
+            .finish()
+    }
+}
+
+impl JwksSource {
+    /// A source with no keys yet; call [`JwksSource::spawn_refresher`] to fill it.
+    pub fn new(issuer: String, config: JwksConfig) -> Self {
+        Self {
+            issuer,
+            config,
+            client: crate::proxy::forward::build_client(),
+            keys: ArcSwap::from_pointee(Vec::new()),
+            generation: AtomicU64::new(0),
+            last_fetch: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// The current keys.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<Vec<VerifyKey>>> {
+        self.keys.load()
+    }
+
+    /// Bumped whenever the key set changes; cached verifications from older generations are
+    /// not trusted.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// How many fetches were attempted.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Fetches now at startup and then every refresh period, until the source is dropped.
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(source) = weak.upgrade() else { return };
+                let ok = source.refresh(false).await.is_ok();
+                let wait = if ok {
+                    source.config.refresh
+                } else {
+                    RETRY_AFTER_FAILURE.min(source.config.refresh)
+                };
+                drop(source);
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    /// Refetches the key set after a token named an unknown `kid`; waits for a fetch already
+    /// in flight instead of starting another, and fetches at most once per minimum interval.
+    pub async fn refresh_for_unknown_kid(&self) {
+        let _ = self.refresh(true).await;
+    }
+
+    async fn refresh(&self, rate_limited: bool) -> Result<(), ()> {
+        let generation_before = self.generation();
+        let mut last = self.last_fetch.lock().await;
+        if rate_limited {
+            if self.generation() != generation_before {
+                return Ok(()); // another caller fetched while we waited
+            }
+            if last.is_some_and(|t| t.elapsed() < self.config.min_refresh_interval) {
+                return Ok(());
+            }
+        }
+        *last = Some(Instant::now());
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch().await {
+            Ok(keys) => {
+                let count = keys.len();
+                self.keys.store(Arc::new(keys));
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                info!(issuer = %self.issuer, keys = count, "jwks refreshed");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(issuer = %self.issuer, error = %e, "jwks refresh failed; keeping the last good keys");
+                Err(())
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Vec<VerifyKey>, JwksError> {
+        let url = self.config.url.to_string();
+        let request = Request::get(self.config.url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::new())
+            .map_err(|e| JwksError::Fetch {
+                url: url.clone(),
+                source: Box::new(e),
+            })?;
+        let body = tokio::time::timeout(self.config.timeout, async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| JwksError::Fetch {
+                    url: url.clone(),
+                    source: Box::new(e),
+                })?;
+            if response.status() != StatusCode::OK {
+                return Err(JwksError::Status {
+                    url: url.clone(),
+                    status: response.status(),
+                });
+            }
+            Limited::new(response.into_body(), MAX_JWKS_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| JwksError::Fetch {
+                    url: url.clone(),
+                    source: e,
+                })
+        })
+        .await
+        .map_err(|_| JwksError::Timeout { url: url.clone() })??;
+        // Parsed entry by entry: one key of a type we do not know must not hide the others.
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let document: Document = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let keys: Vec<VerifyKey> = document
+            .keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
+            .filter_map(|jwk| keys::from_jwk(&jwk))
+            .collect();
+        if keys.is_empty() {
+            return Err(JwksError::Invalid {
+                url,
+                reason: "no usable key".to_owned(),
+            });
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,10 @@
+//! Inbound authentication: token extraction, verification keys, JWKS, verification and route
+//! policies.
+
+pub mod extract;
+pub mod jwks;
+pub mod keys;
+pub mod policy;
+pub mod verify;
+
+pub use verify::{AuthError, Verifier};

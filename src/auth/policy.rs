@@ -1,0 +1,174 @@
+//! Route policies: who may use a route once their token is verified.
+
+use http::{HeaderMap, Method};
+
+use crate::identity::{Identity, TokenKind};
+
+/// Which callers a route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Anyone; a valid token still yields identity headers.
+    Public,
+    /// Any valid access or service token.
+    Authenticated,
+    /// User access tokens only.
+    Access,
+    /// Service tokens only.
+    Service,
+}
+
+impl Policy {
+    /// The lowercase name used in config, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Public => "public",
+            Policy::Authenticated => "authenticated",
+            Policy::Access => "access",
+            Policy::Service => "service",
+        }
+    }
+}
+
+/// A route's complete access rule.
+#[derive(Debug, Clone)]
+pub struct RoutePolicy {
+    /// The base policy.
+    pub policy: Policy,
+    /// With [`Policy::Service`]: the allowed service names (empty: any).
+    pub services: Vec<String>,
+    /// Allowed roles (empty: any).
+    pub roles: Vec<String>,
+    /// Let CORS preflights through without a token.
+    pub allow_cors_preflight: bool,
+    /// Forward the caller's `Authorization` header.
+    pub forward_authorization: bool,
+}
+
+/// Why a verified caller may not use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    /// A user token on a service-only route.
+    #[error("service token required")]
+    ServiceTokenRequired,
+    /// A service token on a user-only route.
+    #[error("user access token required")]
+    AccessTokenRequired,
+    /// A service not in the route's list.
+    #[error("service not allowed")]
+    ServiceNotAllowed,
+    /// A role not in the route's list.
+    #[error("role not allowed")]
+    RoleNotAllowed,
+}
+
+impl RoutePolicy {
+    /// Whether the route needs a token at all.
+    pub fn requires_token(&self) -> bool {
+        self.policy != Policy::Public
+    }
+
+    /// Whether this request may skip authentication as a CORS preflight (browsers send no
+    /// credentials on it: Fetch standard, CORS-preflight request).
+    pub fn is_exempt_preflight(&self, method: &Method, headers: &HeaderMap) -> bool {
+        self.allow_cors_preflight
+            && method == Method::OPTIONS
+            && headers.contains_key(http::header::ORIGIN)
+            && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+    }
+
+    /// Judges a verified identity against the route.
+    pub fn authorize(&self, identity: &Identity) -> Result<(), Forbidden> {
+        match (self.policy, identity.kind) {
+            (Policy::Service, TokenKind::Access) => return Err(Forbidden::ServiceTokenRequired),
+            (Policy::Access, TokenKind::Service) => return Err(Forbidden::AccessTokenRequired),
+            _ => {}
+        }
+        if self.policy == Policy::Service
+            && !self.services.is_empty()
+            && !identity
+                .service
+                .as_deref()
+                .is_some_and(|s| self.services.iter().any(|allowed| allowed == s))
+        {
+            return Err(Forbidden::ServiceNotAllowed);
+        }
+        if !self.roles.is_empty()
+            && !identity
+                .role
+                .as_deref()
+                .is_some_and(|r| self.roles.iter().any(|allowed| allowed == r))
+        {
+            return Err(Forbidden::RoleNotAllowed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(kind: TokenKind, service: Option<&str>, role: Option<&str>) -> Identity {
+        Identity {
+            kind,
+            issuer: "t".into(),
+            subject: "u1".into(),
+            role: role.map(Into::into),
+            service: service.map(Into::into),
+            expires_at: u64::MAX,
+            headers: Vec::new(),
+        }
+    }
+
+    fn policy(policy: Policy, services: &[&str], roles: &[&str]) -> RoutePolicy {
+        RoutePolicy {
+            policy,
+            services: services.iter().map(|s| s.to_string()).collect(),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            allow_cors_preflight: false,
+            forward_authorization: false,
+        }
+    }
+
+    #[test]
+    fn token_kinds_meet_policies() {
+        let user = identity(TokenKind::Access, None, Some("admin"));
+        let svc = identity(TokenKind::Service, Some("orders"), Some("admin"));
+        let service_only = policy(Policy::Service, &[], &[]);
+        assert_eq!(
+            service_only.authorize(&user),
+            Err(Forbidden::ServiceTokenRequired)
+        );
+        assert_eq!(service_only.authorize(&svc), Ok(()));
+        let access_only = policy(Policy::Access, &[], &[]);
+        assert_eq!(
+            access_only.authorize(&svc),
+            Err(Forbidden::AccessTokenRequired)
+        );
+        assert_eq!(access_only.authorize(&user), Ok(()));
+        let any = policy(Policy::Authenticated, &[], &[]);
+        assert!(any.authorize(&user).is_ok() && any.authorize(&svc).is_ok());
+    }
+
+    #[test]
+    fn service_and_role_lists_restrict() {
+        let svc = identity(TokenKind::Service, Some("orders"), Some("reader"));
+        assert_eq!(
+            policy(Policy::Service, &["billing"], &[]).authorize(&svc),
+            Err(Forbidden::ServiceNotAllowed)
+        );
+        assert_eq!(
+            policy(Policy::Service, &["billing", "orders"], &[]).authorize(&svc),
+            Ok(())
+        );
+        assert_eq!(
+            policy(Policy::Authenticated, &[], &["admin"]).authorize(&svc),
+            Err(Forbidden::RoleNotAllowed)
+        );
+        let no_role = identity(TokenKind::Access, None, None);
+        assert_eq!(
+            policy(Policy::Authenticated, &[], &["admin"]).authorize(&no_role),
+            Err(Forbidden::RoleNotAllowed)
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! Token verification: pre-parse, choose the issuer by `iss`, check the algorithm against its
+//! allow-list, find the key by `kid`, verify with `jsonwebtoken`, then build the [`Identity`].
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{HeaderName, HeaderValue};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::extract::TokenSources;
+use super::jwks::JwksSource;
+use super::keys::VerifyKey;
+use crate::config::{IdentityConfig, IssuerConfig};
+use crate::identity::{
+    Identity, TokenKind, X_SERVICE_NAME, X_TENANT_ID, X_USER_EMAIL, X_USER_ID, X_USER_ROLE,
+    X_USER_TYPE,
+};
+
+/// Longest token accepted; anything larger is refused before decoding.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why a request is not authenticated. The text is the short reason shown to clients: it
+/// never contains key material or the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credential was presented.
+    #[error("token missing")]
+    Missing,
+    /// The `Authorization` header could not be read.
+    #[error("malformed authorization header")]
+    MalformedHeader,
+    /// Not a compact JWS (three base64url parts with JSON header and payload).
+    #[error("malformed token")]
+    Malformed,
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("token too large")]
+    TooLarge,
+    /// `alg` is not in the issuer's allow-list (or is `none`).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// `crit` lists extensions tollgate does not implement (RFC 7515 §4.1.11).
+    #[error("unsupported critical header")]
+    UnsupportedCritical,
+    /// `typ` says this is not an access token JWT.
+    #[error("unsupported token typ")]
+    UnsupportedTyp,
+    /// `iss` missing or not configured.
+    #[error("issuer not accepted")]
+    IssuerNotAccepted,
+    /// `aud` missing or not accepted.
+    #[error("audience not accepted")]
+    AudienceNotAccepted,
+    /// No key with the token's `kid`.
+    #[error("unknown key id")]
+    UnknownKeyId,
+    /// No key verifies the signature.
+    #[error("signature invalid")]
+    SignatureInvalid,
+    /// `exp` is past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// A required claim is absent.
+    #[error("missing claim {0}")]
+    MissingClaim(String),
+    /// A claim has the wrong type or cannot be a header value.
+    #[error("invalid claim {0}")]
+    InvalidClaim(String),
+    /// `type` is not `access` or `service`, or contradicts `is_service`.
+    #[error("token type not accepted")]
+    TokenTypeNotAccepted,
+}
+
+impl AuthError {
+    /// A bounded label for metrics and audit: `missing`, `expired` or `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Expired => "expired",
+            _ => "invalid",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PreHeader {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PrePayload {
+    iss: Option<Value>,
+}
+
+struct IssuerVerifier {
+    config: IssuerConfig,
+    validation: Validation,
+    jwks: Option<Arc<JwksSource>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    identity: Arc<Identity>,
+    issuer: usize,
+    generation: u64,
+}
+
+/// Verifies tokens against the configured issuers, with a bounded cache of verified tokens.
+pub struct Verifier {
+    issuers: Vec<IssuerVerifier>,
+    sources: TokenSources,
+    claim_headers: Vec<(Vec<String>, HeaderName)>,
+    claim_header_names: Vec<HeaderName>,
+    cache: Option<quick_cache::sync::Cache<String, Cached>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field(
+                "issuers",
+                &self
+                    .issuers
+                    .iter()
+                    .map(|i| &i.config.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Builds the verifier; JWKS sources are created but not fetched (see [`Verifier::start`]).
+    pub fn new(issuers: &[IssuerConfig], identity: &IdentityConfig) -> Self {
+        let issuers: Vec<IssuerVerifier> = issuers
+            .iter()
+            .map(|config| IssuerVerifier {
+                validation: validation_for(config),
+                jwks: config
+                    .jwks
+                    .clone()
+                    .map(|j| Arc::new(JwksSource::new(config.name.clone(), j))),
+                config: config.clone(),
+            })
+            .collect();
+        let sources = TokenSources {
+            cookies: issuers
+                .iter()
+                .filter_map(|i| i.config.from_cookie.clone())
+                .collect(),
+            queries: issuers
+                .iter()
+                .filter_map(|i| i.config.from_query.clone())
+                .collect(),
+        };
+        let cache = (identity.token_cache_size > 0)
+            .then(|| quick_cache::sync::Cache::new(identity.token_cache_size));
+        Self {
+            issuers,
+            sources,
+            claim_header_names: identity
+                .claim_headers
+                .iter()
+                .map(|(_, h)| h.clone())
+                .collect(),
+            claim_headers: identity.claim_headers.clone(),
+            cache,
+        }
+    }
+
+    /// Starts fetching JWKS key sets in the background; the listener does not wait for them.
+    pub fn start(&self) {
+        for issuer in &self.issuers {
+            if let Some(jwks) = &issuer.jwks {
+                jwks.spawn_refresher();
+            }
+        }
+    }
+
+    /// Where tokens may be found.
+    pub fn sources(&self) -> &TokenSources {
+        &self.sources
+    }
+
+    /// Configured claim header names (stripped from clients like the built-in ones).
+    pub fn claim_header_names(&self) -> &[HeaderName] {
+        &self.claim_header_names
+    }
+
+    /// The JWKS source of the issuer named `name`, if it has one.
+    pub fn jwks(&self, name: &str) -> Option<&Arc<JwksSource>> {
+        self.issuers
+            .iter()
+            .find(|i| i.config.name == name)
+            .and_then(|i| i.jwks.as_ref())
+    }
+
+    /// Verifies every presented credential; all must be valid. The identity is the first's.
+    pub async fn verify_all(&self, tokens: &[&str]) -> Result<Arc<Identity>, AuthError> {
+        let (first, rest) = tokens.split_first().ok_or(AuthError::Missing)?;
+        let identity = self.verify(first).await?;
+        for token in rest {
+            self.verify(token).await?;
+        }
+        Ok(identity)
+    }
+
+    /// Verifies one token.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(hit) = self.cached(token, now) {
+            return Ok(hit);
+        }
+        let (header, iss) = pre_parse(token)?;
+        let (index, issuer) = self
+            .issuers
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.config.issuer == iss)
+            .ok_or(AuthError::IssuerNotAccepted)?;
+        let alg: Algorithm = header
+            .alg
+            .parse()
+            .map_err(|_| AuthError::AlgorithmNotAllowed)?;
+        if !issuer.config.algorithms.contains(&alg) {
+            return Err(AuthError::AlgorithmNotAllowed);
+        }
+        if header.crit.is_some() {
+            return Err(AuthError::UnsupportedCritical);
+        }
+        if let Some(typ) = &header.typ
+            && !["jwt", "at+jwt", "application/jwt", "application/at+jwt"]
+                .iter()
+                .any(|t| typ.eq_ignore_ascii_case(t))
+        {
+            return Err(AuthError::UnsupportedTyp);
+        }
+        let generation = issuer.jwks.as_ref().map_or(0, |j| j.generation());
+        let claims = self
+            .verify_signature(issuer, token, alg, header.kid.as_deref())
+            .await?;
+        let identity = Arc::new(self.build_identity(&claims, &issuer.config.name)?);
+        if let Some(cache) = &self.cache
+            && identity.expires_at > now
+        {
+            cache.insert(
+                token.to_owned(),
+                Cached {
+                    identity: identity.clone(),
+                    issuer: index,
+                    generation,
+                },
+            );
+        }
+        Ok(identity)
+    }
+
+    fn cached(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
+        let hit = self.cache.as_ref()?.get(token)?;
+        let issuer = self.issuers.get(hit.issuer)?;
+        let current = issuer.jwks.as_ref().map_or(0, |j| j.generation());
+        // An entry never outlives the token's exp, nor a change of the issuer's key set.
+        (hit.identity.expires_at > now && hit.generation == current).then_some(hit.identity)
+    }
+
+    async fn verify_signature(
+        &self,
+        issuer: &IssuerVerifier,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let mut refreshed = false;
+        loop {
+            let jwks_keys = issuer.jwks.as_ref().map(|j| j.keys());
+            let candidates = candidate_keys(
+                &issuer.config.keys,
+                jwks_keys.as_ref().map_or(&[][..], |k| k.as_slice()),
+                alg,
+                kid,
+            );
+            if candidates.is_empty() {
+                match (&issuer.jwks, refreshed, kid) {
+                    (Some(jwks), false, _) => {
+                        drop(jwks_keys);
+                        jwks.refresh_for_unknown_kid().await;
+                        refreshed = true;
+                        continue;
+                    }
+                    (_, _, Some(_)) => return Err(AuthError::UnknownKeyId),
+                    (_, _, None) => return Err(AuthError::SignatureInvalid),
+                }
+            }
+            for key in candidates {
+                match jsonwebtoken::decode::<Map<String, Value>>(
+                    token,
+                    &key.key,
+                    &issuer.validation,
+                ) {
+                    Ok(data) => return Ok(data.claims),
+                    Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+                    Err(e) => return Err(map_jwt_error(e.kind())),
+                }
+            }
+            return Err(AuthError::SignatureInvalid);
+        }
+    }
+
+    fn build_identity(
+        &self,
+        claims: &Map<String, Value>,
+        issuer: &str,
+    ) -> Result<Identity, AuthError> {
+        let kind = match claims.get("type") {
+            Some(Value::String(t)) if t == "access" => TokenKind::Access,
+            Some(Value::String(t)) if t == "service" => TokenKind::Service,
+            _ => return Err(AuthError::TokenTypeNotAccepted),
+        };
+        let is_service = match claims.get("is_service") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(AuthError::InvalidClaim("is_service".into())),
+        };
+        if is_service != (kind == TokenKind::Service) {
+            return Err(AuthError::TokenTypeNotAccepted);
+        }
+        let service = match kind {
+            TokenKind::Service => Some(
+                optional_text(claims, "service")?
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| AuthError::MissingClaim("service".into()))?,
+            ),
+            TokenKind::Access => None,
+        };
+        let subject = match optional_scalar(claims, "user_id")? {
+            Some(id) => id,
+            None => optional_scalar(claims, "sub")?
+                .ok_or_else(|| AuthError::MissingClaim("sub".into()))?,
+        };
+        let email = optional_text(claims, "email")?;
+        let role = optional_text(claims, "role")?;
+        let tenant = optional_scalar(claims, "tenant_id")?;
+        let expires_at = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0) as u64;
+
+        let mut headers = Vec::with_capacity(6 + self.claim_headers.len());
+        headers.push((X_USER_ID.clone(), header_value("user_id", &subject)?));
+        if let Some(email) = &email {
+            headers.push((X_USER_EMAIL.clone(), header_value("email", email)?));
+        }
+        if let Some(role) = &role {
+            headers.push((X_USER_ROLE.clone(), header_value("role", role)?));
+        }
+        headers.push((X_USER_TYPE.clone(), HeaderValue::from_static(kind.as_str())));
+        if let Some(tenant) = &tenant {
+            headers.push((X_TENANT_ID.clone(), header_value("tenant_id", tenant)?));
+        }
+        if let Some(service) = &service {
+            headers.push((X_SERVICE_NAME.clone(), header_value("service", service)?));
+        }
+        for (path, name) in &self.claim_headers {
+            if let Some(value) = lookup(claims, path) {
+                let text = claim_text(value);
+                headers.push((name.clone(), header_value(&path.join("."), &text)?));
+            }
+        }
+        Ok(Identity {
+            kind,
+            issuer: issuer.to_owned(),
+            subject,
+            role,
+            service,
+            expires_at,
+            headers,
+        })
+    }
+}
+
+fn validation_for(config: &IssuerConfig) -> Validation {
+    let mut validation = Validation::new(config.algorithms[0]);
+    validation.algorithms = config.algorithms.clone();
+    validation.leeway = config.leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[&config.issuer]);
+    let mut required = vec!["exp", "iss"];
+    if config.audiences.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&config.audiences);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+/// Splits and decodes the header and the `iss` claim without trusting either.
+fn pre_parse(token: &str) -> Result<(PreHeader, String), AuthError> {
+    let valid_chars = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid_chars {
+        return Err(AuthError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed);
+    };
+    if signature.is_empty() {
+        return Err(AuthError::SignatureInvalid);
+    }
+    let header: PreHeader = decode_json(header)?;
+    let payload: PrePayload = decode_json(payload)?;
+    match payload.iss {
+        Some(Value::String(iss)) => Ok((header, iss)),
+        _ => Err(AuthError::IssuerNotAccepted),
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+/// Keys that may verify a token: those with its `kid`, else kid-less keys; all of the
+/// algorithm's family.
+fn candidate_keys<'a>(
+    configured: &'a [VerifyKey],
+    fetched: &'a [VerifyKey],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Vec<&'a VerifyKey> {
+    let usable = || {
+        configured
+            .iter()
+            .chain(fetched)
+            .filter(move |k| k.accepts(alg))
+    };
+    match kid {
+        Some(kid) => {
+            let exact: Vec<_> = usable().filter(|k| k.kid.as_deref() == Some(kid)).collect();
+            if exact.is_empty() {
+                usable().filter(|k| k.kid.is_none()).collect()
+            } else {
+                exact
+            }
+        }
+        None => usable().collect(),
+    }
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::IssuerNotAccepted,
+        ErrorKind::InvalidAudience => AuthError::AudienceNotAccepted,
+        ErrorKind::InvalidSignature => AuthError::SignatureInvalid,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::AudienceNotAccepted,
+        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+        ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim.clone()),
+        _ => AuthError::Malformed,
+    }
+}
+
+fn optional_text(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
+    }
+}
+
+fn optional_scalar(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
+    }
+}
+
+fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(claims.get(first)?, |value, segment| value.get(segment))
+        .filter(|v| !v.is_null())
+}
+
+fn claim_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(claim_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// A claim as a header value: printable ASCII only, so a claim can never split or corrupt a
+/// header (CR, LF, NUL and non-ASCII make the token invalid).
+fn header_value(claim: &str, text: &str) -> Result<HeaderValue, AuthError> {
+    if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(AuthError::InvalidClaim(claim.to_owned()));
+    }
+    HeaderValue::from_str(text).map_err(|_| AuthError::InvalidClaim(claim.to_owned()))
+}

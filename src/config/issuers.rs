@@ -1,0 +1,318 @@
+//! Validation of `[[issuers]]`: algorithms, secrets and keys are loaded once, here.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::Uri;
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::env::Env;
+use super::raw::{HumanDuration, RawIssuer, RawSigningKey};
+use crate::auth::keys::{self, Family, VerifyKey};
+
+/// The shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The HMAC secret the default config falls back to when `TOLLGATE_JWT_SECRET` is unset.
+pub const DEVELOPMENT_SECRET: &str = "tollgate-development-secret-do-not-use-in-production";
+
+/// Bytes that must not be shown: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps secret bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The secret bytes; callers must not log them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A validated issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// Required `iss` value.
+    pub issuer: String,
+    /// Accepted audiences (empty: `aud` not checked).
+    pub audiences: Vec<String>,
+    /// Allowed algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Allowed clock skew.
+    pub leeway: Duration,
+    /// HMAC secret, if any.
+    pub secret: Option<Secret>,
+    /// Static verification keys (PEM public keys and the HMAC secret).
+    pub keys: Vec<VerifyKey>,
+    /// Remote key set, if any.
+    pub jwks: Option<JwksConfig>,
+    /// Cookie carrying tokens, if enabled.
+    pub from_cookie: Option<String>,
+    /// Query parameter carrying tokens, if enabled.
+    pub from_query: Option<String>,
+    /// Key `tollgate token issue` signs with, if a private key is configured.
+    pub signing_key: Option<SigningKeyConfig>,
+}
+
+impl IssuerConfig {
+    /// Whether this issuer still uses the built-in development secret.
+    pub fn uses_development_secret(&self) -> bool {
+        self.secret
+            .as_ref()
+            .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET.as_bytes())
+    }
+}
+
+/// Where and how often to fetch a JWKS document.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    /// Document URL.
+    pub url: Uri,
+    /// Refresh period.
+    pub refresh: Duration,
+    /// Per-fetch timeout.
+    pub timeout: Duration,
+    /// Least time between fetches triggered by unknown key ids.
+    pub min_refresh_interval: Duration,
+}
+
+/// A private signing key, loaded.
+#[derive(Clone)]
+pub struct SigningKeyConfig {
+    /// Algorithm tokens are signed with.
+    pub algorithm: Algorithm,
+    /// `kid` header value.
+    pub kid: Option<String>,
+    /// The PEM text of the private key.
+    pub pem: Secret,
+    /// Where it was read from.
+    pub file: String,
+}
+
+impl fmt::Debug for SigningKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyConfig")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn duration_or(value: Option<HumanDuration>, default_secs: u64) -> Duration {
+    value.map_or(Duration::from_secs(default_secs), |d| d.0)
+}
+
+/// Validates one `[[issuers]]` entry; `Err((key suffix, reason))`.
+pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (String, String)> {
+    let _ = env;
+    let err = |key: &str, reason: String| (key.to_owned(), reason);
+    if raw.issuer.trim().is_empty() {
+        return Err(err("issuer", "must not be empty".into()));
+    }
+    if raw.algorithms.is_empty() {
+        return Err(err("algorithms", "list at least one algorithm".into()));
+    }
+    let algorithms = raw
+        .algorithms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| keys::parse_algorithm(a).map_err(|e| err(&format!("algorithms[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let wants = |family: Family| algorithms.iter().any(|a| Family::of(*a) == Some(family));
+
+    let secret = match (&raw.secret, &raw.secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "secret_file",
+                "set either secret or secret_file".into(),
+            ));
+        }
+        (Some(s), None) => Some(Secret::new(s.as_bytes().to_vec())),
+        (None, Some(path)) => {
+            let text = std::fs::read(path)
+                .map_err(|e| err("secret_file", format!("cannot read {path:?}: {e}")))?;
+            let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
+            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+            Some(Secret::new(trimmed.to_vec()))
+        }
+        (None, None) => None,
+    };
+    let mut keys = Vec::new();
+    if let Some(secret) = &secret {
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(err(
+                if raw.secret.is_some() {
+                    "secret"
+                } else {
+                    "secret_file"
+                },
+                format!(
+                    "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    secret.expose().len()
+                ),
+            ));
+        }
+        if !wants(Family::Hmac) {
+            return Err(err(
+                "secret",
+                "a secret needs an HS256/384/512 algorithm".into(),
+            ));
+        }
+        keys.push(VerifyKey {
+            kid: None,
+            family: Family::Hmac,
+            algorithm: None,
+            key: DecodingKey::from_secret(secret.expose()),
+        });
+    } else if wants(Family::Hmac) {
+        return Err(err(
+            "secret",
+            "HS algorithms need a secret or secret_file".into(),
+        ));
+    }
+
+    for (i, pk) in raw.public_keys.iter().enumerate() {
+        let key = format!("public_keys[{i}]");
+        let pem = match (&pk.pem, &pk.pem_file) {
+            (Some(pem), None) => pem.as_bytes().to_vec(),
+            (None, Some(path)) => std::fs::read(path).map_err(|e| {
+                err(
+                    &format!("{key}.pem_file"),
+                    format!("cannot read {path:?}: {e}"),
+                )
+            })?,
+            _ => return Err(err(&key, "set exactly one of pem or pem_file".into())),
+        };
+        let (family, decoding) = keys::from_pem(&pem).map_err(|e| err(&key, e))?;
+        if !wants(family) {
+            return Err(err(
+                &key,
+                format!("a {family:?} key but no {family:?} algorithm is allowed"),
+            ));
+        }
+        keys.push(VerifyKey {
+            kid: pk.kid.clone(),
+            family,
+            algorithm: None,
+            key: decoding,
+        });
+    }
+
+    let signing_key = raw
+        .signing_key
+        .as_ref()
+        .map(|sk| load_signing_key(sk, &mut keys))
+        .transpose()
+        .map_err(|(k, r)| (format!("signing_key.{k}"), r))?;
+
+    let jwks = match &raw.jwks_url {
+        None => None,
+        Some(url) => {
+            let uri: Uri = url
+                .parse()
+                .map_err(|e| err("jwks_url", format!("invalid URL {url:?}: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+                return Err(err(
+                    "jwks_url",
+                    format!("invalid URL {url:?}: need http(s)://host"),
+                ));
+            }
+            Some(JwksConfig {
+                url: uri,
+                refresh: duration_or(raw.jwks_refresh, 300),
+                timeout: duration_or(raw.jwks_timeout, 5),
+                min_refresh_interval: duration_or(raw.jwks_min_refresh_interval, 10),
+            })
+        }
+    };
+    if keys.is_empty() && jwks.is_none() {
+        return Err(err(
+            "issuer",
+            "no keys: set secret, secret_file, public_keys, signing_key or jwks_url".into(),
+        ));
+    }
+    for (key, value) in [
+        ("from_cookie", &raw.from_cookie),
+        ("from_query", &raw.from_query),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(err(key, "must not be empty".into()));
+        }
+    }
+
+    Ok(IssuerConfig {
+        name: raw.name.clone().unwrap_or_else(|| raw.issuer.clone()),
+        issuer: raw.issuer.clone(),
+        audiences: raw.audiences.clone(),
+        algorithms,
+        leeway: duration_or(raw.leeway, 30),
+        secret,
+        keys,
+        jwks,
+        from_cookie: raw.from_cookie.clone(),
+        from_query: raw.from_query.clone(),
+        signing_key,
+    })
+}
+
+/// Loads the private key and adds its public half to the issuer's verification keys.
+fn load_signing_key(
+    raw: &RawSigningKey,
+    keys: &mut Vec<VerifyKey>,
+) -> Result<SigningKeyConfig, (String, String)> {
+    let algorithm =
+        keys::parse_algorithm(&raw.algorithm).map_err(|e| ("algorithm".to_owned(), e))?;
+    let path = &raw.private_key_file;
+    let pem = std::fs::read(path).map_err(|e| {
+        (
+            "private_key_file".to_owned(),
+            format!("cannot read {path:?}: {e}"),
+        )
+    })?;
+    let encoding = match Family::of(algorithm) {
+        Some(Family::Rsa) => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+        Some(Family::Ec) => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+        Some(Family::Ed) => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
+        Some(Family::Hmac) | None => {
+            return Err((
+                "algorithm".to_owned(),
+                "HMAC issuers sign with their secret; signing_key is for private keys".to_owned(),
+            ));
+        }
+    }
+    .map_err(|e| {
+        (
+            "private_key_file".to_owned(),
+            format!("{path:?}: not a {algorithm:?} private key: {e}"),
+        )
+    })?;
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, algorithm)
+        .map_err(|e| ("private_key_file".to_owned(), format!("{path:?}: {e}")))?;
+    let mut verify = keys::from_jwk(&jwk).ok_or_else(|| {
+        (
+            "private_key_file".to_owned(),
+            format!("{path:?}: unsupported key"),
+        )
+    })?;
+    verify.kid = raw.kid.clone();
+    verify.algorithm = Some(algorithm);
+    keys.push(verify);
+    Ok(SigningKeyConfig {
+        algorithm,
+        kid: raw.kid.clone(),
+        pem: Secret::new(pem),
+        file: path.clone(),
+    })
+}

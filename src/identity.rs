@@ -1,0 +1,158 @@
+//! The caller's identity, and the header rewrite that makes it trustworthy downstream: every
+//! client-sent identity header is removed, then the verified ones are injected.
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+
+/// `x-user-id`
+pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+/// `x-user-email`
+pub static X_USER_EMAIL: HeaderName = HeaderName::from_static("x-user-email");
+/// `x-user-role`
+pub static X_USER_ROLE: HeaderName = HeaderName::from_static("x-user-role");
+/// `x-user-type`: `access` or `service`.
+pub static X_USER_TYPE: HeaderName = HeaderName::from_static("x-user-type");
+/// `x-service-name`
+pub static X_SERVICE_NAME: HeaderName = HeaderName::from_static("x-service-name");
+/// `x-tenant-id`
+pub static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+
+/// Namespaces owned by the gateway: any client header in them is removed.
+const RESERVED_PREFIXES: [&[u8]; 3] = [b"x-user-", b"x-service-", b"x-tenant-"];
+
+/// Which kind of token the caller presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A user's access token.
+    Access,
+    /// A service's long-lived token.
+    Service,
+}
+
+impl TokenKind {
+    /// `access` or `service`, as in the `type` claim and `x-user-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Service => "service",
+        }
+    }
+}
+
+/// A verified caller, with the headers to inject already built and validated.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Token kind.
+    pub kind: TokenKind,
+    /// Name of the issuer that signed the token.
+    pub issuer: String,
+    /// User id (`user_id`, else `sub`).
+    pub subject: String,
+    /// The `role` claim.
+    pub role: Option<String>,
+    /// The `service` claim of service tokens.
+    pub service: Option<String>,
+    /// The token's `exp`, in seconds since the epoch.
+    pub expires_at: u64,
+    /// Headers to inject, in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Whether `name` (lowercase, as `HeaderName` stores it) is an identity header: one of the
+/// reserved namespaces or a configured claim header, with `_` and `-` treated alike because
+/// several Python and PHP backends fold `_` into `-`.
+pub fn is_identity_header(name: &str, configured: &[HeaderName]) -> bool {
+    let name = name.as_bytes();
+    if name.first() != Some(&b'x') && configured.is_empty() {
+        return false;
+    }
+    RESERVED_PREFIXES.iter().any(|prefix| {
+        name.len() >= prefix.len() && same_folding_underscore(&name[..prefix.len()], prefix)
+    }) || configured.iter().any(|c| {
+        c.as_str().len() == name.len() && same_folding_underscore(name, c.as_str().as_bytes())
+    })
+}
+
+fn same_folding_underscore(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| fold(*x) == fold(*y))
+}
+
+/// Removes every identity header the client sent; returns how many names were removed.
+pub fn strip(headers: &mut HeaderMap, configured: &[HeaderName]) -> usize {
+    // Collect first: the map cannot be mutated while iterating. Most requests carry none, so
+    // this allocates nothing on the common path.
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_identity_header(name.as_str(), configured))
+        .cloned()
+        .collect();
+    for name in &spoofed {
+        headers.remove(name);
+    }
+    spoofed.len()
+}
+
+/// Injects the verified identity's headers.
+pub fn inject(headers: &mut HeaderMap, identity: &Identity) {
+    for (name, value) in &identity.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_every_spelling_of_identity_headers() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-user-id",
+            "X-User-Email",
+            "x_user_role",
+            "x-user_type",
+            "x-service-name",
+            "x_service_name",
+            "x-tenant-id",
+            "x-tenant-anything",
+            "x-org-id",
+            "x_org_id",
+            "x-userinfo",
+            "accept",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoof"),
+            );
+        }
+        h.append("x-user-id", HeaderValue::from_static("second"));
+        let removed = strip(&mut h, &[HeaderName::from_static("x-org-id")]);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-userinfo"]);
+        assert_eq!(removed, 10);
+    }
+
+    #[test]
+    fn injects_prebuilt_headers() {
+        let identity = Identity {
+            kind: TokenKind::Service,
+            issuer: "t".into(),
+            subject: "orders".into(),
+            role: None,
+            service: Some("orders".into()),
+            expires_at: 0,
+            headers: vec![(X_SERVICE_NAME.clone(), HeaderValue::from_static("orders"))],
+        };
+        let mut h = HeaderMap::new();
+        inject(&mut h, &identity);
+        assert_eq!(h["x-service-name"], "orders");
+    }
+}
