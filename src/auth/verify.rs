@@ -99,11 +99,15 @@ struct PreHeader {
 #[derive(Deserialize)]
 struct PrePayload {
     iss: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
 }
 
 struct IssuerVerifier {
     config: IssuerConfig,
-    validation: Validation,
+    // One per allowed algorithm: jsonwebtoken requires every algorithm of a Validation to be
+    // of the key's family, and pinning the token's own algorithm is the strictest choice.
+    validations: Vec<(Algorithm, Validation)>,
     jwks: Option<Arc<JwksSource>>,
 }
 
@@ -144,7 +148,11 @@ impl Verifier {
         let issuers: Vec<IssuerVerifier> = issuers
             .iter()
             .map(|config| IssuerVerifier {
-                validation: validation_for(config),
+                validations: config
+                    .algorithms
+                    .iter()
+                    .map(|alg| (*alg, validation_for(config, *alg)))
+                    .collect(),
                 jwks: config
                     .jwks
                     .clone()
@@ -234,9 +242,11 @@ impl Verifier {
             .alg
             .parse()
             .map_err(|_| AuthError::AlgorithmNotAllowed)?;
-        if !issuer.config.algorithms.contains(&alg) {
-            return Err(AuthError::AlgorithmNotAllowed);
-        }
+        let validation = issuer
+            .validations
+            .iter()
+            .find_map(|(allowed, v)| (*allowed == alg).then_some(v))
+            .ok_or(AuthError::AlgorithmNotAllowed)?;
         if header.crit.is_some() {
             return Err(AuthError::UnsupportedCritical);
         }
@@ -249,7 +259,7 @@ impl Verifier {
         }
         let generation = issuer.jwks.as_ref().map_or(0, |j| j.generation());
         let claims = self
-            .verify_signature(issuer, token, alg, header.kid.as_deref())
+            .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
             .await?;
         let identity = Arc::new(self.build_identity(&claims, &issuer.config.name)?);
         if let Some(cache) = &self.cache
@@ -278,6 +288,7 @@ impl Verifier {
     async fn verify_signature(
         &self,
         issuer: &IssuerVerifier,
+        validation: &Validation,
         token: &str,
         alg: Algorithm,
         kid: Option<&str>,
@@ -304,11 +315,7 @@ impl Verifier {
                 }
             }
             for key in candidates {
-                match jsonwebtoken::decode::<Map<String, Value>>(
-                    token,
-                    &key.key,
-                    &issuer.validation,
-                ) {
+                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
                     Ok(data) => return Ok(data.claims),
                     Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
                     Err(e) => return Err(map_jwt_error(e.kind())),
@@ -387,9 +394,8 @@ impl Verifier {
     }
 }
 
-fn validation_for(config: &IssuerConfig) -> Validation {
-    let mut validation = Validation::new(config.algorithms[0]);
-    validation.algorithms = config.algorithms.clone();
+fn validation_for(config: &IssuerConfig, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
     validation.leeway = config.leeway.as_secs();
     validation.validate_exp = true;
     validation.validate_nbf = true;
@@ -424,6 +430,12 @@ fn pre_parse(token: &str) -> Result<(PreHeader, String), AuthError> {
     }
     let header: PreHeader = decode_json(header)?;
     let payload: PrePayload = decode_json(payload)?;
+    // jsonwebtoken reports a non-numeric exp as missing; say what is really wrong.
+    for (name, value) in [("exp", &payload.exp), ("nbf", &payload.nbf)] {
+        if value.as_ref().is_some_and(|v| !v.is_number()) {
+            return Err(AuthError::InvalidClaim(name.to_owned()));
+        }
+    }
     match payload.iss {
         Some(Value::String(iss)) => Ok((header, iss)),
         _ => Err(AuthError::IssuerNotAccepted),

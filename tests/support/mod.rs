@@ -396,3 +396,131 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Absolute path of a test key in `tests/fixtures/keys`.
+pub fn key_path(name: &str) -> String {
+    format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A 32-byte-plus HMAC secret used across the auth tests.
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims of a user access token of issuer `iss`, valid for an hour.
+pub fn access_claims(iss: &str, user: &str) -> serde_json::Value {
+    serde_json::json!({
+        "iss": iss, "sub": user, "user_id": user, "email": format!("{user}@example.com"),
+        "role": "user", "tenant_id": "t-1", "type": "access", "exp": now() + 3600, "iat": now(),
+    })
+}
+
+/// Claims of a service token of issuer `iss`, as `tollgate token issue` mints them.
+pub fn service_claims(iss: &str, service: &str) -> serde_json::Value {
+    serde_json::json!({
+        "iss": iss, "sub": service, "user_id": service, "service": service, "type": "service",
+        "is_service": true, "role": "admin", "email": format!("{service}@internal.service"),
+        "exp": now() + 3600, "iat": now(), "jti": "test",
+    })
+}
+
+/// The encoding key for `alg`: the shared [`SECRET`] for HS*, else the named fixture file.
+pub fn encoding_key(alg: jsonwebtoken::Algorithm, key_file: &str) -> jsonwebtoken::EncodingKey {
+    use jsonwebtoken::{Algorithm::*, EncodingKey};
+    match alg {
+        HS256 | HS384 | HS512 => EncodingKey::from_secret(SECRET.as_bytes()),
+        ES256 | ES384 => {
+            EncodingKey::from_ec_pem(&std::fs::read(key_path(key_file)).unwrap()).unwrap()
+        }
+        EdDSA => EncodingKey::from_ed_pem(&std::fs::read(key_path(key_file)).unwrap()).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&std::fs::read(key_path(key_file)).unwrap()).unwrap(),
+    }
+}
+
+/// Signs `claims` with `alg` and the named key file (ignored for HS*).
+pub fn mint(
+    claims: &serde_json::Value,
+    alg: jsonwebtoken::Algorithm,
+    key_file: &str,
+    kid: Option<&str>,
+) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &encoding_key(alg, key_file)).unwrap()
+}
+
+/// An HS256 token signed with [`SECRET`].
+pub fn hs256(claims: &serde_json::Value) -> String {
+    mint(claims, jsonwebtoken::Algorithm::HS256, "", None)
+}
+
+/// A JWKS server on 127.0.0.1 whose key set can be replaced or made to fail.
+#[derive(Clone)]
+pub struct JwksServer {
+    pub addr: SocketAddr,
+    document: Arc<Mutex<Option<serde_json::Value>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    /// Serves the public halves of `keys` (kid, private key file, alg); `None` answers 500.
+    pub async fn start(keys: Option<&[(&str, &str, jsonwebtoken::Algorithm)]>) -> Self {
+        let document = Arc::new(Mutex::new(keys.map(Self::document)));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (doc, count) = (document.clone(), fetches.clone());
+        let upstream = MockUpstream::start(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+            let current = doc.lock().unwrap().clone();
+            async move {
+                match current {
+                    Some(document) => json_response(StatusCode::OK, &document),
+                    None => {
+                        json_response(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({}))
+                    }
+                }
+            }
+        })
+        .await;
+        Self {
+            addr: upstream.addr,
+            document,
+            fetches,
+        }
+    }
+
+    /// Builds a JWKS document from private key fixtures.
+    pub fn document(keys: &[(&str, &str, jsonwebtoken::Algorithm)]) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|(kid, file, alg)| {
+                let mut jwk =
+                    jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding_key(*alg, file), *alg)
+                        .unwrap();
+                jwk.common.key_id = Some(kid.to_string());
+                serde_json::to_value(jwk).unwrap()
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// Replaces the key set (`None`: answer 500 from now on).
+    pub fn set(&self, keys: Option<&[(&str, &str, jsonwebtoken::Algorithm)]>) {
+        *self.document.lock().unwrap() = keys.map(Self::document);
+    }
+
+    /// `http://addr/jwks.json`
+    pub fn url(&self) -> String {
+        format!("http://{}/jwks.json", self.addr)
+    }
+
+    /// How many times the key set was fetched.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
