@@ -71,8 +71,19 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// Identity header settings.
     pub identity: IdentityConfig,
+    /// Service token tooling.
+    pub tokens: TokensConfig,
     /// Routes, in file order.
     pub routes: Vec<Arc<Route>>,
+}
+
+/// Service token tooling settings.
+#[derive(Debug, Clone, Default)]
+pub struct TokensConfig {
+    /// Index into [`Config::issuers`] of the signing issuer, if any issuer can sign.
+    pub signing_issuer: Option<usize>,
+    /// Services `token issue --all` mints tokens for.
+    pub services: Vec<String>,
 }
 
 /// Identity header settings.

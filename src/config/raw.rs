@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// Identity header settings.
     #[serde(default)]
     pub identity: RawIdentity,
+    /// Service token tooling (`tollgate token issue`).
+    #[serde(default)]
+    pub tokens: RawTokens,
     /// Routes, matched by host and longest path prefix.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -108,6 +111,18 @@ pub struct RawSigningKey {
     pub algorithm: String,
     /// Key id written in the token header.
     pub kid: Option<String>,
+}
+
+/// `[tokens]`: what `tollgate token issue` signs with and for whom.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// The `issuer` value of the `[[issuers]]` entry that signs. Default: the first issuer
+    /// with a `secret`, `secret_file` or `signing_key`.
+    pub issuer: Option<String>,
+    /// The service registry: `token issue --all` mints one token for each. Default: none.
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// `[identity]`

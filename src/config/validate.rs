@@ -9,7 +9,10 @@ use super::env::{Env, interpolate};
 use super::issuers::validate_issuer;
 use super::raw::RawPolicy;
 use super::raw::{RawConfig, RawRoute};
-use super::{Config, ConfigError, IdentityConfig, Limits, LogConfig, LogFormat, Route, Upstream};
+use super::{
+    Config, ConfigError, IdentityConfig, Limits, LogConfig, LogFormat, Route, TokensConfig,
+    Upstream,
+};
 use crate::auth::policy::{Policy, RoutePolicy};
 use crate::routing::normalize_path;
 
@@ -149,6 +152,25 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         issuers.push(issuer);
     }
     let identity = validate_identity(&raw, file)?;
+    let signing_issuer =
+        match &raw.tokens.issuer {
+            Some(name) => Some(issuers.iter().position(|i| &i.issuer == name).ok_or_else(
+                || {
+                    invalid(
+                        file,
+                        "tokens.issuer",
+                        format!("no [[issuers]] entry has issuer = {name:?}"),
+                    )
+                },
+            )?),
+            None => issuers
+                .iter()
+                .position(|i| i.secret.is_some() || i.signing_key.is_some()),
+        };
+    let tokens = TokensConfig {
+        signing_issuer,
+        services: raw.tokens.services.clone(),
+    };
 
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.iter().enumerate() {
@@ -182,6 +204,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         log,
         issuers,
         identity,
+        tokens,
         routes,
     })
 }
