@@ -37,6 +37,9 @@ pub enum GatewayError {
     /// A valid credential that the route's policy refuses.
     #[error("forbidden: {0}")]
     Forbidden(#[source] Forbidden),
+    /// The route's upstream credential could not be obtained.
+    #[error("upstream credentials unavailable: {0}")]
+    CredentialsUnavailable(#[source] crate::upstream_auth::CredentialError),
     /// The upstream could not be reached (refused, DNS, TLS).
     #[error("upstream connect failed: {0}")]
     UpstreamConnect(#[source] BoxError),
@@ -71,10 +74,24 @@ impl GatewayError {
             }
             GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             GatewayError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            GatewayError::CredentialsUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream credentials unavailable",
+            ),
             GatewayError::UpstreamConnect(_) => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
             GatewayError::UpstreamFailed(_) => (StatusCode::BAD_GATEWAY, "upstream failed"),
             GatewayError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
             GatewayError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+
+    /// The `kind` label of upstream failures, for metrics.
+    pub fn upstream_kind(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::UpstreamConnect(_) => Some("connect"),
+            GatewayError::UpstreamTimeout(_) => Some("timeout"),
+            GatewayError::UpstreamFailed(_) => Some("reset"),
+            _ => None,
         }
     }
 
@@ -86,6 +103,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
             GatewayError::Unauthenticated(e) => Some(e.to_string()),
             GatewayError::Forbidden(e) => Some(e.to_string()),
+            GatewayError::CredentialsUnavailable(e) => Some(e.to_string()),
             GatewayError::NoRoute
             | GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamFailed(_)

@@ -28,17 +28,40 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::{self, Identity};
+use crate::metrics::{AuthLabels, Metrics, RouteLabel, UpstreamErrorLabels};
 use crate::proxy::forward::{self, UpstreamClient};
 use crate::proxy::headers;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteTable, forward_path, normalize_path};
+use crate::upstream_auth::{self, Providers};
 
 /// The gateway's request handler, shared by every connection.
 #[derive(Debug)]
 pub struct Gateway {
     routes: RouteTable,
     verifier: Verifier,
+    providers: Providers,
     client: UpstreamClient,
+    metrics: Arc<Metrics>,
+}
+
+/// The route label of requests no route matched.
+static NO_ROUTE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
+
+/// Counts a request as in flight until dropped, also when the client goes away mid-request.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// What the access log reports beyond the request line.
@@ -52,12 +75,24 @@ struct Outcome {
 
 impl Gateway {
     /// Builds the handler for a validated config.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
         Self {
             routes: RouteTable::new(&config.routes),
-            verifier: Verifier::new(&config.issuers, &config.identity),
+            verifier: Verifier::new(&config.issuers, &config.identity, metrics.clone()),
+            providers: Providers::new(&config.providers, &metrics),
             client: forward::build_client(),
+            metrics,
         }
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The upstream credential providers.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 
     /// The token verifier.
@@ -77,6 +112,7 @@ impl Gateway {
         remote: SocketAddr,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
+        let _in_flight = InFlight::enter(&self.metrics.in_flight);
         let request_id = request_id::ensure(request.headers_mut());
         let method = request.method().clone();
         let mut outcome = Outcome::default();
@@ -84,6 +120,15 @@ impl Gateway {
         let mut response = match self.process(request, remote, rid, &mut outcome).await {
             Ok(response) => response,
             Err(error) => {
+                if let (Some(kind), Some(route)) = (error.upstream_kind(), &outcome.route) {
+                    self.metrics
+                        .upstream_errors
+                        .get_or_create(&UpstreamErrorLabels {
+                            route: route.name.clone(),
+                            kind,
+                        })
+                        .inc();
+                }
                 if error.status_and_message().0.is_server_error() {
                     warn!(request_id = rid, error = %error, "request failed");
                 } else {
@@ -95,12 +140,27 @@ impl Gateway {
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
+        let route_label = outcome.route.as_ref().map_or(&*NO_ROUTE, |r| &r.name);
+        self.metrics.record_request(
+            route_label,
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        if let Some(upstream_time) = outcome.upstream_time {
+            self.metrics
+                .upstream_duration
+                .get_or_create(&RouteLabel {
+                    route: route_label.clone(),
+                })
+                .observe(upstream_time.as_secs_f64());
+        }
         info!(
             target: "access",
             request_id = rid,
             method = %method,
             path = outcome.path.as_deref().unwrap_or("-"),
-            route = outcome.route.as_deref().map_or("-", |r| r.name.as_str()),
+            route = outcome.route.as_deref().map_or("-", |r| &*r.name),
             status = response.status().as_u16(),
             duration_us = started.elapsed().as_micros() as u64,
             upstream_us = outcome.upstream_time.map(|d| d.as_micros() as u64),
@@ -214,6 +274,20 @@ impl Gateway {
             Err(_) if !policy.requires_token() => (Ok(()), None),
             Err(e) => (Err(GatewayError::Unauthenticated(e)), None),
         };
+        let result = match &decision {
+            Ok(()) => "allowed",
+            Err(GatewayError::Forbidden(_)) => "forbidden",
+            Err(GatewayError::Unauthenticated(e)) => e.kind(),
+            Err(_) => "invalid",
+        };
+        self.metrics
+            .auth_decisions
+            .get_or_create(&AuthLabels {
+                route: route.name.clone(),
+                result,
+                token_type: caller.as_ref().map_or("none", |c| c.kind.as_str()),
+            })
+            .inc();
         audit::record(audit, caller.as_deref(), decision.as_ref().copied());
         decision.map(|()| caller)
     }
@@ -230,18 +304,33 @@ impl Gateway {
         outcome: &mut Outcome,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         parts.uri = uri;
-        let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-        let body: RequestBody = Either::Left(Limited::new(body, limit));
-        let mut request = Request::from_parts(parts, body);
-        forward::set_host(&mut request, route.preserve_host, host);
-        let (response, upstream_time) = forward::exchange(
-            &self.client,
-            request,
-            route.timeout,
-            client_upgrade,
-            route.max_body_bytes,
-        )
-        .await?;
+        forward::set_host(&mut parts.headers, route.preserve_host, host);
+        let (response, upstream_time) =
+            match route.upstream_auth.and_then(|i| self.providers.get(i)) {
+                Some(credential) => {
+                    upstream_auth::forward_with_credential(
+                        &self.client,
+                        credential,
+                        parts,
+                        body,
+                        route,
+                        client_upgrade,
+                    )
+                    .await?
+                }
+                None => {
+                    let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+                    let body: RequestBody = Either::Left(Limited::new(body, limit));
+                    forward::exchange(
+                        &self.client,
+                        Request::from_parts(parts, body),
+                        route.timeout,
+                        client_upgrade,
+                        route.max_body_bytes,
+                    )
+                    .await?
+                }
+            };
         outcome.upstream_time = Some(upstream_time);
         Ok(response)
     }

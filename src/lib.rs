@@ -12,11 +12,15 @@ pub mod echo;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod keygen;
+pub mod metrics;
 pub mod proxy;
 pub mod request_id;
 pub mod routing;
 pub mod server;
 pub mod telemetry;
+pub mod tokens;
+pub mod upstream_auth;
 
 pub use config::{Config, ConfigError, Env};
 pub use error::GatewayError;

@@ -1,10 +1,15 @@
 //! The `tollgate` command: CLI dispatch only.
 #![forbid(unsafe_code)]
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
+use tollgate::keygen::KeyAlgorithm;
+use tollgate::tokens::{self, AccessSubject, OutputFormat, SecretMeta, Signer};
 use tollgate::{Config, Env};
 use tracing::{error, info};
 
@@ -22,6 +27,106 @@ enum Command {
     Serve(ConfigArg),
     /// Load and validate the config, print the route table.
     Check(ConfigArg),
+    /// Issue and verify tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Generate signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue long-lived service tokens signed with the config's signing key.
+    Issue(IssueArgs),
+    /// Issue a short-lived user access token.
+    IssueAccess(IssueAccessArgs),
+    /// Verify a token as the gateway would and explain the verdict (exit 1 when invalid).
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct IssueArgs {
+    /// Service names.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    services: Vec<String>,
+    /// One token per service listed in the config's `[tokens] services`.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Lifetime: `30s`, `15m`, `12h`, `365d`.
+    #[arg(long, default_value = "365d", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// The `role` claim.
+    #[arg(long, default_value = tokens::DEFAULT_SERVICE_ROLE)]
+    role: String,
+    /// Output: tokens only, JSON lines, env lines, or a Kubernetes Secret manifest.
+    #[arg(
+        long,
+        default_value = "text",
+        value_parser = PossibleValuesParser::new(["text", "json", "env", "k8s-secret"])
+            .try_map(|s| s.parse::<OutputFormat>())
+    )]
+    format: OutputFormat,
+    /// `metadata.name` of the Secret (`--format k8s-secret`).
+    #[arg(long, default_value = "tollgate-service-tokens")]
+    secret_name: String,
+    /// `metadata.namespace` of the Secret (`--format k8s-secret`).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+}
+
+#[derive(clap::Args)]
+struct IssueAccessArgs {
+    /// `sub` and `user_id`.
+    #[arg(long)]
+    user_id: String,
+    /// The `email` claim.
+    #[arg(long)]
+    email: Option<String>,
+    /// The `role` claim.
+    #[arg(long)]
+    role: Option<String>,
+    /// The `tenant_id` claim.
+    #[arg(long)]
+    tenant_id: Option<String>,
+    /// Lifetime: `30s`, `15m`, `12h`.
+    #[arg(long, default_value = "15m", value_parser = parse_ttl)]
+    ttl: Duration,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The token, or `-` to read it from stdin.
+    token: String,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a signing key (or HMAC secret) and print the config that uses it.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Algorithm of the new key.
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(["HS256", "RS256", "ES256", "EdDSA"])
+            .try_map(|s| s.parse::<KeyAlgorithm>())
+    )]
+    alg: KeyAlgorithm,
+    /// Directory to write into (created if missing); existing files are never overwritten.
+    #[arg(long)]
+    out: PathBuf,
+    /// Key id written in token headers and the JWKS.
+    #[arg(long)]
+    kid: Option<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -42,6 +147,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check(arg)) => check(&arg, &env),
         Some(Command::Serve(arg)) => serve(&arg, &env),
+        Some(Command::Token(TokenCommand::Issue(args))) => issue(&args, &env),
+        Some(Command::Token(TokenCommand::IssueAccess(args))) => issue_access(&args, &env),
+        Some(Command::Token(TokenCommand::Verify(args))) => verify(&args, &env),
+        Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
         None => serve(
             &ConfigArg {
                 config: std::env::var_os("TOLLGATE_CONFIG")
@@ -69,21 +178,134 @@ fn check(arg: &ConfigArg, env: &Env) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    tollgate::config::raw::parse_duration(text)
+        .map_err(|e| format!("{e} (examples: 30s, 15m, 12h, 365d)"))
+}
+
+/// Prints the error and returns exit code 1.
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+fn signer(config: &ConfigArg, env: &Env) -> Result<(Config, Signer), ExitCode> {
+    let config = load(config, env)?;
+    let signer = Signer::from_config(&config).map_err(fail)?;
+    Ok((config, signer))
+}
+
+fn issue(args: &IssueArgs, env: &Env) -> ExitCode {
+    let (config, signer) = match signer(&args.config, env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let services = if args.all {
+        if config.tokens.services.is_empty() {
+            return fail(tokens::TokenError::NoServices);
+        }
+        &config.tokens.services
+    } else {
+        &args.services
+    };
+    let secret = SecretMeta {
+        name: args.secret_name.clone(),
+        namespace: args.namespace.clone(),
+    };
+    let rendered =
+        tokens::issue_service_tokens(&signer, services, &args.role, args.ttl, tokens::now())
+            .and_then(|issued| tokens::render(&issued, args.format, &secret));
+    match rendered {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn issue_access(args: &IssueAccessArgs, env: &Env) -> ExitCode {
+    let (_, signer) = match signer(&args.config, env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let subject = AccessSubject {
+        user_id: args.user_id.clone(),
+        email: args.email.clone(),
+        role: args.role.clone(),
+        tenant_id: args.tenant_id.clone(),
+    };
+    match tokens::issue_access_token(&signer, &subject, args.ttl, tokens::now()) {
+        Ok(issued) => {
+            println!("{}", issued.token);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn verify(args: &VerifyArgs, env: &Env) -> ExitCode {
+    let config = match load(&args.config, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let token = if args.token == "-" {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            return fail(format!("cannot read the token from stdin: {e}"));
+        }
+        text
+    } else {
+        args.token.clone()
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let inspection = runtime.block_on(tokens::inspect(&config, token.trim()));
+    print!("{}", inspection.details());
+    let summary = inspection.summary(tokens::now());
+    if inspection.is_valid() {
+        println!("{summary}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{summary}");
+        ExitCode::FAILURE
+    }
+}
+
+fn generate(args: &GenerateArgs) -> ExitCode {
+    let generated = match tollgate::keygen::generate(args.alg, &args.out, args.kid.as_deref()) {
+        Ok(generated) => generated,
+        Err(e) => return fail(e),
+    };
+    for file in &generated.files {
+        let mode = if file.private { ", mode 0600" } else { "" };
+        println!("wrote {} ({}{mode})", file.path.display(), file.description);
+    }
+    println!(
+        "\nadd to the config (use your own issuer value; [tokens] issuer picks the signer):\n\n{}",
+        generated.config_snippet
+    );
+    ExitCode::SUCCESS
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))
+}
+
 fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
     let config = match load(arg, env) {
         Ok(config) => config,
         Err(code) => return code,
     };
     tollgate::telemetry::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let running = match tollgate::start(config).await {

@@ -260,6 +260,7 @@ mod tests {
                 allow_cors_preflight: false,
                 forward_authorization: false,
             },
+            upstream_auth: None,
         })
     }
 
@@ -271,7 +272,7 @@ mod tests {
             route("/api/v2", None, "v2"),
             route("/api", Some("example.com"), "api-host"),
         ]);
-        let name = |host, path| table.find(host, path).map(|r| r.name.as_str());
+        let name = |host, path| table.find(host, path).map(|r| &*r.name);
         assert_eq!(name(None, "/api/v2/x"), Some("v2"));
         assert_eq!(name(None, "/api/v2"), Some("v2"));
         assert_eq!(name(None, "/api/v20"), Some("api"));

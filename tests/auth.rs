@@ -837,3 +837,53 @@ async fn audit_log_records_service_route_decisions_without_tokens() {
         assert!(!line.contains(SECRET), "secret in log: {line}");
     }
 }
+
+#[tokio::test]
+async fn default_config_demonstrates_public_private_and_internal_routes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.toml");
+    let mut config =
+        tollgate::Config::load(&path, &tollgate::Env::from_map::<_, String, String>([])).unwrap();
+    assert!(config.issuers[0].uses_development_secret());
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.admin_listen = None;
+    let running = tollgate::start(config).await.unwrap();
+    let url = |path: &str| format!("http://{}{path}", running.data_addrs[0]);
+    let sign = |claims: &serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(
+                tollgate::config::DEVELOPMENT_SECRET.as_bytes(),
+            ),
+        )
+        .unwrap()
+    };
+    let service = bearer(&sign(&service_claims("tollgate", "orders")));
+    let user = bearer(&sign(&access_claims("tollgate", "alice")));
+    assert_eq!(get(&url("/echo/hi"), &[]).await.status, 200);
+    assert_eq!(get(&url("/private/x"), &[]).await.status, 401);
+    assert_eq!(
+        get(&url("/private/x"), &[("authorization", &user)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&url("/internal/x"), &[("authorization", &user)])
+            .await
+            .status,
+        403
+    );
+    let reply = get(&url("/internal/x"), &[("authorization", &service)]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(echoed_headers(&reply)["x-service-name"], ["orders"]);
+
+    // TOLLGATE_JWT_SECRET replaces the development secret.
+    let config = tollgate::Config::load(
+        &path,
+        &tollgate::Env::from_map([("TOLLGATE_JWT_SECRET", SECRET)]),
+    )
+    .unwrap();
+    assert!(!config.issuers[0].uses_development_secret());
+    running.shutdown();
+}

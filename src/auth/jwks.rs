@@ -70,6 +70,7 @@ pub struct JwksSource {
     /// Held for the duration of a fetch: concurrent refreshes wait for it instead of fetching.
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for JwksSource {
@@ -84,7 +85,7 @@ impl std::fmt::Debug for JwksSource {
 
 impl JwksSource {
     /// A source with no keys yet; call [`JwksSource::spawn_refresher`] to fill it.
-    pub fn new(issuer: String, config: JwksConfig) -> Self {
+    pub fn new(issuer: String, config: JwksConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             issuer,
             config,
@@ -93,6 +94,7 @@ impl JwksSource {
             generation: AtomicU64::new(0),
             last_fetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -149,7 +151,9 @@ impl JwksSource {
         }
         *last = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        match self.fetch().await {
+        let result = self.fetch().await;
+        self.metrics.record_jwks_fetch(&self.issuer, result.is_ok());
+        match result {
             Ok(keys) => {
                 let count = keys.len();
                 self.keys.store(Arc::new(keys));

@@ -125,6 +125,7 @@ pub struct Verifier {
     claim_headers: Vec<(Vec<String>, HeaderName)>,
     claim_header_names: Vec<HeaderName>,
     cache: Option<quick_cache::sync::Cache<String, Cached>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -144,7 +145,11 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// Builds the verifier; JWKS sources are created but not fetched (see [`Verifier::start`]).
-    pub fn new(issuers: &[IssuerConfig], identity: &IdentityConfig) -> Self {
+    pub fn new(
+        issuers: &[IssuerConfig],
+        identity: &IdentityConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let issuers: Vec<IssuerVerifier> = issuers
             .iter()
             .map(|config| IssuerVerifier {
@@ -156,7 +161,7 @@ impl Verifier {
                 jwks: config
                     .jwks
                     .clone()
-                    .map(|j| Arc::new(JwksSource::new(config.name.clone(), j))),
+                    .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, metrics.clone()))),
                 config: config.clone(),
             })
             .collect();
@@ -182,6 +187,7 @@ impl Verifier {
                 .collect(),
             claim_headers: identity.claim_headers.clone(),
             cache,
+            metrics,
         }
     }
 
@@ -262,6 +268,12 @@ impl Verifier {
             .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
             .await?;
         let identity = Arc::new(self.build_identity(&claims, &issuer.config.name)?);
+        // Once per token (later uses hit the cache): the earliest expiry per service feeds
+        // the "service token expiring" alert.
+        if let Some(service) = &identity.service {
+            self.metrics
+                .record_service_token(service, identity.expires_at);
+        }
         if let Some(cache) = &self.cache
             && identity.expires_at > now
         {

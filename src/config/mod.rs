@@ -3,6 +3,7 @@
 
 pub mod env;
 mod issuers;
+mod providers;
 pub mod raw;
 mod validate;
 
@@ -20,6 +21,7 @@ pub use env::Env;
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
 };
+pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use validate::validate;
 
 /// A configuration error, with the file and the key path it concerns.
@@ -71,6 +73,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// Identity header settings.
     pub identity: IdentityConfig,
+    /// Upstream credential providers.
+    pub providers: Vec<ProviderConfig>,
     /// Service token tooling.
     pub tokens: TokensConfig,
     /// Routes, in file order.
@@ -131,8 +135,8 @@ pub struct LogConfig {
 /// One validated route.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Name for logs and metrics.
-    pub name: String,
+    /// Name for logs and metrics (shared, so metric labels cost no allocation).
+    pub name: Arc<str>,
     /// Normalised prefix without a trailing slash (`""` for the root).
     pub prefix: String,
     /// Lowercase host without port, if the route is host-specific.
@@ -149,6 +153,8 @@ pub struct Route {
     pub preserve_host: bool,
     /// Who may use the route.
     pub policy: RoutePolicy,
+    /// Index into [`Config::providers`] of the credential attached upstream, if any.
+    pub upstream_auth: Option<usize>,
 }
 
 /// Where a route forwards to.

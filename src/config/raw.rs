@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// Identity header settings.
     #[serde(default)]
     pub identity: RawIdentity,
+    /// Upstream credential providers, referenced by routes' `upstream_auth`.
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
     /// Service token tooling (`tollgate token issue`).
     #[serde(default)]
     pub tokens: RawTokens,
@@ -111,6 +114,71 @@ pub struct RawSigningKey {
     pub algorithm: String,
     /// Key id written in the token header.
     pub kid: Option<String>,
+}
+
+/// `[[providers]]`: how to obtain a vendor's bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Name routes refer to with `upstream_auth`. Required.
+    pub name: String,
+    /// `login` (JSON email/password login) or `client_credentials` (OAuth 2.0, RFC 6749 §4.4).
+    pub kind: RawProviderKind,
+    /// login: the auth API URL. Default: `$API_AUTH_URL`.
+    pub auth_url: Option<String>,
+    /// login: the account email. Default: `$API_AUTH_EMAIL`.
+    pub email: Option<String>,
+    /// login: the password. Default: `$API_AUTH_PASSWORD` (or `password_file`).
+    pub password: Option<String>,
+    /// login: file holding the password (trailing newline ignored).
+    pub password_file: Option<String>,
+    /// login: JSON field name for the email. Default `"email"`.
+    pub email_field: Option<String>,
+    /// login: JSON field name for the password. Default `"password"`.
+    pub password_field: Option<String>,
+    /// login: dot path of the token in the response. Default: the first of `accessToken`,
+    /// `access_token`, `token`, `authToken`.
+    pub token_path: Option<String>,
+    /// client_credentials: the token endpoint.
+    pub token_url: Option<String>,
+    /// client_credentials: the client id.
+    pub client_id: Option<String>,
+    /// client_credentials: the client secret (or `client_secret_file`).
+    pub client_secret: Option<String>,
+    /// client_credentials: file holding the client secret.
+    pub client_secret_file: Option<String>,
+    /// client_credentials: `"basic"` (HTTP Basic, default) or `"body"` (form fields).
+    pub client_auth: Option<String>,
+    /// client_credentials: requested scope.
+    pub scope: Option<String>,
+    /// client_credentials: requested audience.
+    pub audience: Option<String>,
+    /// Per-attempt timeout. Default: `$API_EXECUTOR_TIMEOUT` seconds, else `"30s"`.
+    pub timeout: Option<HumanDuration>,
+    /// Retries after a failed attempt. Default: `$API_EXECUTOR_MAX_RETRIES`, else 3.
+    pub max_retries: Option<u32>,
+    /// Token lifetime when neither its `exp` nor `expires_in` says. Default `"1h"`.
+    pub ttl: Option<HumanDuration>,
+    /// Refresh when less than this remains. Default `"5m"`.
+    pub refresh_before: Option<HumanDuration>,
+    /// After all retries fail, answer 503 at once for this long. Default `"5s"`.
+    pub failure_cooldown: Option<HumanDuration>,
+    /// Readiness waits for this provider's first token. Default false.
+    #[serde(default)]
+    pub required: bool,
+    /// Request bodies up to this size are kept so a request can be replayed after a vendor
+    /// `401`. Default 65536.
+    pub replay_body_bytes: Option<u64>,
+}
+
+/// The credential grant a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawProviderKind {
+    /// `POST {"email", "password"}` → `{"accessToken": ...}`.
+    Login,
+    /// OAuth 2.0 client credentials.
+    ClientCredentials,
 }
 
 /// `[tokens]`: what `tollgate token issue` signs with and for whom.
@@ -310,6 +378,8 @@ pub struct RawRoute {
     /// Forward the caller's `Authorization` header. Default false (removed).
     #[serde(default)]
     pub forward_authorization: bool,
+    /// Name of a `[[providers]]` entry whose bearer token replaces the caller's. Default: none.
+    pub upstream_auth: Option<String>,
 }
 
 /// A route's access policy.

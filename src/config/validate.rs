@@ -7,6 +7,7 @@ use http::Uri;
 
 use super::env::{Env, interpolate};
 use super::issuers::validate_issuer;
+use super::providers::validate_provider;
 use super::raw::RawPolicy;
 use super::raw::{RawConfig, RawRoute};
 use super::{
@@ -152,6 +153,22 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         issuers.push(issuer);
     }
     let identity = validate_identity(&raw, file)?;
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    for (i, provider) in raw.providers.iter().enumerate() {
+        let provider = validate_provider(provider, env)
+            .map_err(|(key, reason)| invalid(file, &format!("providers[{i}].{key}"), reason))?;
+        if providers
+            .iter()
+            .any(|p: &super::ProviderConfig| p.name == provider.name)
+        {
+            return Err(invalid(
+                file,
+                &format!("providers[{i}].name"),
+                format!("duplicate provider {:?}", provider.name),
+            ));
+        }
+        providers.push(provider);
+    }
     let signing_issuer =
         match &raw.tokens.issuer {
             Some(name) => Some(issuers.iter().position(|i| &i.issuer == name).ok_or_else(
@@ -175,7 +192,27 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
-        let route = validate_route(route, &raw, &key, file)?;
+        let mut route = validate_route(route, &raw, &key, file)?;
+        if let Some(name) = &raw.routes[i].upstream_auth {
+            let index = providers
+                .iter()
+                .position(|p| &p.name == name)
+                .ok_or_else(|| {
+                    invalid(
+                        file,
+                        &format!("{key}.upstream_auth"),
+                        format!("no [[providers]] entry named {name:?}"),
+                    )
+                })?;
+            if route.policy.forward_authorization {
+                return Err(invalid(
+                    file,
+                    &format!("{key}.forward_authorization"),
+                    "a route with upstream_auth never forwards the caller's Authorization",
+                ));
+            }
+            route.upstream_auth = Some(index);
+        }
         if route.policy.policy != Policy::Public && issuers.is_empty() {
             return Err(invalid(
                 file,
@@ -204,6 +241,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         log,
         issuers,
         identity,
+        providers,
         tokens,
         routes,
     })
@@ -286,13 +324,11 @@ fn validate_route(
         .map(|h| h.trim().to_ascii_lowercase())
         .filter(|h| !h.is_empty());
     Ok(Route {
-        name: route.name.clone().unwrap_or_else(|| {
-            if prefix.is_empty() {
-                "/".to_owned()
-            } else {
-                prefix.clone()
-            }
-        }),
+        name: route
+            .name
+            .as_deref()
+            .unwrap_or(if prefix.is_empty() { "/" } else { &prefix })
+            .into(),
         prefix,
         host,
         upstream,
@@ -312,6 +348,7 @@ fn validate_route(
             allow_cors_preflight: route.allow_cors_preflight,
             forward_authorization: route.forward_authorization,
         },
+        upstream_auth: None,
     })
 }
 
@@ -381,7 +418,7 @@ mod tests {
         assert_eq!(c.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
         let r = &c.routes[0];
         assert_eq!(r.prefix, "/api");
-        assert_eq!(r.name, "/api");
+        assert_eq!(&*r.name, "/api");
         assert!(matches!(&r.upstream, Upstream::Http { base_path, .. } if base_path == "/base"));
         assert_eq!(r.max_body_bytes, 10 * 1024 * 1024);
     }

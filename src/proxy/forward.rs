@@ -74,19 +74,16 @@ pub fn upstream_uri(
         .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
 }
 
-/// Sets the `Host` the upstream sees: the client's when `preserve`, else the client's library
+/// Sets the `Host` the upstream sees: the client's when `preserve`, else the client library
 /// fills it in from the URI.
-pub fn set_host(
-    request: &mut Request<RequestBody>,
-    preserve: bool,
-    client_host: Option<HeaderValue>,
-) {
-    if preserve {
-        if let Some(host) = client_host {
-            request.headers_mut().insert(HOST, host);
+pub fn set_host(headers: &mut http::HeaderMap, preserve: bool, client_host: Option<HeaderValue>) {
+    match client_host {
+        Some(host) if preserve => {
+            headers.insert(HOST, host);
         }
-    } else {
-        request.headers_mut().remove(HOST);
+        _ => {
+            headers.remove(HOST);
+        }
     }
 }
 

@@ -1,10 +1,12 @@
-//! The admin listener: liveness and readiness, apart from the data path.
+//! The admin listener: liveness, readiness and the signing keys' public JWKS, apart from the
+//! data path.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::{CONTENT_TYPE, HeaderValue};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -20,9 +22,19 @@ use crate::body::{ResponseBody, full};
 #[derive(Debug, Default)]
 pub struct AdminState {
     draining: AtomicBool,
+    /// `/.well-known/jwks.json`, rendered once at startup; `None`: no signing key, 404.
+    jwks: Option<Bytes>,
 }
 
 impl AdminState {
+    /// State that serves `jwks` (see [`crate::keygen::published_jwks`]) as the key set.
+    pub fn with_jwks(jwks: Option<Bytes>) -> Self {
+        Self {
+            draining: AtomicBool::new(false),
+            jwks,
+        }
+    }
+
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
@@ -43,6 +55,18 @@ fn json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     response
 }
 
+// RFC 7517 §8.5: the JWK Set media type. Public keys only, so caches may keep it a while.
+fn jwks_response(body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(full(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    response
+}
+
 /// Answers one admin request.
 pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<ResponseBody> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -57,6 +81,10 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
         }
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
+        "/.well-known/jwks.json" => match &state.jwks {
+            Some(jwks) => jwks_response(jwks.clone()),
+            None => json(StatusCode::NOT_FOUND, r#"{"error":"no signing key"}"#),
+        },
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
     }
 }
@@ -108,5 +136,16 @@ mod tests {
             respond(&state, &get("/nope")).status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn jwks_is_served_only_when_configured() {
+        let get = Request::get("/.well-known/jwks.json").body(()).unwrap();
+        let none = AdminState::default();
+        assert_eq!(respond(&none, &get).status(), StatusCode::NOT_FOUND);
+        let some = AdminState::with_jwks(Some(Bytes::from_static(br#"{"keys":[]}"#)));
+        let response = respond(&some, &get);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/jwk-set+json");
     }
 }

@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 
 use crate::config::Limits;
 use crate::gateway::Gateway;
+use crate::metrics::ConnectionGuard;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
@@ -67,7 +68,11 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
-        let service = service_fn(move |request| gateway.clone().handle(request, remote));
+        let counted = Arc::new(ConnectionGuard::new(gateway.metrics().clone()));
+        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            counted.observe(request.version());
+            gateway.clone().handle(request, remote)
+        });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -67,8 +67,10 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 
 /// Binds every listener and starts serving `config`.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
-    let gateway = Arc::new(Gateway::new(&config));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let gateway = Arc::new(Gateway::new(&config, metrics.clone()));
     gateway.verifier().start();
+    gateway.providers().start();
     for issuer in config
         .issuers
         .iter()
@@ -79,7 +81,9 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             "USING THE BUILT-IN DEVELOPMENT SECRET: anyone can mint tokens; set TOLLGATE_JWT_SECRET"
         );
     }
-    let state = Arc::new(AdminState::default());
+    let state = Arc::new(AdminState::with_jwks(crate::keygen::published_jwks(
+        &config.issuers,
+    )));
     let (stop, stop_rx) = watch::channel(false);
     // The admin listener outlives the drain, so readiness can report it.
     let (admin_stop, admin_stop_rx) = watch::channel(false);

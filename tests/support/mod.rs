@@ -524,3 +524,126 @@ impl JwksServer {
         self.fetches.load(Ordering::SeqCst)
     }
 }
+
+/// How the fake vendor auth API answers.
+#[derive(Clone, Debug)]
+pub enum AuthReply {
+    /// `{"statusCode": 200, <field>: "tok-N"}`
+    Field(&'static str),
+    /// `{"statusCode": 200, "accessToken": <JWT whose exp is this many seconds away>}`
+    ShortLived(u64),
+    /// This HTTP status with an empty JSON body.
+    Status(u16),
+    /// `{"statusCode": <code>, "message": "bad credentials"}` with HTTP 200.
+    BodyStatus(u16),
+    /// `{"statusCode": 200}` without a token.
+    NoToken,
+    /// Not JSON.
+    Garbage,
+}
+
+/// A fake vendor auth API on 127.0.0.1 that counts logins and can be told how to answer.
+#[derive(Clone)]
+pub struct AuthServer {
+    pub upstream: MockUpstream,
+    reply: Arc<Mutex<AuthReply>>,
+    delay: Arc<Mutex<Duration>>,
+    issued: Arc<AtomicUsize>,
+    /// (start, end) of each login, for overlap checks.
+    pub windows: Arc<Mutex<Vec<(std::time::Instant, std::time::Instant)>>>,
+}
+
+impl AuthServer {
+    /// Starts answering with `reply`.
+    pub async fn start(reply: AuthReply) -> Self {
+        let reply = Arc::new(Mutex::new(reply));
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let issued = Arc::new(AtomicUsize::new(0));
+        let windows = Arc::new(Mutex::new(Vec::new()));
+        let (r, d, n, w) = (
+            reply.clone(),
+            delay.clone(),
+            issued.clone(),
+            windows.clone(),
+        );
+        let upstream = MockUpstream::start(move |_| {
+            let (r, d, n, w) = (r.clone(), d.clone(), n.clone(), w.clone());
+            async move {
+                let started = std::time::Instant::now();
+                let wait = *d.lock().unwrap();
+                tokio::time::sleep(wait).await;
+                let id = n.fetch_add(1, Ordering::SeqCst) + 1;
+                let reply = r.lock().unwrap().clone();
+                let response = match reply {
+                    AuthReply::Field(field) => json_response(
+                        StatusCode::OK,
+                        &serde_json::json!({"statusCode": 200, field: format!("tok-{id}")}),
+                    ),
+                    AuthReply::ShortLived(secs) => {
+                        let token = vendor_jwt(id, now() + secs);
+                        json_response(
+                            StatusCode::OK,
+                            &serde_json::json!({"statusCode": 200, "accessToken": token}),
+                        )
+                    }
+                    AuthReply::Status(code) => {
+                        json_response(StatusCode::from_u16(code).unwrap(), &serde_json::json!({}))
+                    }
+                    AuthReply::BodyStatus(code) => json_response(
+                        StatusCode::OK,
+                        &serde_json::json!({"statusCode": code, "message": "bad credentials"}),
+                    ),
+                    AuthReply::NoToken => {
+                        json_response(StatusCode::OK, &serde_json::json!({"statusCode": 200}))
+                    }
+                    AuthReply::Garbage => {
+                        Response::new(Full::new(Bytes::from_static(b"<html>oops</html>")))
+                    }
+                };
+                w.lock().unwrap().push((started, std::time::Instant::now()));
+                response
+            }
+        })
+        .await;
+        Self {
+            upstream,
+            reply,
+            delay,
+            issued,
+            windows,
+        }
+    }
+
+    /// Changes how later logins are answered.
+    pub fn set(&self, reply: AuthReply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    /// Delays every later login by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    /// Login requests received.
+    pub fn logins(&self) -> usize {
+        self.upstream.hits()
+    }
+
+    /// `http://addr/auth/login`
+    pub fn url(&self) -> String {
+        format!("{}/auth/login", self.upstream.url())
+    }
+}
+
+/// An unsigned-looking vendor JWT with the given `exp` (the gateway only decodes it).
+pub fn vendor_jwt(id: usize, exp: u64) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.c2ln",
+        b64(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        b64(serde_json::json!({"sub": format!("vendor-{id}"), "exp": exp}))
+    )
+}

@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of tollgate against nginx and HAProxy on one machine over loopback.
+#
+#   bench/run.sh                       # DURATION=10 CONNECTIONS=50 WARMUP=3 by default
+#   DURATION=20 CONNECTIONS=100 bench/run.sh
+#
+# Each proxy runs alone, pinned to CPU 0; wrk and the upstream (nginx answering "200 ok") share
+# CPU 1. Per row: requests/s, p50 and p99 latency, non-2xx count, and the proxy's own CPU time
+# per request from /proc/<pid>/stat (the figure that holds best on a shared, noisy machine).
+# Writes bench/results.md (override with OUT=...). Needs root or sudo for apt-get on first run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-50}
+WARMUP=${WARMUP:-3}
+OUT=${OUT:-$ROOT/bench/results.md}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+install_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v python3 >/dev/null || missing+=(python3)
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+install_tools
+cargo build --release --locked --quiet
+TOLLGATE=$ROOT/target/release/tollgate
+NGINX=/usr/sbin/nginx
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+
+UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLGATE_PORT=18084; TOLLGATE_ADMIN=18085
+SECRET="bench-secret-0123456789-0123456789-0123456789"
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2
+  return 1
+}
+
+# --- upstream: nginx answering 200 ok, and a fake vendor login -----------------------------
+mkdir -p "$WORK/nginx"
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $WORK/upstream.pid;
+error_log /dev/null crit;
+events { worker_connections 20000; }
+http {
+  access_log off; client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UPSTREAM;
+    client_max_body_size 0;
+    location = /login { default_type application/json; return 200 '{"statusCode":200,"accessToken":"vendor-token"}'; }
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+CONF
+taskset -c "$LOAD_CPU" $NGINX -c "$WORK/upstream.conf" -p "$WORK" & UPSTREAM_PID=$!; PIDS+=($UPSTREAM_PID)
+wait_port $UPSTREAM
+
+# --- tokens: minted by tollgate itself ------------------------------------------------------
+KEYS=$ROOT/tests/fixtures/keys
+issuers() {
+  cat <<CONF
+[[issuers]]
+issuer = "bench-hs"
+algorithms = ["HS256"]
+secret = "$SECRET"
+[[issuers]]
+issuer = "bench-rs"
+algorithms = ["RS256"]
+signing_key = { private_key_file = "$KEYS/rsa.key", algorithm = "RS256", kid = "rs" }
+[[issuers]]
+issuer = "bench-es"
+algorithms = ["ES256"]
+signing_key = { private_key_file = "$KEYS/ec256.key", algorithm = "ES256", kid = "es" }
+CONF
+}
+mint() { # issuer
+  { issuers; printf '[tokens]\nissuer = "%s"\n' "$1"; } > "$WORK/mint-$1.toml"
+  "$TOLLGATE" token issue bench --ttl 1d --config "$WORK/mint-$1.toml"
+}
+HS_TOKEN=$(mint bench-hs); RS_TOKEN=$(mint bench-rs); ES_TOKEN=$(mint bench-es)
+
+# --- measurement ------------------------------------------------------------------------------
+ROWS=()
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+measure() { # name port path pid token
+  local name=$1 port=$2 path=$3 pid=$4 token=${5:-}
+  local auth=()
+  [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${auth[@]}" "http://127.0.0.1:$port$path" >/dev/null
+  local before after
+  before=$(cpu_ticks "$pid")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${auth[@]}" \
+    "http://127.0.0.1:$port$path" > "$WORK/$name.wrk"
+  after=$(cpu_ticks "$pid")
+  local row
+  row=$(python3 - "$WORK/$name.wrk" "$before" "$after" "$CLK_TCK" "$name" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+before, after, tck, name = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+reqs = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+lat = dict((p, ms(v, u)) for p, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", text))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors = int(non2xx.group(1)) if non2xx else 0
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+if sock:
+    errors += sum(int(x) for x in sock.groups())
+cpu_us = (after - before) / tck * 1e6 / max(reqs, 1)
+print(f"{name}|{rps:.0f}|{lat.get('50', 0):.2f}|{lat.get('99', 0):.2f}|{cpu_us:.1f}|{errors}")
+PY
+)
+  echo "  $row" >&2
+  ROWS+=("$row")
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+echo "direct to upstream" >&2
+measure "direct (nginx upstream)" $UPSTREAM / $UPSTREAM_PID
+
+echo "nginx proxy" >&2
+cat > "$WORK/proxy.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $WORK/proxy.pid;
+error_log /dev/null crit;
+events { worker_connections 20000; }
+http {
+  access_log off; client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UPSTREAM; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_PROXY;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & P=$!; PIDS+=($P); wait_port $NGINX_PROXY
+measure "nginx proxy" $NGINX_PROXY / $P
+stop $P
+
+haproxy_conf() { # port extra-frontend-lines
+  cat <<CONF
+global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$1
+$2
+  default_backend be
+backend be
+  server up 127.0.0.1:$UPSTREAM
+CONF
+}
+
+echo "haproxy proxy" >&2
+haproxy_conf $HAPROXY_PLAIN "" > "$WORK/haproxy-plain.cfg"
+taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-plain.cfg" & P=$!; PIDS+=($P); wait_port $HAPROXY_PLAIN
+measure "haproxy proxy" $HAPROXY_PLAIN / $P
+stop $P
+
+echo "haproxy jwt" >&2
+haproxy_conf $HAPROXY_JWT "  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request deny deny_status 401 unless { var(txn.alg) -m str HS256 }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,\"$SECRET\") -m int 1 }
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+  http-request set-var(txn.now) date
+  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+  http-request del-header x-user-id
+  http-request del-header x-user-type
+  http-request del-header x-service-name
+  http-request set-header x-user-id %[var(txn.bearer),jwt_payload_query('\$.user_id')]
+  http-request set-header x-user-type %[var(txn.bearer),jwt_payload_query('\$.type')]
+  http-request set-header x-service-name %[var(txn.bearer),jwt_payload_query('\$.service')]" > "$WORK/haproxy-jwt.cfg"
+taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-jwt.cfg" & P=$!; PIDS+=($P); wait_port $HAPROXY_JWT
+measure "haproxy jwt (HS256)" $HAPROXY_JWT / $P "$HS_TOKEN"
+stop $P
+
+echo "tollgate" >&2
+{
+  cat <<CONF
+[server]
+listen = ["127.0.0.1:$TOLLGATE_PORT"]
+admin_listen = "127.0.0.1:$TOLLGATE_ADMIN"
+[limits]
+max_connections = 20000
+[log]
+level = "warn"
+CONF
+  issuers
+  cat <<CONF
+[[providers]]
+name = "vendor"
+kind = "login"
+auth_url = "http://127.0.0.1:$UPSTREAM/login"
+email = "bench@example.com"
+password = "bench-password"
+ttl = "${VENDOR_TTL:-4s}"
+refresh_before = "2s"
+[[routes]]
+prefix = "/svc"
+upstream = "http://127.0.0.1:$UPSTREAM"
+policy = "service"
+[[routes]]
+prefix = "/vendor"
+upstream = "http://127.0.0.1:$UPSTREAM"
+policy = "service"
+upstream_auth = "vendor"
+[[routes]]
+prefix = "/upload"
+upstream = "http://127.0.0.1:$UPSTREAM"
+policy = "public"
+max_body_bytes = 4294967296
+timeout = "300s"
+CONF
+} > "$WORK/tollgate.toml"
+taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$WORK/tollgate.toml" 2>"$WORK/tollgate.log" & TG=$!; PIDS+=($TG)
+wait_port $TOLLGATE_PORT
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+IDLE_RSS=$(rss_kib $TG)
+measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
+measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
+measure "tollgate ES256 (service route)" $TOLLGATE_PORT /svc/x $TG "$ES_TOKEN"
+measure "tollgate vendor route (token rolls over every ~2s)" $TOLLGATE_PORT /vendor/x $TG "$HS_TOKEN"
+LOADED_RSS=$(rss_kib $TG)
+
+echo "10,000 idle keep-alive connections" >&2
+python3 - "$TOLLGATE_PORT" "$TG" > "$WORK/idle.txt" <<'PY'
+import socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+conns = []
+for i in range(10000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /nothing HTTP/1.1\r\nhost: bench\r\n\r\n")
+    conns.append(s)
+for s in conns:
+    s.recv(4096)
+time.sleep(1)
+rss = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0]
+print(rss)
+for s in conns:
+    s.close()
+PY
+IDLE10K_RSS=$(cat "$WORK/idle.txt")
+
+echo "1 GiB streamed upload" >&2
+before_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$TG/status")
+head -c 1073741824 /dev/zero | taskset -c "$LOAD_CPU" curl -sS -o /dev/null -w '%{http_code}' -T - \
+  -H 'content-type: application/octet-stream' "http://127.0.0.1:$TOLLGATE_PORT/upload" > "$WORK/upload.txt"
+UPLOAD_STATUS=$(cat "$WORK/upload.txt")
+UPLOAD_RSS=$(rss_kib $TG)
+
+# --- report -----------------------------------------------------------------------------------
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$IDLE10K_RSS" "$UPLOAD_RSS" "$UPLOAD_STATUS" "${ROWS[@]}" <<'PY'
+import platform, subprocess, sys, datetime
+out, duration, conns, idle, loaded, idle10k, upload, upload_status = sys.argv[1:9]
+rows = [r.split("|") for r in sys.argv[9:]]
+ref = next(r for r in rows if r[0].startswith("haproxy jwt"))
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+lines = [
+    f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {cpu or platform.machine()}, {subprocess.getoutput('nproc')} cores, kernel {platform.release()}.",
+    f"`bench/run.sh` with DURATION={duration}s, CONNECTIONS={conns}, wrk -t1; proxy pinned to CPU 0, wrk and the upstream on CPU 1.",
+    "",
+    "| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors | req/s vs HAProxy-JWT | CPU vs HAProxy-JWT |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+]
+for name, rps, p50, p99, cpu_us, errors in rows:
+    r_rps = float(rps) / float(ref[1])
+    r_cpu = float(cpu_us) / float(ref[4]) if float(ref[4]) else 0
+    lines.append(f"| {name} | {rps} | {p50} | {p99} | {cpu_us} | {errors} | {r_rps:.2f}× | {r_cpu:.2f}× |")
+lines += [
+    "",
+    "| tollgate memory | RSS |",
+    "| --- | ---: |",
+    f"| idle, after start | {int(idle) / 1024:.1f} MiB |",
+    f"| after the load rows | {int(loaded) / 1024:.1f} MiB |",
+    f"| with 10,000 idle keep-alive connections | {int(idle10k) / 1024:.1f} MiB |",
+    f"| after a 1 GiB streamed upload (status {upload_status}) | {int(upload) / 1024:.1f} MiB |",
+]
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY

@@ -1,0 +1,245 @@
+//! Validation of `[[providers]]`: explicit values first, then the `API_AUTH_*` and
+//! `API_EXECUTOR_*` environment variables existing deployments already set.
+
+use std::time::Duration;
+
+use http::Uri;
+
+use super::env::Env;
+use super::issuers::Secret;
+use super::raw::{RawProvider, RawProviderKind};
+
+/// Token fields tried, in order, when a login provider sets no `token_path`.
+pub const DEFAULT_TOKEN_FIELDS: [&str; 4] = ["accessToken", "access_token", "token", "authToken"];
+
+/// A validated credential provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Name routes refer to.
+    pub name: String,
+    /// How the token is obtained.
+    pub grant: Grant,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retries after a failed attempt.
+    pub max_retries: u32,
+    /// Lifetime when the response does not say.
+    pub ttl: Duration,
+    /// Refresh when less than this remains.
+    pub refresh_before: Duration,
+    /// How long a final failure is remembered.
+    pub failure_cooldown: Duration,
+    /// Readiness waits for the first token.
+    pub required: bool,
+    /// Largest request body kept for a replay after a vendor 401.
+    pub replay_body_bytes: u64,
+}
+
+/// How a provider obtains its token.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// JSON email/password login.
+    Login {
+        /// Auth API URL.
+        url: Uri,
+        /// Account email.
+        email: String,
+        /// Account password.
+        password: Secret,
+        /// JSON field names for email and password.
+        fields: (String, String),
+        /// Token location: one dot path, or the default fallbacks.
+        token_paths: Vec<String>,
+    },
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4).
+    ClientCredentials {
+        /// Token endpoint.
+        url: Uri,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: Secret,
+        /// Send credentials with HTTP Basic (true) or in the form body.
+        basic_auth: bool,
+        /// Requested scope.
+        scope: Option<String>,
+        /// Requested audience.
+        audience: Option<String>,
+    },
+}
+
+type Failure = (String, String);
+
+fn fail(key: &str, reason: impl Into<String>) -> Failure {
+    (key.to_owned(), reason.into())
+}
+
+/// The configured value, else the environment variable, else an error naming both.
+fn value_or_env(
+    value: &Option<String>,
+    key: &str,
+    var: &str,
+    env: &Env,
+) -> Result<String, Failure> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => env
+            .get(var)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                fail(
+                    key,
+                    format!("not set, and environment variable {var} is not set"),
+                )
+            }),
+    }
+}
+
+fn secret_value(
+    value: &Option<String>,
+    file: &Option<String>,
+    key: &str,
+    var: Option<&str>,
+    env: &Env,
+) -> Result<Secret, Failure> {
+    if let Some(path) = file {
+        if value.is_some() {
+            return Err(fail(
+                &format!("{key}_file"),
+                format!("set either {key} or {key}_file"),
+            ));
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| fail(&format!("{key}_file"), format!("cannot read {path:?}: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| fail(&format!("{key}_file"), format!("{path:?} is not UTF-8")))?;
+        return Ok(Secret::new(
+            text.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+        ));
+    }
+    let text = match var {
+        Some(var) => value_or_env(value, key, var, env)?,
+        None => value
+            .clone()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| fail(key, format!("set {key} or {key}_file")))?,
+    };
+    Ok(Secret::new(text.into_bytes()))
+}
+
+fn parse_url(text: &str, key: &str) -> Result<Uri, Failure> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|e| fail(key, format!("invalid URL {text:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(fail(
+            key,
+            format!("invalid URL {text:?}: need http(s)://host/..."),
+        ));
+    }
+    Ok(uri)
+}
+
+fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<Option<T>, Failure> {
+    match env.get(var).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            fail(
+                key,
+                format!("environment variable {var} is not a number: {v:?}"),
+            )
+        }),
+    }
+}
+
+/// Validates one `[[providers]]` entry; `Err((key suffix, reason))`.
+pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig, Failure> {
+    if raw.name.trim().is_empty() {
+        return Err(fail("name", "must not be empty"));
+    }
+    let grant = match raw.kind {
+        RawProviderKind::Login => {
+            let url = value_or_env(&raw.auth_url, "auth_url", "API_AUTH_URL", env)?;
+            Grant::Login {
+                url: parse_url(&url, "auth_url")?,
+                email: value_or_env(&raw.email, "email", "API_AUTH_EMAIL", env)?,
+                password: secret_value(
+                    &raw.password,
+                    &raw.password_file,
+                    "password",
+                    Some("API_AUTH_PASSWORD"),
+                    env,
+                )?,
+                fields: (
+                    raw.email_field
+                        .clone()
+                        .unwrap_or_else(|| "email".to_owned()),
+                    raw.password_field
+                        .clone()
+                        .unwrap_or_else(|| "password".to_owned()),
+                ),
+                token_paths: match &raw.token_path {
+                    Some(path) => vec![path.clone()],
+                    None => DEFAULT_TOKEN_FIELDS.iter().map(|f| f.to_string()).collect(),
+                },
+            }
+        }
+        RawProviderKind::ClientCredentials => {
+            let url = raw
+                .token_url
+                .as_deref()
+                .ok_or_else(|| fail("token_url", "required for client_credentials"))?;
+            Grant::ClientCredentials {
+                url: parse_url(url, "token_url")?,
+                client_id: raw
+                    .client_id
+                    .clone()
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| fail("client_id", "required for client_credentials"))?,
+                client_secret: secret_value(
+                    &raw.client_secret,
+                    &raw.client_secret_file,
+                    "client_secret",
+                    None,
+                    env,
+                )?,
+                basic_auth: match raw.client_auth.as_deref() {
+                    None | Some("basic") => true,
+                    Some("body") => false,
+                    Some(other) => {
+                        return Err(fail(
+                            "client_auth",
+                            format!("expected \"basic\" or \"body\", got {other:?}"),
+                        ));
+                    }
+                },
+                scope: raw.scope.clone(),
+                audience: raw.audience.clone(),
+            }
+        }
+    };
+    let timeout = match raw.timeout {
+        Some(t) => t.0,
+        None => {
+            Duration::from_secs(env_number(env, "API_EXECUTOR_TIMEOUT", "timeout")?.unwrap_or(30))
+        }
+    };
+    if timeout.is_zero() {
+        return Err(fail("timeout", "must be greater than 0"));
+    }
+    let max_retries = match raw.max_retries {
+        Some(n) => n,
+        None => env_number(env, "API_EXECUTOR_MAX_RETRIES", "max_retries")?.unwrap_or(3),
+    };
+    Ok(ProviderConfig {
+        name: raw.name.clone(),
+        grant,
+        timeout,
+        max_retries,
+        ttl: raw.ttl.map_or(Duration::from_secs(3600), |d| d.0),
+        refresh_before: raw.refresh_before.map_or(Duration::from_secs(300), |d| d.0),
+        failure_cooldown: raw.failure_cooldown.map_or(Duration::from_secs(5), |d| d.0),
+        required: raw.required,
+        replay_body_bytes: raw.replay_body_bytes.unwrap_or(64 * 1024),
+    })
+}

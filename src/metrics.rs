@@ -1,0 +1,413 @@
+//! Prometheus metrics (prometheus-client): the registry and typed handles for every series.
+//! Label sets are bounded: route names, methods from a fixed list, status codes, issuer,
+//! provider and service names from the config or from verified tokens; never raw paths, user
+//! ids or tokens.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// HTTP methods as a bounded label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum MethodLabel {
+    /// GET
+    GET,
+    /// HEAD
+    HEAD,
+    /// POST
+    POST,
+    /// PUT
+    PUT,
+    /// PATCH
+    PATCH,
+    /// DELETE
+    DELETE,
+    /// OPTIONS
+    OPTIONS,
+    /// Anything else.
+    OTHER,
+}
+
+impl From<&http::Method> for MethodLabel {
+    fn from(method: &http::Method) -> Self {
+        match *method {
+            http::Method::GET => Self::GET,
+            http::Method::HEAD => Self::HEAD,
+            http::Method::POST => Self::POST,
+            http::Method::PUT => Self::PUT,
+            http::Method::PATCH => Self::PATCH,
+            http::Method::DELETE => Self::DELETE,
+            http::Method::OPTIONS => Self::OPTIONS,
+            _ => Self::OTHER,
+        }
+    }
+}
+
+/// `route`, `method`, `status`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route name (`-` when none matched).
+    pub route: Arc<str>,
+    /// Method.
+    pub method: MethodLabel,
+    /// Status code.
+    pub status: u16,
+}
+
+/// `route`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// Route name.
+    pub route: Arc<str>,
+}
+
+/// `protocol`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    /// `http1` or `http2`.
+    pub protocol: &'static str,
+}
+
+/// `route`, `result`, `token_type`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Route name.
+    pub route: Arc<str>,
+    /// `allowed`, `missing`, `invalid`, `expired` or `forbidden`.
+    pub result: &'static str,
+    /// `access`, `service` or `none`.
+    pub token_type: &'static str,
+}
+
+/// A name (issuer, provider, service) and a result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NameResult {
+    /// The name.
+    pub name: String,
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// `issuer`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabel {
+    /// Issuer name.
+    pub issuer: String,
+}
+
+/// `provider`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    /// Provider name.
+    pub provider: String,
+}
+
+/// `service`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    /// Service name from a verified service token.
+    pub service: String,
+}
+
+/// `route`, `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Route name.
+    pub route: Arc<str>,
+    /// `connect`, `timeout` or `reset`.
+    pub kind: &'static str,
+}
+
+/// Every metric tollgate exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method, status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request duration by route.
+    pub request_duration: Family<RouteLabel, Histogram>,
+    /// Upstream response-head duration by route.
+    pub upstream_duration: Family<RouteLabel, Histogram>,
+    /// Requests being handled.
+    pub in_flight: Gauge,
+    /// Open client connections by protocol (counted from their first request).
+    pub connections: Family<ProtocolLabel, Gauge>,
+    /// Authentication decisions.
+    pub auth_decisions: Family<AuthLabels, Counter>,
+    /// JWKS fetches by issuer and result.
+    pub jwks_fetches: Family<NameResult, Counter>,
+    /// Seconds since each issuer's key set was last fetched successfully.
+    pub jwks_age: Family<IssuerLabel, Gauge<f64, AtomicU64>>,
+    /// Earliest expiry seen per service presenting a valid token.
+    pub service_token_expiry: Family<ServiceLabel, Gauge>,
+    /// Vendor logins by provider and result.
+    pub upstream_logins: Family<NameResult, Counter>,
+    /// Vendor login duration by provider.
+    pub upstream_login_duration: Family<ProviderLabel, Histogram>,
+    /// Each provider's current token expiry.
+    pub upstream_token_expiry: Family<ProviderLabel, Gauge>,
+    /// Upstream failures by route and kind.
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    jwks_last_success: std::sync::Mutex<Vec<(String, SystemTime)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~13 s
+    Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered under the `tollgate` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let m = Self {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+            upstream_duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+            connections: Family::default(),
+            auth_decisions: Family::default(),
+            jwks_fetches: Family::default(),
+            jwks_age: Family::default(),
+            service_token_expiry: Family::default(),
+            upstream_logins: Family::default(),
+            upstream_login_duration: Family::new_with_constructor(latency_histogram),
+            upstream_token_expiry: Family::default(),
+            upstream_errors: Family::default(),
+            jwks_last_success: std::sync::Mutex::new(Vec::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests by route, method and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Request duration by route",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time to the upstream's response head, by route",
+            m.upstream_duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests being handled",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Open client connections by protocol",
+            m.connections.clone(),
+        );
+        registry.register(
+            "auth_decisions",
+            "Authentication decisions by route, result and token type",
+            m.auth_decisions.clone(),
+        );
+        registry.register(
+            "jwks_fetches",
+            "JWKS fetches by issuer and result",
+            m.jwks_fetches.clone(),
+        );
+        registry.register(
+            "jwks_age_seconds",
+            "Seconds since the issuer's key set was last fetched",
+            m.jwks_age.clone(),
+        );
+        registry.register(
+            "service_token_expiry_timestamp_seconds",
+            "Earliest expiry (unix seconds) of the valid tokens each service presented",
+            m.service_token_expiry.clone(),
+        );
+        registry.register(
+            "upstream_logins",
+            "Vendor logins by provider and result",
+            m.upstream_logins.clone(),
+        );
+        registry.register(
+            "upstream_login_duration_seconds",
+            "Vendor login duration by provider",
+            m.upstream_login_duration.clone(),
+        );
+        registry.register(
+            "upstream_token_expiry_timestamp_seconds",
+            "Expiry (unix seconds) of each provider's current token",
+            m.upstream_token_expiry.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by route and kind",
+            m.upstream_errors.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Records one finished request.
+    pub fn record_request(
+        &self,
+        route: &Arc<str>,
+        method: &http::Method,
+        status: u16,
+        duration: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method: method.into(),
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabel {
+                route: route.clone(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Records a service token's expiry, keeping the earliest seen.
+    pub fn record_service_token(&self, service: &str, expires_at: u64) {
+        let gauge = self.service_token_expiry.get_or_create(&ServiceLabel {
+            service: service.to_owned(),
+        });
+        let expires_at = i64::try_from(expires_at).unwrap_or(i64::MAX);
+        let current = gauge.get();
+        if current == 0 || expires_at < current {
+            gauge.set(expires_at);
+        }
+    }
+
+    /// Records a JWKS fetch.
+    pub fn record_jwks_fetch(&self, issuer: &str, ok: bool) {
+        self.jwks_fetches
+            .get_or_create(&NameResult {
+                name: issuer.to_owned(),
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+        if ok && let Ok(mut last) = self.jwks_last_success.lock() {
+            match last.iter_mut().find(|(name, _)| name == issuer) {
+                Some(entry) => entry.1 = SystemTime::now(),
+                None => last.push((issuer.to_owned(), SystemTime::now())),
+            }
+        }
+    }
+
+    /// Records a vendor login attempt.
+    pub fn record_login(&self, provider: &str, ok: bool, duration: Duration) {
+        self.upstream_logins
+            .get_or_create(&NameResult {
+                name: provider.to_owned(),
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+        self.upstream_login_duration
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_owned(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Records a provider's current token expiry.
+    pub fn record_token_expiry(&self, provider: &str, expires_at: SystemTime) {
+        let secs = expires_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.upstream_token_expiry
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_owned(),
+            })
+            .set(i64::try_from(secs).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        if let Ok(last) = self.jwks_last_success.lock() {
+            for (issuer, at) in last.iter() {
+                let age = at.elapsed().map_or(0.0, |d| d.as_secs_f64());
+                self.jwks_age
+                    .get_or_create(&IssuerLabel {
+                        issuer: issuer.clone(),
+                    })
+                    .set(age);
+            }
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Counts a connection under its protocol from its first request until it closes.
+pub struct ConnectionGuard {
+    metrics: Arc<Metrics>,
+    protocol: std::sync::OnceLock<&'static str>,
+}
+
+impl ConnectionGuard {
+    /// A guard that counts nothing until [`ConnectionGuard::observe`].
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            protocol: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Notes the connection's protocol from a request's version (first call counts).
+    pub fn observe(&self, version: http::Version) {
+        if self.protocol.get().is_some() {
+            return;
+        }
+        let protocol = if version == http::Version::HTTP_2 {
+            "http2"
+        } else {
+            "http1"
+        };
+        if self.protocol.set(protocol).is_ok() {
+            self.metrics
+                .connections
+                .get_or_create(&ProtocolLabel { protocol })
+                .inc();
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Some(protocol) = self.protocol.get() {
+            self.metrics
+                .connections
+                .get_or_create(&ProtocolLabel { protocol })
+                .dec();
+        }
+    }
+}
+
+/// Seconds since the epoch, for gauges.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,323 @@
+//! A provider's token cache: single-flight login, proactive background refresh, bounded
+//! retries with backoff and jitter, and a brief memory of failure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use tokio::sync::Mutex;
+use tracing::{debug, error, info, warn};
+
+use super::provider::{self, LoginClient, ProviderError};
+use crate::config::ProviderConfig;
+
+/// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// No token could be had; the reason is safe to show clients.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}")]
+pub struct CredentialError {
+    /// What the last attempt said.
+    pub reason: String,
+}
+
+/// A cached token.
+struct Token {
+    header: HeaderValue,
+    expires_at: Instant,
+    expires_at_wall: SystemTime,
+    refresh_at: Instant,
+    generation: u64,
+}
+
+struct Failure {
+    at: Instant,
+    reason: String,
+}
+
+/// What `/readyz` reports about a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderState {
+    /// No token yet and no failure.
+    Empty,
+    /// A valid token, expiring at this wall-clock time.
+    Valid(SystemTime),
+    /// The last attempt failed.
+    Failed(String),
+}
+
+/// One provider's cached bearer token.
+pub struct TokenCache {
+    config: ProviderConfig,
+    client: LoginClient,
+    token: ArcSwapOption<Token>,
+    failure: ArcSwapOption<Failure>,
+    /// Held while a login is in flight: concurrent callers wait for its result.
+    flight: Mutex<()>,
+    background: AtomicBool,
+    generation: AtomicU64,
+    logins: AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("provider", &self.config.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    /// An empty cache for `config`.
+    pub fn new(config: ProviderConfig, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            client: crate::proxy::forward::build_client(),
+            token: ArcSwapOption::empty(),
+            failure: ArcSwapOption::empty(),
+            flight: Mutex::new(()),
+            background: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The provider's settings.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// Login attempts made so far.
+    pub fn login_count(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
+    }
+
+    /// Current state, for readiness.
+    pub fn state(&self) -> ProviderState {
+        if let Some(token) = self.token.load().as_ref()
+            && Instant::now() < token.expires_at
+        {
+            return ProviderState::Valid(token.expires_at_wall);
+        }
+        match self.failure.load().as_ref() {
+            Some(f) => ProviderState::Failed(f.reason.clone()),
+            None => ProviderState::Empty,
+        }
+    }
+
+    /// The `Authorization` value to attach: the cached token while it is valid (starting a
+    /// background refresh once it is within `refresh_before` of expiry), else a fresh login.
+    pub async fn bearer(self: &Arc<Self>) -> Result<HeaderValue, CredentialError> {
+        let now = Instant::now();
+        let observed = match self.token.load().as_ref() {
+            Some(token) if now < token.expires_at => {
+                if now >= token.refresh_at {
+                    self.refresh_in_background();
+                }
+                debug!(provider = %self.config.name, "using cached upstream token");
+                return Ok(token.header.clone());
+            }
+            Some(token) => Some(token.generation),
+            None => None,
+        };
+        self.refresh(observed).await.map(|t| t.header.clone())
+    }
+
+    /// Drops the token the vendor just refused, unless a newer one already replaced it.
+    pub fn invalidate(&self, refused: &HeaderValue) {
+        let current = self.token.load();
+        if current.as_ref().is_some_and(|t| t.header == refused) {
+            self.token.compare_and_swap(&current, None);
+            info!(provider = %self.config.name, "vendor refused the cached token; dropped it");
+        }
+    }
+
+    /// Starts a refresh off the request path unless one is already running.
+    pub fn refresh_in_background(self: &Arc<Self>) {
+        if self.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let observed = self.token.load().as_ref().map(|t| t.generation);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.refresh(observed).await;
+            this.background.store(false, Ordering::Release);
+        });
+    }
+
+    /// Keeps the token fresh without waiting for requests: wakes at each refresh point.
+    /// Stops when the cache is dropped.
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let eager = self.config.required;
+        tokio::spawn(async move {
+            if eager && let Some(this) = weak.upgrade() {
+                let _ = this.refresh(None).await;
+            }
+            loop {
+                let wait = match weak.upgrade() {
+                    None => return,
+                    Some(this) => this.next_wake(),
+                };
+                tokio::time::sleep(wait).await;
+                let Some(this) = weak.upgrade() else { return };
+                let due = this
+                    .token
+                    .load()
+                    .as_ref()
+                    .is_some_and(|t| Instant::now() >= t.refresh_at);
+                if due {
+                    this.refresh_in_background();
+                }
+            }
+        });
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        match self.token.load().as_ref() {
+            Some(t) if t.refresh_at > now => t.refresh_at - now,
+            // In the refresh window (a previous refresh failed): retry after the cooldown.
+            Some(t) if t.expires_at > now => {
+                self.config.failure_cooldown.max(Duration::from_millis(200))
+            }
+            _ => Duration::from_secs(1),
+        }
+    }
+
+    /// Single flight: one login at a time; callers that waited reuse its result.
+    async fn refresh(&self, observed: Option<u64>) -> Result<Arc<Token>, CredentialError> {
+        let _flight = self.flight.lock().await;
+        if let Some(token) = self.token.load_full()
+            && Some(token.generation) != observed
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token); // another caller logged in while this one waited
+        }
+        if let Some(failure) = self.failure.load().as_ref()
+            && failure.at.elapsed() < self.config.failure_cooldown
+        {
+            return Err(CredentialError {
+                reason: failure.reason.clone(),
+            });
+        }
+        let renewing = self.token.load().is_some();
+        info!(provider = %self.config.name, "fetching upstream token");
+        match self.login_with_retries().await {
+            Ok(fetched) => {
+                let token = self.store(fetched);
+                self.failure.store(None);
+                let expires_in_secs = token
+                    .expires_at
+                    .saturating_duration_since(Instant::now())
+                    .as_secs();
+                if renewing {
+                    info!(provider = %self.config.name, expires_in_secs, "refreshed upstream token");
+                } else {
+                    info!(provider = %self.config.name, expires_in_secs, "fetched upstream token");
+                }
+                Ok(token)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.failure.store(Some(Arc::new(Failure {
+                    at: Instant::now(),
+                    reason: reason.clone(),
+                })));
+                Err(CredentialError { reason })
+            }
+        }
+    }
+
+    fn store(&self, fetched: provider::Fetched) -> Arc<Token> {
+        let lifetime = fetched
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let expires_at = Instant::now() + lifetime;
+        // Refresh `refresh_before` ahead, but not before half the lifetime has passed, so a
+        // short-lived token is not refreshed continuously.
+        let lead = self.config.refresh_before.min(lifetime / 2);
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", fetched.token))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        header.set_sensitive(true);
+        let token = Arc::new(Token {
+            header,
+            expires_at,
+            expires_at_wall: fetched.expires_at,
+            refresh_at: expires_at - lead,
+            generation: self.generation.fetch_add(1, Ordering::AcqRel) + 1,
+        });
+        self.token.store(Some(token.clone()));
+        self.metrics
+            .record_token_expiry(&self.config.name, token.expires_at_wall);
+        token
+    }
+
+    async fn login_with_retries(&self) -> Result<provider::Fetched, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            self.logins.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let result = provider::fetch_once(&self.client, &self.config).await;
+            self.metrics
+                .record_login(&self.config.name, result.is_ok(), started.elapsed());
+            match result {
+                Ok(fetched) => return Ok(fetched),
+                Err(e) => {
+                    match &e {
+                        ProviderError::Status(status) => {
+                            error!(provider = %self.config.name, status = status.as_u16(), attempt, "auth API error")
+                        }
+                        other => {
+                            error!(provider = %self.config.name, error = %other, attempt, "auth API error")
+                        }
+                    }
+                    if attempt >= self.config.max_retries {
+                        warn!(provider = %self.config.name, attempts = attempt + 1, "giving up on upstream token for now");
+                        return Err(e);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter (cheap randomness from the clock is enough here).
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BASE_BACKOFF
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    ceiling.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= BASE_BACKOFF);
+        assert!(backoff(0) >= BASE_BACKOFF / 2);
+        assert!(backoff(3) >= BASE_BACKOFF * 4);
+        assert!(backoff(20) <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,122 @@
+//! Upstream credentials: on vendor routes, the caller's token is replaced by the vendor's
+//! bearer token, obtained by a provider and cached until shortly before it expires.
+
+pub mod cache;
+pub mod provider;
+
+use std::sync::Arc;
+
+pub use cache::{CredentialError, ProviderState, TokenCache};
+
+use crate::config::ProviderConfig;
+
+/// Every configured provider's cache, indexed like [`crate::Config::providers`].
+#[derive(Debug, Default, Clone)]
+pub struct Providers {
+    caches: Vec<Arc<TokenCache>>,
+}
+
+impl Providers {
+    /// Empty caches for the configured providers.
+    pub fn new(configs: &[ProviderConfig], metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        Self {
+            caches: configs
+                .iter()
+                .map(|c| TokenCache::new(c.clone(), metrics.clone()))
+                .collect(),
+        }
+    }
+
+    /// Starts each provider's background refresher (and the first login of required ones).
+    pub fn start(&self) {
+        for cache in &self.caches {
+            cache.spawn_refresher();
+        }
+    }
+
+    /// The cache at `index`.
+    pub fn get(&self, index: usize) -> Option<&Arc<TokenCache>> {
+        self.caches.get(index)
+    }
+
+    /// All caches.
+    pub fn all(&self) -> &[Arc<TokenCache>] {
+        &self.caches
+    }
+}
+
+/// Forwards a request on a vendor route: the cached vendor token replaces any caller
+/// credential; on a vendor `401` the token is dropped, a new one obtained, and the request
+/// replayed once if its body was small enough to keep.
+pub async fn forward_with_credential(
+    client: &crate::proxy::forward::UpstreamClient,
+    credential: &Arc<TokenCache>,
+    mut parts: http::request::Parts,
+    body: hyper::body::Incoming,
+    route: &crate::config::Route,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<
+    (
+        http::Response<crate::body::ResponseBody>,
+        std::time::Duration,
+    ),
+    crate::GatewayError,
+> {
+    use crate::GatewayError;
+    use crate::proxy::forward;
+    use http::header::AUTHORIZATION;
+    use http_body_util::{BodyExt, Either, Full, Limited};
+
+    let bearer = credential
+        .bearer()
+        .await
+        .map_err(GatewayError::CredentialsUnavailable)?;
+    parts.headers.insert(AUTHORIZATION, bearer.clone());
+
+    let keep = credential
+        .config()
+        .replay_body_bytes
+        .min(route.max_body_bytes);
+    let declared = http_body::Body::size_hint(&body).exact();
+    let replayable = client_upgrade.is_none() && declared.is_some_and(|n| n <= keep);
+    if !replayable {
+        let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+        let request = http::Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
+        return forward::exchange(
+            client,
+            request,
+            route.timeout,
+            client_upgrade,
+            route.max_body_bytes,
+        )
+        .await;
+    }
+    let bytes = Limited::new(body, usize::try_from(keep).unwrap_or(usize::MAX))
+        .collect()
+        .await
+        .map_err(|_| GatewayError::BadRequest("request body could not be read"))?
+        .to_bytes();
+    let retry = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.clone())
+        .version(parts.version);
+    let retry_headers = parts.headers.clone();
+    let request = http::Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
+    let first =
+        forward::exchange(client, request, route.timeout, None, route.max_body_bytes).await?;
+    if first.0.status() != http::StatusCode::UNAUTHORIZED {
+        return Ok(first);
+    }
+    credential.invalidate(&bearer);
+    let fresh = credential
+        .bearer()
+        .await
+        .map_err(GatewayError::CredentialsUnavailable)?;
+    let mut request = retry
+        .body(Either::Right(Full::new(bytes)))
+        .map_err(|_| GatewayError::Internal("replayed request could not be rebuilt"))?;
+    *request.headers_mut() = retry_headers;
+    request.headers_mut().insert(AUTHORIZATION, fresh);
+    tracing::info!(provider = %credential.name(), "replaying request once with a fresh upstream token");
+    forward::exchange(client, request, route.timeout, None, route.max_body_bytes).await
+}

@@ -1,0 +1,301 @@
+//! One attempt at obtaining a vendor token: the `login` and `client_credentials` grants, and
+//! reading the token's lifetime.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::Value;
+
+use crate::config::{Grant, ProviderConfig};
+
+/// Largest auth API response read.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// The client used for vendor logins.
+pub type LoginClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Why one attempt failed. Messages never contain the password, the secret or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Connect or protocol failure.
+    #[error("auth API unreachable: {0}")]
+    Unreachable(#[source] crate::error::BoxError),
+    /// No answer within the attempt timeout.
+    #[error("auth API timed out after {0:?}")]
+    Timeout(Duration),
+    /// A non-2xx status.
+    #[error("auth API answered status {0}")]
+    Status(StatusCode),
+    /// The body's own `statusCode` says the login failed.
+    #[error("auth API answered statusCode {0} in its body")]
+    BodyStatus(i64),
+    /// Not JSON, or too large.
+    #[error("auth API answered an invalid body: {0}")]
+    InvalidBody(String),
+    /// JSON without a token where one was expected.
+    #[error("auth API response has no token (looked for {0})")]
+    NoToken(String),
+}
+
+/// A token as obtained, with when it stops being valid.
+pub struct Fetched {
+    /// The bearer token.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: SystemTime,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Makes one attempt, bounded by the provider's timeout.
+pub async fn fetch_once(
+    client: &LoginClient,
+    config: &ProviderConfig,
+) -> Result<Fetched, ProviderError> {
+    let request = build_request(&config.grant);
+    let body = tokio::time::timeout(config.timeout, async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| ProviderError::Unreachable(Box::new(e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ProviderError::Status(status));
+        }
+        Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| ProviderError::InvalidBody(e.to_string()))
+    })
+    .await
+    .map_err(|_| ProviderError::Timeout(config.timeout))??;
+    let json: Value =
+        serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidBody(e.to_string()))?;
+    parse_response(&json, config, SystemTime::now())
+}
+
+fn build_request(grant: &Grant) -> Request<Full<Bytes>> {
+    let (url, content_type, body, basic): (&Uri, &str, Vec<u8>, Option<String>) = match grant {
+        Grant::Login {
+            url,
+            email,
+            password,
+            fields,
+            ..
+        } => {
+            let mut map = serde_json::Map::new();
+            map.insert(fields.0.clone(), Value::String(email.clone()));
+            map.insert(
+                fields.1.clone(),
+                Value::String(String::from_utf8_lossy(password.expose()).into_owned()),
+            );
+            (
+                url,
+                "application/json",
+                Value::Object(map).to_string().into_bytes(),
+                None,
+            )
+        }
+        Grant::ClientCredentials {
+            url,
+            client_id,
+            client_secret,
+            basic_auth,
+            scope,
+            audience,
+        } => {
+            let secret = String::from_utf8_lossy(client_secret.expose()).into_owned();
+            let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+            if let Some(scope) = scope {
+                form.push(("scope", scope));
+            }
+            if let Some(audience) = audience {
+                form.push(("audience", audience));
+            }
+            let basic = if *basic_auth {
+                // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+                let id = serde_urlencoded::to_string([("", client_id)]).unwrap_or_default();
+                let sec = serde_urlencoded::to_string([("", &secret)]).unwrap_or_default();
+                Some(format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", &id[1..], &sec[1..]))
+                ))
+            } else {
+                form.push(("client_id", client_id));
+                form.push(("client_secret", &secret));
+                None
+            };
+            let body = serde_urlencoded::to_string(&form).unwrap_or_default();
+            (
+                url,
+                "application/x-www-form-urlencoded",
+                body.into_bytes(),
+                basic,
+            )
+        }
+    };
+    let mut request = Request::post(url.clone())
+        .header(CONTENT_TYPE, content_type)
+        .header(ACCEPT, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())));
+    if let Some(basic) = basic
+        && let Ok(mut value) = HeaderValue::from_str(&basic)
+    {
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    request
+}
+
+/// Reads the token and its lifetime from a successful response.
+fn parse_response(
+    json: &Value,
+    config: &ProviderConfig,
+    now: SystemTime,
+) -> Result<Fetched, ProviderError> {
+    if let Some(code) = json.get("statusCode").and_then(Value::as_i64)
+        && code >= 400
+    {
+        return Err(ProviderError::BodyStatus(code));
+    }
+    let paths: Vec<&str> = match &config.grant {
+        Grant::Login { token_paths, .. } => token_paths.iter().map(String::as_str).collect(),
+        Grant::ClientCredentials { .. } => vec!["access_token"],
+    };
+    let token = paths
+        .iter()
+        .find_map(|path| {
+            path.split('.')
+                .try_fold(json, |v, seg| v.get(seg))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        })
+        .ok_or_else(|| ProviderError::NoToken(paths.join(", ")))?;
+    if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+        return Err(ProviderError::InvalidBody(
+            "token is not a valid header value".into(),
+        ));
+    }
+    let expires_in = json
+        .get("expires_in")
+        .or_else(|| json.get("expiresIn"))
+        .and_then(Value::as_u64)
+        .map(Duration::from_secs);
+    let expires_at = jwt_expiry(token)
+        .or_else(|| expires_in.map(|d| now + d))
+        .unwrap_or(now + config.ttl);
+    Ok(Fetched {
+        token: token.to_owned(),
+        expires_at,
+    })
+}
+
+/// The `exp` of a JWT, decoded but not verified: it is the vendor's token, not ours to check.
+pub fn jwt_expiry(token: &str) -> Option<SystemTime> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let exp = serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_f64()?;
+    (exp.is_finite() && exp > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use serde_json::json;
+
+    fn login_config(token_paths: &[&str]) -> ProviderConfig {
+        ProviderConfig {
+            name: "vendor".into(),
+            grant: Grant::Login {
+                url: "http://127.0.0.1:9/login".parse().unwrap(),
+                email: "a@b.c".into(),
+                password: Secret::new(b"pw".to_vec()),
+                fields: ("email".into(), "password".into()),
+                token_paths: token_paths.iter().map(|s| s.to_string()).collect(),
+            },
+            timeout: Duration::from_secs(1),
+            max_retries: 0,
+            ttl: Duration::from_secs(3600),
+            refresh_before: Duration::from_secs(300),
+            failure_cooldown: Duration::from_secs(5),
+            required: false,
+            replay_body_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn token_fields_and_failures() {
+        let config = login_config(&crate::config::DEFAULT_TOKEN_FIELDS);
+        let now = SystemTime::now();
+        for field in crate::config::DEFAULT_TOKEN_FIELDS {
+            let body = json!({"statusCode": 200, field: "opaque"});
+            let fetched = parse_response(&body, &config, now).unwrap();
+            assert_eq!(fetched.token, "opaque");
+            assert_eq!(
+                fetched.expires_at,
+                now + Duration::from_secs(3600),
+                "ttl fallback"
+            );
+        }
+        assert!(matches!(
+            parse_response(
+                &json!({"statusCode": 401, "accessToken": "x"}),
+                &config,
+                now
+            ),
+            Err(ProviderError::BodyStatus(401))
+        ));
+        let err = parse_response(&json!({"ok": true}), &config, now)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "auth API response has no token (looked for accessToken, access_token, token, authToken)"
+        );
+        let nested = login_config(&["data.jwt"]);
+        assert_eq!(
+            parse_response(&json!({"data": {"jwt": "n"}}), &nested, now)
+                .unwrap()
+                .token,
+            "n"
+        );
+    }
+
+    #[test]
+    fn lifetime_from_exp_then_expires_in() {
+        let config = login_config(&["accessToken"]);
+        let now = SystemTime::now();
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp": 2000000000}"#);
+        let jwt = format!("e30.{payload}.sig");
+        let fetched = parse_response(&json!({"accessToken": jwt}), &config, now).unwrap();
+        assert_eq!(
+            fetched.expires_at,
+            UNIX_EPOCH + Duration::from_secs(2_000_000_000)
+        );
+        let body = json!({"accessToken": "very-secret-token", "expires_in": 60});
+        let fetched = parse_response(&body, &config, now).unwrap();
+        assert_eq!(fetched.expires_at, now + Duration::from_secs(60));
+        assert!(!format!("{fetched:?}").contains("very-secret-token"));
+    }
+}
