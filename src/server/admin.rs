@@ -1,9 +1,10 @@
-//! The admin listener: liveness, readiness and the signing keys' public JWKS, apart from the
-//! data path.
+//! The admin listener, apart from the data path: liveness, readiness (with each upstream
+//! credential provider's state), Prometheus metrics and the signing keys' public JWKS.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
@@ -17,6 +18,8 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::body::{ResponseBody, full};
+use crate::metrics::Metrics;
+use crate::upstream_auth::{ProviderState, Providers};
 
 /// Process-wide state the admin endpoints report.
 #[derive(Debug, Default)]
@@ -24,15 +27,24 @@ pub struct AdminState {
     draining: AtomicBool,
     /// `/.well-known/jwks.json`, rendered once at startup; `None`: no signing key, 404.
     jwks: Option<Bytes>,
+    metrics: Option<Arc<Metrics>>,
+    providers: Providers,
 }
 
 impl AdminState {
     /// State that serves `jwks` (see [`crate::keygen::published_jwks`]) as the key set.
     pub fn with_jwks(jwks: Option<Bytes>) -> Self {
         Self {
-            draining: AtomicBool::new(false),
             jwks,
+            ..Self::default()
         }
+    }
+
+    /// Adds the metrics registry (`/metrics`) and the providers readiness reports on.
+    pub fn with_gateway(mut self, metrics: Arc<Metrics>, providers: Providers) -> Self {
+        self.metrics = Some(metrics);
+        self.providers = providers;
+        self
     }
 
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
@@ -46,7 +58,7 @@ impl AdminState {
     }
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
@@ -67,6 +79,46 @@ fn jwks_response(body: Bytes) -> Response<ResponseBody> {
     response
 }
 
+/// `/readyz`: 503 while draining or while a `required` provider has no valid token; the body
+/// lists every provider's state.
+fn readiness(state: &AdminState) -> Response<ResponseBody> {
+    let mut ready = !state.is_draining();
+    let mut providers = serde_json::Map::new();
+    for cache in state.providers.all() {
+        let entry = match cache.state() {
+            ProviderState::Valid(expires_at) => serde_json::json!({
+                "state": "valid",
+                "expires_in_secs": expires_at
+                    .duration_since(SystemTime::now())
+                    .map_or(0, |d| d.as_secs()),
+            }),
+            ProviderState::Failed(reason) => {
+                serde_json::json!({"state": "failed", "error": reason})
+            }
+            ProviderState::Empty => serde_json::json!({"state": "empty"}),
+        };
+        if cache.config().required && entry["state"] != "valid" {
+            ready = false;
+        }
+        providers.insert(cache.name().to_owned(), entry);
+    }
+    let status = match (state.is_draining(), ready) {
+        (true, _) => "draining",
+        (false, true) => "ready",
+        (false, false) => "waiting for upstream credentials",
+    };
+    let mut body = serde_json::json!({ "status": status });
+    if !providers.is_empty() {
+        body["providers"] = serde_json::Value::Object(providers);
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(code, body.to_string())
+}
+
 /// Answers one admin request.
 pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<ResponseBody> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -77,10 +129,18 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
     }
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" if state.is_draining() => {
-            json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
-        }
-        "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
+        "/readyz" => readiness(state),
+        "/metrics" => match &state.metrics {
+            Some(metrics) => {
+                let mut response = Response::new(full(metrics.render()));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            None => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
+        },
         "/.well-known/jwks.json" => match &state.jwks {
             Some(jwks) => jwks_response(jwks.clone()),
             None => json(StatusCode::NOT_FOUND, r#"{"error":"no signing key"}"#),

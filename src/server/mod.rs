@@ -81,9 +81,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             "USING THE BUILT-IN DEVELOPMENT SECRET: anyone can mint tokens; set TOLLGATE_JWT_SECRET"
         );
     }
-    let state = Arc::new(AdminState::with_jwks(crate::keygen::published_jwks(
-        &config.issuers,
-    )));
+    let state = Arc::new(
+        AdminState::with_jwks(crate::keygen::published_jwks(&config.issuers))
+            .with_gateway(metrics.clone(), gateway.providers().clone()),
+    );
     let (stop, stop_rx) = watch::channel(false);
     // The admin listener outlives the drain, so readiness can report it.
     let (admin_stop, admin_stop_rx) = watch::channel(false);
