@@ -43,7 +43,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLGATE_PORT=18084; TOLLGATE_ADMIN=18085
 SECRET="bench-secret-0123456789-0123456789-0123456789"
@@ -169,7 +169,7 @@ haproxy_conf() { # port extra-frontend-lines
   cat <<CONF
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

@@ -76,11 +76,26 @@ struct Outcome {
 impl Gateway {
     /// Builds the handler for a validated config.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        Self::reusing(config, metrics, None)
+    }
+
+    /// Builds the handler for a reloaded config, keeping from `previous` the upstream
+    /// connection pool and the caches of unchanged issuers and providers.
+    pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
         Self {
             routes: RouteTable::new(&config.routes),
-            verifier: Verifier::new(&config.issuers, &config.identity, metrics.clone()),
-            providers: Providers::new(&config.providers, &metrics),
-            client: forward::build_client(),
+            verifier: Verifier::reusing(
+                &config.issuers,
+                &config.identity,
+                metrics.clone(),
+                previous.map(|p| &p.verifier),
+            ),
+            providers: Providers::reusing(
+                &config.providers,
+                &metrics,
+                previous.map(|p| &p.providers),
+            ),
+            client: previous.map_or_else(forward::build_client, |p| p.client.clone()),
             metrics,
         }
     }

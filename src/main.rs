@@ -33,6 +33,15 @@ enum Command {
     /// Generate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Exit 0 when the admin health endpoint answers 200 (for container health checks).
+    Health(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The endpoint to probe.
+    #[arg(long, default_value = "http://127.0.0.1:9901/healthz")]
+    url: String,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +160,7 @@ fn main() -> ExitCode {
         Some(Command::Token(TokenCommand::IssueAccess(args))) => issue_access(&args, &env),
         Some(Command::Token(TokenCommand::Verify(args))) => verify(&args, &env),
         Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
+        Some(Command::Health(args)) => health(&args),
         None => serve(
             &ConfigArg {
                 config: std::env::var_os("TOLLGATE_CONFIG")
@@ -290,6 +300,17 @@ fn generate(args: &GenerateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn health(args: &HealthArgs) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(tollgate::server::admin::probe(&args.url)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => fail(format!("{}: {reason}", args.url)),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -307,6 +328,7 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let path = arg.config.clone();
     runtime.block_on(async move {
         let running = match tollgate::start(config).await {
             Ok(running) => running,
@@ -315,7 +337,7 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        shutdown_signal().await;
+        serve_until_shutdown(&running, &path).await;
         info!("shutdown signal received");
         running.shutdown();
         running.wait().await;
@@ -323,18 +345,30 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
+/// Serves until SIGTERM or SIGINT; reloads the config on SIGHUP and when the file changes.
+async fn serve_until_shutdown(running: &tollgate::RunningGateway, path: &std::path::Path) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    use tollgate::server::reload::{ConfigWatcher, POLL_INTERVAL, reload_from_file};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         error!("cannot install signal handlers; waiting for ctrl-c");
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let mut watcher = ConfigWatcher::new(path, POLL_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                reload_from_file(running, path, "SIGHUP");
+            }
+            _ = watcher.changed() => {
+                reload_from_file(running, path, "file changed");
+            }
+        }
     }
 }

@@ -71,6 +71,7 @@ pub struct JwksSource {
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for JwksSource {
@@ -95,6 +96,7 @@ impl JwksSource {
             last_fetch: Mutex::new(None),
             fetches: AtomicU64::new(0),
             metrics,
+            started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -116,6 +118,10 @@ impl JwksSource {
 
     /// Fetches now at startup and then every refresh period, until the source is dropped.
     pub fn spawn_refresher(self: &Arc<Self>) {
+        // A source kept across a reload already has its refresher.
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {

@@ -124,7 +124,7 @@ pub struct Verifier {
     sources: TokenSources,
     claim_headers: Vec<(Vec<String>, HeaderName)>,
     claim_header_names: Vec<HeaderName>,
-    cache: Option<quick_cache::sync::Cache<String, Cached>>,
+    cache: Option<Arc<quick_cache::sync::Cache<String, Cached>>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -150,6 +150,24 @@ impl Verifier {
         identity: &IdentityConfig,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
+        Self::reusing(issuers, identity, metrics, None)
+    }
+
+    /// Like [`Verifier::new`], keeping the JWKS sources of issuers whose settings and keys are
+    /// unchanged from `previous`, and its verified-token cache when no issuer changed.
+    pub fn reusing(
+        issuers: &[IssuerConfig],
+        identity: &IdentityConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+        previous: Option<&Verifier>,
+    ) -> Self {
+        let unchanged = |config: &IssuerConfig| {
+            previous.and_then(|p| {
+                p.issuers
+                    .iter()
+                    .find(|old| old.config.fingerprint == config.fingerprint)
+            })
+        };
         let issuers: Vec<IssuerVerifier> = issuers
             .iter()
             .map(|config| IssuerVerifier {
@@ -158,13 +176,24 @@ impl Verifier {
                     .iter()
                     .map(|alg| (*alg, validation_for(config, *alg)))
                     .collect(),
-                jwks: config
-                    .jwks
-                    .clone()
-                    .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, metrics.clone()))),
+                jwks: match unchanged(config) {
+                    Some(old) => old.jwks.clone(),
+                    None => config.jwks.clone().map(|j| {
+                        Arc::new(JwksSource::new(config.name.clone(), j, metrics.clone()))
+                    }),
+                },
                 config: config.clone(),
             })
             .collect();
+        // Cached entries point at issuers by position: keep them only if nothing moved.
+        let same_issuers = previous.is_some_and(|p| {
+            p.issuers.len() == issuers.len()
+                && p.issuers
+                    .iter()
+                    .zip(&issuers)
+                    .all(|(a, b)| a.config.fingerprint == b.config.fingerprint)
+                && p.claim_headers == identity.claim_headers
+        });
         let sources = TokenSources {
             cookies: issuers
                 .iter()
@@ -175,8 +204,13 @@ impl Verifier {
                 .filter_map(|i| i.config.from_query.clone())
                 .collect(),
         };
-        let cache = (identity.token_cache_size > 0)
-            .then(|| quick_cache::sync::Cache::new(identity.token_cache_size));
+        let cache = match previous.and_then(|p| p.cache.clone()) {
+            Some(cache) if same_issuers && cache.capacity() == identity.token_cache_size as u64 => {
+                Some(cache)
+            }
+            _ => (identity.token_cache_size > 0)
+                .then(|| Arc::new(quick_cache::sync::Cache::new(identity.token_cache_size))),
+        };
         Self {
             issuers,
             sources,
@@ -198,6 +232,11 @@ impl Verifier {
                 jwks.spawn_refresher();
             }
         }
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// Where tokens may be found.
@@ -543,4 +582,65 @@ fn header_value(claim: &str, text: &str) -> Result<HeaderValue, AuthError> {
         return Err(AuthError::InvalidClaim(claim.to_owned()));
     }
     HeaderValue::from_str(text).map_err(|_| AuthError::InvalidClaim(claim.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Env};
+
+    const SECRET: &str = "unit-test-secret-that-is-long-enough!!";
+
+    fn verifier(extra: &str) -> Verifier {
+        let toml = format!(
+            "[[issuers]]\nissuer = \"t\"\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\n{extra}"
+        );
+        let config =
+            Config::from_toml(&toml, "t.toml", &Env::from_map::<_, String, String>([])).unwrap();
+        Verifier::new(&config.issuers, &config.identity, Default::default())
+    }
+
+    fn token(exp: u64) -> String {
+        let claims = serde_json::json!({"iss": "t", "sub": "u", "type": "access", "exp": exp});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn verified_tokens_are_cached_by_default_until_exp() {
+        let v = verifier("");
+        let now = jsonwebtoken::get_current_timestamp();
+        let t = token(now + 600);
+        assert_eq!(v.verify(&t).await.unwrap().subject, "u");
+        assert_eq!(
+            v.cached_tokens(),
+            1,
+            "cache on without an [identity] section"
+        );
+        assert!(v.cached(&t, now).is_some());
+        assert!(
+            v.cached(&t, now + 600).is_none(),
+            "an entry never outlives exp"
+        );
+        assert!(v.verify(&t).await.is_ok());
+        assert_eq!(v.cached_tokens(), 1);
+    }
+
+    #[tokio::test]
+    async fn cache_can_be_disabled_and_failures_are_not_cached() {
+        let v = verifier("[identity]\ntoken_cache_size = 0\n");
+        let now = jsonwebtoken::get_current_timestamp();
+        assert!(v.verify(&token(now + 600)).await.is_ok());
+        assert_eq!(v.cached_tokens(), 0);
+        let v = verifier("");
+        assert_eq!(
+            v.verify(&token(now - 600)).await.unwrap_err(),
+            AuthError::Expired
+        );
+        assert_eq!(v.cached_tokens(), 0);
+    }
 }

@@ -63,6 +63,8 @@ pub struct IssuerConfig {
     pub from_query: Option<String>,
     /// Key `tollgate token issue` signs with, if a private key is configured.
     pub signing_key: Option<SigningKeyConfig>,
+    /// Identity of this issuer's settings and key material, for reloads.
+    pub fingerprint: super::Fingerprint,
 }
 
 impl IssuerConfig {
@@ -252,6 +254,20 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         }
     }
 
+    let mut material: Vec<Vec<u8>> = vec![format!("{raw:?}").into_bytes()];
+    if let Some(secret) = &secret {
+        material.push(secret.expose().to_vec());
+    }
+    for pk in &raw.public_keys {
+        if let Some(path) = &pk.pem_file {
+            material.push(std::fs::read(path).unwrap_or_default());
+        }
+    }
+    if let Some(sk) = &signing_key {
+        material.push(sk.pem.expose().to_vec());
+    }
+    let fingerprint =
+        super::Fingerprint::of(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
     Ok(IssuerConfig {
         name: raw.name.clone().unwrap_or_else(|| raw.issuer.clone()),
         issuer: raw.issuer.clone(),
@@ -264,6 +280,7 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         from_cookie: raw.from_cookie.clone(),
         from_query: raw.from_query.clone(),
         signing_key,
+        fingerprint,
     })
 }
 

@@ -56,6 +56,29 @@ pub enum ConfigError {
     },
 }
 
+/// A hash of everything a section was built from (resolved secrets and key files included), to
+/// tell on reload whether its caches may be kept. `Debug` hides it.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint(u64);
+
+impl Fingerprint {
+    /// Hashes the given parts.
+    pub fn of(parts: &[&[u8]]) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for part in parts {
+            part.hash(&mut hasher);
+        }
+        Self(hasher.finish())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fingerprint")
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -33,6 +33,8 @@ pub struct ProviderConfig {
     pub required: bool,
     /// Largest request body kept for a replay after a vendor 401.
     pub replay_body_bytes: u64,
+    /// Identity of these settings and secrets, for reloads.
+    pub fingerprint: super::Fingerprint,
 }
 
 /// How a provider obtains its token.
@@ -231,6 +233,14 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         Some(n) => n,
         None => env_number(env, "API_EXECUTOR_MAX_RETRIES", "max_retries")?.unwrap_or(3),
     };
+    let secret = match &grant {
+        Grant::Login { password, .. } => password.expose().to_vec(),
+        Grant::ClientCredentials { client_secret, .. } => client_secret.expose().to_vec(),
+    };
+    let fingerprint = super::Fingerprint::of(&[
+        format!("{grant:?}|{timeout:?}|{max_retries}|{raw:?}").as_bytes(),
+        &secret,
+    ]);
     Ok(ProviderConfig {
         name: raw.name.clone(),
         grant,
@@ -241,5 +251,6 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         failure_cooldown: raw.failure_cooldown.map_or(Duration::from_secs(5), |d| d.0),
         required: raw.required,
         replay_body_bytes: raw.replay_body_bytes.unwrap_or(64 * 1024),
+        fingerprint,
     })
 }

@@ -194,7 +194,7 @@ pub struct RawTokens {
 }
 
 /// `[identity]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentity {
     /// Extra claims to forward: claim path (dots for nesting) to header name. Arrays are
@@ -208,6 +208,16 @@ pub struct RawIdentity {
 
 fn default_token_cache_size() -> usize {
     10_000
+}
+
+// Written out: a derived Default would give a cache size of 0 when `[identity]` is absent.
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            claim_headers: Default::default(),
+            token_cache_size: default_token_cache_size(),
+        }
+    }
 }
 
 /// `[server]`

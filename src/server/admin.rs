@@ -18,33 +18,38 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::body::{ResponseBody, full};
-use crate::metrics::Metrics;
-use crate::upstream_auth::{ProviderState, Providers};
+use arc_swap::ArcSwap;
+
+use crate::gateway::Gateway;
+use crate::upstream_auth::ProviderState;
 
 /// Process-wide state the admin endpoints report.
 #[derive(Debug, Default)]
 pub struct AdminState {
     draining: AtomicBool,
     /// `/.well-known/jwks.json`, rendered once at startup; `None`: no signing key, 404.
-    jwks: Option<Bytes>,
-    metrics: Option<Arc<Metrics>>,
-    providers: Providers,
+    jwks: arc_swap::ArcSwapOption<Bytes>,
+    gateway: Option<Arc<ArcSwap<Gateway>>>,
 }
 
 impl AdminState {
     /// State that serves `jwks` (see [`crate::keygen::published_jwks`]) as the key set.
     pub fn with_jwks(jwks: Option<Bytes>) -> Self {
         Self {
-            jwks,
+            jwks: arc_swap::ArcSwapOption::from(jwks.map(Arc::new)),
             ..Self::default()
         }
     }
 
-    /// Adds the metrics registry (`/metrics`) and the providers readiness reports on.
-    pub fn with_gateway(mut self, metrics: Arc<Metrics>, providers: Providers) -> Self {
-        self.metrics = Some(metrics);
-        self.providers = providers;
+    /// Reports on the current gateway: its metrics (`/metrics`) and providers (`/readyz`).
+    pub fn with_gateway(mut self, gateway: Arc<ArcSwap<Gateway>>) -> Self {
+        self.gateway = Some(gateway);
         self
+    }
+
+    /// Replaces the published key set (after a reload).
+    pub fn set_jwks(&self, jwks: Option<Bytes>) {
+        self.jwks.store(jwks.map(Arc::new));
     }
 
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
@@ -84,7 +89,9 @@ fn jwks_response(body: Bytes) -> Response<ResponseBody> {
 fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let mut ready = !state.is_draining();
     let mut providers = serde_json::Map::new();
-    for cache in state.providers.all() {
+    let gateway = state.gateway.as_ref().map(|g| g.load_full());
+    let caches = gateway.as_ref().map_or(&[][..], |g| g.providers().all());
+    for cache in caches {
         let entry = match cache.state() {
             ProviderState::Valid(expires_at) => serde_json::json!({
                 "state": "valid",
@@ -130,8 +137,9 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
         "/readyz" => readiness(state),
-        "/metrics" => match &state.metrics {
-            Some(metrics) => {
+        "/metrics" => match &state.gateway {
+            Some(gateway) => {
+                let metrics = gateway.load().metrics().clone();
                 let mut response = Response::new(full(metrics.render()));
                 response.headers_mut().insert(
                     CONTENT_TYPE,
@@ -141,11 +149,26 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
             }
             None => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
         },
-        "/.well-known/jwks.json" => match &state.jwks {
-            Some(jwks) => jwks_response(jwks.clone()),
+        "/.well-known/jwks.json" => match state.jwks.load_full() {
+            Some(jwks) => jwks_response((*jwks).clone()),
             None => json(StatusCode::NOT_FOUND, r#"{"error":"no signing key"}"#),
         },
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),
+    }
+}
+
+/// Probes a health endpoint: `Ok` when it answers 200 within 3 seconds.
+pub async fn probe(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), client.get(uri))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| format!("unreachable: {e}"))?;
+    match response.status() {
+        StatusCode::OK => Ok(()),
+        status => Err(format!("answered {status}")),
     }
 }
 

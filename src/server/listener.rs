@@ -11,6 +11,8 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
 use crate::config::Limits;
+use arc_swap::ArcSwap;
+
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
 
@@ -40,7 +42,7 @@ pub fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// Accepts connections until `stop` turns true; each connection is watched for graceful drain.
 pub async fn accept_loop(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    current: Arc<ArcSwap<Gateway>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     graceful: Arc<GracefulShutdown>,
     connections: Arc<Semaphore>,
@@ -67,11 +69,13 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let counted = Arc::new(ConnectionGuard::new(gateway.metrics().clone()));
+        let current = current.clone();
+        let counted = Arc::new(ConnectionGuard::new(current.load().metrics().clone()));
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             counted.observe(request.version());
-            gateway.clone().handle(request, remote)
+            // Each request runs under the config current when it arrived, to its end, even if
+            // a reload swaps the gateway meanwhile.
+            current.load_full().handle(request, remote)
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

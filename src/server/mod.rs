@@ -2,11 +2,13 @@
 
 pub mod admin;
 pub mod listener;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -39,8 +41,28 @@ pub struct RunningGateway {
     /// Bound admin address, if enabled.
     pub admin_addr: Option<SocketAddr>,
     state: Arc<AdminState>,
+    current: Arc<ArcSwap<Gateway>>,
+    /// What a reload cannot change without a restart: listeners and connection limits.
+    fixed: std::sync::Mutex<FixedSettings>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct FixedSettings {
+    listen: Vec<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    limits: String,
+}
+
+impl FixedSettings {
+    fn of(config: &Config) -> Self {
+        Self {
+            listen: config.listen.clone(),
+            admin_listen: config.admin_listen,
+            limits: format!("{:?}", config.limits),
+        }
+    }
 }
 
 impl RunningGateway {
@@ -51,11 +73,56 @@ impl RunningGateway {
         let _ = self.stop.send(true);
     }
 
+    /// Applies a new, already validated config: routes, policies, issuers and providers take
+    /// effect for new requests; requests in flight finish under the config they started with;
+    /// caches of unchanged issuers and providers are kept. Listener addresses and limits need
+    /// a restart, and a warning says so.
+    pub fn reload(&self, config: Config) {
+        let previous = self.current.load_full();
+        let gateway = Arc::new(Gateway::reusing(
+            &config,
+            previous.metrics().clone(),
+            Some(&previous),
+        ));
+        gateway.verifier().start();
+        gateway.providers().start();
+        self.state
+            .set_jwks(crate::keygen::published_jwks(&config.issuers));
+        self.current.store(gateway);
+        let fixed = FixedSettings::of(&config);
+        if let Ok(mut current) = self.fixed.lock()
+            && *current != fixed
+        {
+            warn!("listener addresses and limits changed: they take effect after a restart");
+            *current = fixed;
+        }
+        warn_development_secret(&config);
+        info!(
+            routes = config.routes.len(),
+            issuers = config.issuers.len(),
+            providers = config.providers.len(),
+            "config reloaded"
+        );
+    }
+
     /// Waits until the drain has finished.
     pub async fn wait(self) {
         if let Err(e) = self.task.await {
             warn!(error = %e, "server task failed");
         }
+    }
+}
+
+fn warn_development_secret(config: &Config) {
+    for issuer in config
+        .issuers
+        .iter()
+        .filter(|i| i.uses_development_secret())
+    {
+        warn!(
+            issuer = %issuer.name,
+            "USING THE BUILT-IN DEVELOPMENT SECRET: anyone can mint tokens; set TOLLGATE_JWT_SECRET"
+        );
     }
 }
 
@@ -71,19 +138,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let gateway = Arc::new(Gateway::new(&config, metrics.clone()));
     gateway.verifier().start();
     gateway.providers().start();
-    for issuer in config
-        .issuers
-        .iter()
-        .filter(|i| i.uses_development_secret())
-    {
-        warn!(
-            issuer = %issuer.name,
-            "USING THE BUILT-IN DEVELOPMENT SECRET: anyone can mint tokens; set TOLLGATE_JWT_SECRET"
-        );
-    }
+    let current = Arc::new(ArcSwap::new(gateway));
+    warn_development_secret(&config);
     let state = Arc::new(
         AdminState::with_jwks(crate::keygen::published_jwks(&config.issuers))
-            .with_gateway(metrics.clone(), gateway.providers().clone()),
+            .with_gateway(current.clone()),
     );
     let (stop, stop_rx) = watch::channel(false);
     // The admin listener outlives the drain, so readiness can report it.
@@ -114,7 +173,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         .map(|l| {
             tokio::spawn(listener::accept_loop(
                 l,
-                gateway.clone(),
+                current.clone(),
                 builder.clone(),
                 graceful.clone(),
                 connections.clone(),
@@ -124,6 +183,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         .collect();
     for addr in &data_addrs {
         info!(%addr, "listening");
+    }
+    for line in describe_routes(&config).lines() {
+        info!("{line}");
+    }
+    if config.tokens.signing_issuer.is_some() {
+        info!(
+            "get a development token: tollgate token issue-access --user-id alice   (service: tollgate token issue my-service)"
+        );
     }
     if let Some(addr) = admin_addr {
         info!(%addr, "admin listening");
@@ -138,6 +205,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         data_addrs,
         admin_addr,
         state,
+        fixed: std::sync::Mutex::new(FixedSettings::of(&config)),
+        current,
         stop,
         task,
     })

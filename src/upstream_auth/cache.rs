@@ -62,6 +62,7 @@ pub struct TokenCache {
     generation: AtomicU64,
     logins: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
+    started: AtomicBool,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -86,6 +87,7 @@ impl TokenCache {
             generation: AtomicU64::new(0),
             logins: AtomicU64::new(0),
             metrics,
+            started: AtomicBool::new(false),
         })
     }
 
@@ -160,6 +162,10 @@ impl TokenCache {
     /// Keeps the token fresh without waiting for requests: wakes at each refresh point.
     /// Stops when the cache is dropped.
     pub fn spawn_refresher(self: &Arc<Self>) {
+        // A cache kept across a reload already has its refresher.
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let weak = Arc::downgrade(self);
         let eager = self.config.required;
         tokio::spawn(async move {

@@ -19,12 +19,30 @@ pub struct Providers {
 impl Providers {
     /// Empty caches for the configured providers.
     pub fn new(configs: &[ProviderConfig], metrics: &Arc<crate::metrics::Metrics>) -> Self {
-        Self {
-            caches: configs
-                .iter()
-                .map(|c| TokenCache::new(c.clone(), metrics.clone()))
-                .collect(),
-        }
+        Self::reusing(configs, metrics, None)
+    }
+
+    /// Like [`Providers::new`], keeping the caches (and tokens) of providers whose settings and
+    /// secrets are unchanged from `previous`.
+    pub fn reusing(
+        configs: &[ProviderConfig],
+        metrics: &Arc<crate::metrics::Metrics>,
+        previous: Option<&Providers>,
+    ) -> Self {
+        let caches = configs
+            .iter()
+            .map(|config| {
+                previous
+                    .and_then(|p| {
+                        p.caches
+                            .iter()
+                            .find(|c| c.config().fingerprint == config.fingerprint)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| TokenCache::new(config.clone(), metrics.clone()))
+            })
+            .collect();
+        Self { caches }
     }
 
     /// Starts each provider's background refresher (and the first login of required ones).

@@ -283,6 +283,7 @@ pub fn echoed_headers(reply: &Reply) -> HashMap<String, Vec<String>> {
 /// The `tollgate` binary running as a child process, with its stderr collected.
 pub struct GatewayProcess {
     pub child: std::process::Child,
+    pub config_path: std::path::PathBuf,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
@@ -293,14 +294,23 @@ impl GatewayProcess {
     /// Writes `toml` (with a `[server]` section on ephemeral ports if it has none) to a temp
     /// file and runs `tollgate serve` on it with JSON logs; waits until it listens.
     pub fn spawn(toml: &str, env: &[(&str, &str)]) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tollgate.toml");
         std::fs::write(&path, with_test_server(toml)).unwrap();
+        Self::spawn_in(dir, &path, env)
+    }
+
+    /// Runs `tollgate serve` on an existing config file.
+    pub fn spawn_with_path(path: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn_in(tempfile::tempdir().unwrap(), path, env)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, path: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
         command
             .args(["serve", "--config"])
-            .arg(&path)
+            .arg(path)
             .current_dir(dir.path())
             .env("TOLLGATE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
@@ -340,6 +350,7 @@ impl GatewayProcess {
         }
         Self {
             child,
+            config_path: path.to_owned(),
             addr: addr.unwrap(),
             admin: admin.unwrap(),
             logs,
