@@ -8,6 +8,7 @@
 # CPU 1. Per row: requests/s, p50 and p99 latency, non-2xx count, and the proxy's own CPU time
 # per request from /proc/<pid>/stat (the figure that holds best on a shared, noisy machine).
 # Writes bench/results.md (override with OUT=...). Needs root or sudo for apt-get on first run.
+# ONLY=<regex> runs only the matching rows (ratios are then against the first row run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -109,6 +110,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 measure() { # name port path pid token
   local name=$1 port=$2 path=$3 pid=$4 token=${5:-}
+  if [ -n "${ONLY:-}" ] && [[ ! "$name" =~ $ONLY ]]; then return 0; fi
   local auth=()
   [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${auth[@]}" "http://127.0.0.1:$port$path" >/dev/null
@@ -288,7 +290,7 @@ python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$IDLE10K_
 import platform, subprocess, sys, datetime
 out, duration, conns, idle, loaded, idle10k, upload, upload_status = sys.argv[1:9]
 rows = [r.split("|") for r in sys.argv[9:]]
-ref = next(r for r in rows if r[0].startswith("haproxy jwt"))
+ref = next((r for r in rows if r[0].startswith("haproxy jwt")), rows[0])
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 lines = [
     f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {cpu or platform.machine()}, {subprocess.getoutput('nproc')} cores, kernel {platform.release()}.",

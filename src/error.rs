@@ -25,6 +25,9 @@ pub enum GatewayError {
     /// The request is malformed in another way.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request target is longer than `limits.max_uri_bytes`.
+    #[error("request target longer than {0} bytes")]
+    UriTooLong(usize),
     /// The declared or streamed body exceeds the route's limit.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge {
@@ -69,6 +72,7 @@ impl GatewayError {
             GatewayError::NoRoute => (StatusCode::NOT_FOUND, "no route"),
             GatewayError::BadPath(_) => (StatusCode::BAD_REQUEST, "invalid path"),
             GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "request target too long"),
             GatewayError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             }
@@ -104,6 +108,7 @@ impl GatewayError {
             GatewayError::Unauthenticated(e) => Some(e.to_string()),
             GatewayError::Forbidden(e) => Some(e.to_string()),
             GatewayError::CredentialsUnavailable(e) => Some(e.to_string()),
+            GatewayError::UriTooLong(limit) => Some(format!("limit is {limit} bytes")),
             GatewayError::NoRoute
             | GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamFailed(_)

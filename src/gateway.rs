@@ -28,7 +28,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::{self, Identity};
-use crate::metrics::{AuthLabels, Metrics, RouteLabel, UpstreamErrorLabels};
+use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::proxy::forward::{self, UpstreamClient};
 use crate::proxy::headers;
 use crate::request_id::{self, X_REQUEST_ID};
@@ -39,10 +39,13 @@ use crate::upstream_auth::{self, Providers};
 #[derive(Debug)]
 pub struct Gateway {
     routes: RouteTable,
+    max_uri_bytes: usize,
     verifier: Verifier,
     providers: Providers,
     client: UpstreamClient,
     metrics: Arc<Metrics>,
+    /// Per-route metric handles, indexed by [`Route::index`].
+    route_metrics: Vec<RouteHandles>,
 }
 
 /// The route label of requests no route matched.
@@ -84,6 +87,7 @@ impl Gateway {
     pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
         Self {
             routes: RouteTable::new(&config.routes),
+            max_uri_bytes: config.limits.max_uri_bytes,
             verifier: Verifier::reusing(
                 &config.issuers,
                 &config.identity,
@@ -96,6 +100,11 @@ impl Gateway {
                 previous.map(|p| &p.providers),
             ),
             client: previous.map_or_else(forward::build_client, |p| p.client.clone()),
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| metrics.route_handles(&r.name))
+                .collect(),
             metrics,
         }
     }
@@ -132,7 +141,10 @@ impl Gateway {
         let method = request.method().clone();
         let mut outcome = Outcome::default();
         let rid = request_id.to_str().unwrap_or_default();
-        let mut response = match self.process(request, remote, rid, &mut outcome).await {
+        let mut response = match self
+            .process(request, remote, &request_id, &mut outcome)
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 if let (Some(kind), Some(route)) = (error.upstream_kind(), &outcome.route) {
@@ -156,19 +168,19 @@ impl Gateway {
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         let route_label = outcome.route.as_ref().map_or(&*NO_ROUTE, |r| &r.name);
+        let handles = outcome
+            .route
+            .as_ref()
+            .and_then(|r| self.route_metrics.get(r.index));
         self.metrics.record_request(
             route_label,
+            handles,
             &method,
             response.status().as_u16(),
             started.elapsed(),
         );
-        if let Some(upstream_time) = outcome.upstream_time {
-            self.metrics
-                .upstream_duration
-                .get_or_create(&RouteLabel {
-                    route: route_label.clone(),
-                })
-                .observe(upstream_time.as_secs_f64());
+        if let (Some(upstream_time), Some(handles)) = (outcome.upstream_time, handles) {
+            handles.upstream.observe(upstream_time.as_secs_f64());
         }
         info!(
             target: "access",
@@ -188,10 +200,11 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         remote: SocketAddr,
-        request_id: &str,
+        request_id: &HeaderValue,
         outcome: &mut Outcome,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         let (mut parts, body) = request.into_parts();
+        check_framing(&parts, self.max_uri_bytes)?;
         let path = normalize_path(parts.uri.path())?.into_owned();
         outcome.path = Some(path.clone());
         let host = request_host(&parts);
@@ -203,7 +216,7 @@ impl Gateway {
         outcome.route = Some(route.clone());
         check_declared_length(&parts, route.max_body_bytes)?;
         let audit = AuditContext {
-            request_id,
+            request_id: request_id.to_str().unwrap_or_default(),
             route: &route,
             method: &parts.method,
             path: &path,
@@ -217,6 +230,10 @@ impl Gateway {
         };
         // Hop-by-hop first: a `Connection: x-user-id` must not remove what is injected below.
         headers::remove_hop_by_hop(&mut parts.headers);
+        // The id travels upstream even if the client listed it in `Connection`.
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), request_id.clone());
         identity::strip(&mut parts.headers, self.verifier.claim_header_names());
         let query = if route.policy.forward_authorization {
             parts.uri.query().map(str::to_owned)
@@ -322,15 +339,17 @@ impl Gateway {
         forward::set_host(&mut parts.headers, route.preserve_host, host);
         let (response, upstream_time) =
             match route.upstream_auth.and_then(|i| self.providers.get(i)) {
+                // Boxed: the vendor path's future is large and would otherwise inflate every
+                // request's future (moved into hyper's dispatcher once per request).
                 Some(credential) => {
-                    upstream_auth::forward_with_credential(
+                    Box::pin(upstream_auth::forward_with_credential(
                         &self.client,
                         credential,
                         parts,
                         body,
                         route,
                         client_upgrade,
-                    )
+                    ))
                     .await?
                 }
                 None => {
@@ -369,6 +388,17 @@ fn remove_credentials(parts: &mut Parts, sources: &TokenSources) -> Option<Strin
         .uri
         .query()
         .and_then(|q| extract::query_without_tokens(q, sources))
+}
+
+/// Refuses a request target over the limit with 414. (`Content-Length` with
+/// `Transfer-Encoding` never gets here ambiguous: hyper frames such a request by its chunked
+/// encoding alone, drops the length and closes the connection after answering, RFC 9112 §6.3.)
+fn check_framing(parts: &Parts, max_uri_bytes: usize) -> Result<(), GatewayError> {
+    let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > max_uri_bytes {
+        return Err(GatewayError::UriTooLong(max_uri_bytes));
+    }
+    Ok(())
 }
 
 /// Refuses a declared body over the limit before anything is sent upstream.

@@ -30,6 +30,10 @@ pub enum PathError {
     /// `..` past the root.
     #[error("path climbs above the root")]
     AboveRoot,
+    /// A `;` parameter: servlet containers and others strip `;...` from segments, so
+    /// `/internal;x/y` would reach them as `/internal/y` while matching no `/internal` route.
+    #[error("path parameters (';') are not allowed")]
+    PathParameter,
 }
 
 /// Normalises a request path (RFC 3986 §6.2.2): decodes percent-encoded unreserved characters,
@@ -44,6 +48,9 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     }
     if bytes.contains(&b'\\') {
         return Err(PathError::Backslash);
+    }
+    if bytes.contains(&b';') {
+        return Err(PathError::PathParameter);
     }
     let needs_work = bytes.contains(&b'%') || path.contains("//") || path.contains("/.");
     if !needs_work {
@@ -171,12 +178,14 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// Segment-aware prefix match: `/api` matches `/api` and `/api/x`, not `/apix`.
+/// Segment-aware prefix match: `/api` matches `/api` and `/api/x`, not `/apix`. ASCII case is
+/// ignored, so `/API/x` is judged by the `/api` route's policy: an upstream that treats paths
+/// case-insensitively must not be reachable around it.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
+    let (path, prefix) = (path.as_bytes(), prefix.as_bytes());
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && (path.len() == prefix.len() || path[prefix.len()] == b'/')
 }
 
 /// The path to forward for `route`: the prefix rewritten if the route says so.
@@ -237,6 +246,8 @@ mod tests {
             ("/a/../../b", PathError::AboveRoot),
             ("/%2e%2e/x", PathError::AboveRoot),
             ("*", PathError::NotAbsolute),
+            ("/internal;x/y", PathError::PathParameter),
+            ("/a;", PathError::PathParameter),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_path(input), Err(want), "{input}");
@@ -245,6 +256,7 @@ mod tests {
 
     fn route(prefix: &str, host: Option<&str>, name: &str) -> Arc<Route> {
         Arc::new(Route {
+            index: 0,
             name: name.into(),
             prefix: prefix.into(),
             host: host.map(Into::into),
@@ -277,6 +289,11 @@ mod tests {
         assert_eq!(name(None, "/api/v2"), Some("v2"));
         assert_eq!(name(None, "/api/v20"), Some("api"));
         assert_eq!(name(None, "/apix"), Some("root"));
+        assert_eq!(
+            name(None, "/API/V2/x"),
+            Some("v2"),
+            "case variants match their route"
+        );
         assert_eq!(name(Some("EXAMPLE.com:8080"), "/api/x"), Some("api-host"));
         assert_eq!(name(Some("other.com"), "/api"), Some("api"));
     }

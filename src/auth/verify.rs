@@ -357,7 +357,8 @@ impl Verifier {
                 match (&issuer.jwks, refreshed, kid) {
                     (Some(jwks), false, _) => {
                         drop(jwks_keys);
-                        jwks.refresh_for_unknown_kid().await;
+                        // Boxed: a JWKS fetch is rare and its future is large.
+                        Box::pin(jwks.refresh_for_unknown_kid()).await;
                         refreshed = true;
                         continue;
                     }

@@ -129,6 +129,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most request headers.
     pub max_headers: usize,
+    /// Longest request target.
+    pub max_uri_bytes: usize,
     /// Deadline for a whole request head.
     pub header_read_timeout: Duration,
     /// Idle connection lifetime.
@@ -158,6 +160,8 @@ pub struct LogConfig {
 /// One validated route.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// Position in the config file's route list.
+    pub index: usize,
     /// Name for logs and metrics (shared, so metric labels cost no allocation).
     pub name: Arc<str>,
     /// Normalised prefix without a trailing slash (`""` for the root).

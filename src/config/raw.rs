@@ -265,6 +265,9 @@ pub struct RawLimits {
     /// Most request headers. Default 100.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// Longest request target (path and query) in bytes; longer ones get 414. Default 8192.
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: usize,
     /// A client must send its whole request head within this time. Default `"10s"`.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
@@ -288,6 +291,7 @@ impl Default for RawLimits {
         Self {
             max_header_bytes: default_max_header_bytes(),
             max_headers: default_max_headers(),
+            max_uri_bytes: default_max_uri_bytes(),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
@@ -302,6 +306,9 @@ fn default_max_header_bytes() -> usize {
 }
 fn default_max_headers() -> usize {
     100
+}
+fn default_max_uri_bytes() -> usize {
+    8192
 }
 fn default_header_read_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))

@@ -111,6 +111,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     let limits = Limits {
         max_header_bytes: l.max_header_bytes,
         max_headers: l.max_headers,
+        max_uri_bytes: l.max_uri_bytes,
         header_read_timeout: l.header_read_timeout.0,
         idle_timeout: l.idle_timeout.0,
         max_connections: l.max_connections,
@@ -193,6 +194,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     for (i, route) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         let mut route = validate_route(route, &raw, &key, file)?;
+        route.index = i;
         if let Some(name) = &raw.routes[i].upstream_auth {
             let index = providers
                 .iter()
@@ -324,6 +326,7 @@ fn validate_route(
         .map(|h| h.trim().to_ascii_lowercase())
         .filter(|h| !h.is_empty());
     Ok(Route {
+        index: 0,
         name: route
             .name
             .as_deref()
