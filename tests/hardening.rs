@@ -505,3 +505,46 @@ async fn connection_flood_keeps_serving_probes() {
         "RSS grew from {before} to {after} KiB"
     );
 }
+
+#[tokio::test]
+async fn http2_rapid_reset_and_oversized_headers_leave_the_gateway_serving() {
+    let up = MockUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        json_response(http::StatusCode::OK, &json!({}))
+    })
+    .await;
+    let gw = spawn_gateway(&format!(
+        "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\n",
+        up.url()
+    ))
+    .await;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    // Rapid reset: open streams and cancel them at once, 2000 times on one connection.
+    for i in 0..2000 {
+        let request = http::Request::get(gw.url(&format!("/r/{i}")))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let pending = h2.request(request);
+        drop(tokio::time::timeout(Duration::from_micros(50), pending).await);
+    }
+    // Oversized header list over HTTP/2.
+    let request = http::Request::get(gw.url("/big"))
+        .header("x-big", "v".repeat(64 * 1024))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let big = tokio::time::timeout(Duration::from_secs(5), h2.request(request))
+        .await
+        .expect("answered or reset");
+    if let Ok(response) = big {
+        assert_eq!(
+            response.status(),
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+    }
+    // A fresh client still gets served.
+    let probe = get(&gw.url("/probe"), &[]).await;
+    assert_eq!(probe.status, 200);
+    assert!(up.received().iter().all(|r| r.uri != "/big"));
+}

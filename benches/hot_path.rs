@@ -1,0 +1,126 @@
+//! Micro-benchmarks of the per-request work: token verification (HS256, RS256, ES256; cold,
+//! i.e. a full signature check, and cached) and the identity-header rewrite.
+//!
+//! `cargo bench --bench hot_path`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::header::{HeaderMap, HeaderValue};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tollgate::auth::Verifier;
+use tollgate::{Config, Env};
+
+const SECRET: &str = "bench-secret-0123456789-0123456789-0123456789";
+
+fn key(file: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/keys/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn verifier(cache: usize) -> Verifier {
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "bench"
+algorithms = ["HS256", "RS256", "ES256"]
+secret = "{SECRET}"
+public_keys = [
+  {{ kid = "rsa", pem_file = "{dir}/rsa.pub.pem" }},
+  {{ kid = "ec", pem_file = "{dir}/ec256.pub.pem" }},
+]
+[identity]
+token_cache_size = {cache}
+"#,
+        dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys")
+    );
+    let config =
+        Config::from_toml(&toml, "bench.toml", &Env::from_map::<_, String, String>([])).unwrap();
+    Verifier::new(&config.issuers, &config.identity, Default::default())
+}
+
+fn token(alg: Algorithm) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "iss": "bench", "sub": "orders", "user_id": "orders", "service": "orders",
+        "type": "service", "is_service": true, "role": "admin",
+        "email": "orders@internal.service", "iat": now, "exp": now + 3600,
+    });
+    let (kid, key) = match alg {
+        Algorithm::HS256 => (None, EncodingKey::from_secret(SECRET.as_bytes())),
+        Algorithm::RS256 => (
+            Some("rsa"),
+            EncodingKey::from_rsa_pem(&key("rsa.key")).unwrap(),
+        ),
+        _ => (
+            Some("ec"),
+            EncodingKey::from_ec_pem(&key("ec256.key")).unwrap(),
+        ),
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cold = verifier(0);
+    let cached = verifier(1000);
+    for alg in [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256] {
+        let token = token(alg);
+        runtime.block_on(cached.verify(&token)).unwrap();
+        c.bench_function(&format!("verify {alg:?} cold"), |b| {
+            b.iter(|| runtime.block_on(cold.verify(black_box(&token))).unwrap())
+        });
+        c.bench_function(&format!("verify {alg:?} cached"), |b| {
+            b.iter(|| runtime.block_on(cached.verify(black_box(&token))).unwrap())
+        });
+    }
+}
+
+fn header_rewrite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let verifier = verifier(1000);
+    let identity = runtime
+        .block_on(verifier.verify(&token(Algorithm::HS256)))
+        .unwrap();
+    let mut template = HeaderMap::new();
+    for (name, value) in [
+        ("host", "api.example.com"),
+        ("user-agent", "curl/8"),
+        ("accept", "*/*"),
+        ("authorization", "Bearer x.y.z"),
+        ("x-user-id", "spoofed"),
+        ("x_user_role", "admin"),
+        ("connection", "keep-alive"),
+        ("x-request-id", "abc"),
+    ] {
+        template.insert(
+            http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    c.bench_function(
+        "strip + inject identity headers, hop-by-hop, forwarded",
+        |b| {
+            b.iter(|| {
+                let mut headers = template.clone();
+                tollgate::proxy::headers::remove_hop_by_hop(&mut headers);
+                tollgate::identity::strip(&mut headers, &[]);
+                tollgate::identity::inject(&mut headers, &identity);
+                tollgate::proxy::headers::set_forwarded(&mut headers, [127, 0, 0, 1].into(), None);
+                black_box(headers)
+            })
+        },
+    );
+}
+
+criterion_group!(benches, verification, header_rewrite);
+criterion_main!(benches);
