@@ -2,7 +2,7 @@
 # Side-by-side benchmark of tollgate against nginx and HAProxy on one machine over loopback.
 #
 #   bench/run.sh                       # DURATION=10 CONNECTIONS=50 WARMUP=3 by default
-#   DURATION=20 CONNECTIONS=100 bench/run.sh
+#   DURATION=20 CONNECTIONS=100 REPEAT=5 bench/run.sh
 #
 # Each proxy runs alone, pinned to CPU 0; wrk and the upstream (nginx answering "200 ok") share
 # CPU 1. Per row: requests/s, p50 and p99 latency, non-2xx count, and the proxy's own CPU time
@@ -15,6 +15,7 @@ ROOT=$(pwd)
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-50}
 WARMUP=${WARMUP:-3}
+REPEAT=${REPEAT:-3}
 OUT=${OUT:-$ROOT/bench/results.md}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -142,10 +143,6 @@ PY
   ROWS+=("$row")
 }
 
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-echo "direct to upstream" >&2
-measure "direct (nginx upstream)" $UPSTREAM / $UPSTREAM_PID
 
 echo "nginx proxy" >&2
 cat > "$WORK/proxy.conf" <<CONF
@@ -163,9 +160,7 @@ http {
   }
 }
 CONF
-taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & P=$!; PIDS+=($P); wait_port $NGINX_PROXY
-measure "nginx proxy" $NGINX_PROXY / $P
-stop $P
+taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($NGINX_PID); wait_port $NGINX_PROXY
 
 haproxy_conf() { # port extra-frontend-lines
   cat <<CONF
@@ -189,9 +184,7 @@ CONF
 
 echo "haproxy proxy" >&2
 haproxy_conf $HAPROXY_PLAIN "" > "$WORK/haproxy-plain.cfg"
-taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-plain.cfg" & P=$!; PIDS+=($P); wait_port $HAPROXY_PLAIN
-measure "haproxy proxy" $HAPROXY_PLAIN / $P
-stop $P
+taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-plain.cfg" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID); wait_port $HAPROXY_PLAIN
 
 echo "haproxy jwt" >&2
 haproxy_conf $HAPROXY_JWT "  http-request set-var(txn.bearer) http_auth_bearer
@@ -207,9 +200,7 @@ haproxy_conf $HAPROXY_JWT "  http-request set-var(txn.bearer) http_auth_bearer
   http-request set-header x-user-id %[var(txn.bearer),jwt_payload_query('\$.user_id')]
   http-request set-header x-user-type %[var(txn.bearer),jwt_payload_query('\$.type')]
   http-request set-header x-service-name %[var(txn.bearer),jwt_payload_query('\$.service')]" > "$WORK/haproxy-jwt.cfg"
-taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-jwt.cfg" & P=$!; PIDS+=($P); wait_port $HAPROXY_JWT
-measure "haproxy jwt (HS256)" $HAPROXY_JWT / $P "$HS_TOKEN"
-stop $P
+taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-jwt.cfg" & HAPROXY_JWT_PID=$!; PIDS+=($HAPROXY_JWT_PID); wait_port $HAPROXY_JWT
 
 echo "tollgate" >&2
 {
@@ -253,10 +244,20 @@ taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$WORK/tollgate.toml" 2>"$WOR
 wait_port $TOLLGATE_PORT
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib $TG)
-measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
-measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
-measure "tollgate ES256 (service route)" $TOLLGATE_PORT /svc/x $TG "$ES_TOKEN"
-measure "tollgate vendor route (token rolls over every ~2s)" $TOLLGATE_PORT /vendor/x $TG "$HS_TOKEN"
+
+# Every setup is up (idle ones cost nothing); the rows run round-robin REPEAT times so that
+# a noisy neighbour hurts all of them alike, and the report keeps each row's median.
+for round in $(seq 1 "$REPEAT"); do
+  echo "round $round of $REPEAT" >&2
+  measure "direct (nginx upstream)" $UPSTREAM / $UPSTREAM_PID
+  measure "nginx proxy" $NGINX_PROXY / $NGINX_PID
+  measure "haproxy proxy" $HAPROXY_PLAIN / $HAPROXY_PID
+  measure "haproxy jwt (HS256)" $HAPROXY_JWT / $HAPROXY_JWT_PID "$HS_TOKEN"
+  measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
+  measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
+  measure "tollgate ES256 (service route)" $TOLLGATE_PORT /svc/x $TG "$ES_TOKEN"
+  measure "tollgate vendor route (token rolls over every ~2s)" $TOLLGATE_PORT /vendor/x $TG "$HS_TOKEN"
+done
 LOADED_RSS=$(rss_kib $TG)
 
 echo "10,000 idle keep-alive connections" >&2
@@ -289,12 +290,18 @@ UPLOAD_RSS=$(rss_kib $TG)
 python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$IDLE10K_RSS" "$UPLOAD_RSS" "$UPLOAD_STATUS" "${ROWS[@]}" <<'PY'
 import platform, subprocess, sys, datetime
 out, duration, conns, idle, loaded, idle10k, upload, upload_status = sys.argv[1:9]
-rows = [r.split("|") for r in sys.argv[9:]]
+import statistics
+runs = [r.split("|") for r in sys.argv[9:]]
+rows = []
+for name in dict.fromkeys(r[0] for r in runs):
+    mine = [r for r in runs if r[0] == name]
+    med = lambda i, fmt: fmt.format(statistics.median(float(r[i]) for r in mine))
+    rows.append([name, med(1, "{:.0f}"), med(2, "{:.2f}"), med(3, "{:.2f}"), med(4, "{:.1f}"), str(sum(int(r[5]) for r in mine))])
 ref = next((r for r in rows if r[0].startswith("haproxy jwt")), rows[0])
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 lines = [
     f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {cpu or platform.machine()}, {subprocess.getoutput('nproc')} cores, kernel {platform.release()}.",
-    f"`bench/run.sh` with DURATION={duration}s, CONNECTIONS={conns}, wrk -t1; proxy pinned to CPU 0, wrk and the upstream on CPU 1.",
+    f"`bench/run.sh` with DURATION={duration}s, CONNECTIONS={conns}, wrk -t1; proxy pinned to CPU 0, wrk and the upstream on CPU 1; each row is the median of {len(runs) // max(len(rows), 1)} round-robin runs (errors: the sum).",
     "",
     "| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors | req/s vs HAProxy-JWT | CPU vs HAProxy-JWT |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

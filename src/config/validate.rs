@@ -137,39 +137,23 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         level: raw.log.level.clone(),
     };
 
-    let mut issuers = Vec::with_capacity(raw.issuers.len());
-    for (i, issuer) in raw.issuers.iter().enumerate() {
-        let issuer = validate_issuer(issuer, env)
-            .map_err(|(key, reason)| invalid(file, &format!("issuers[{i}].{key}"), reason))?;
-        if issuers
-            .iter()
-            .any(|other: &super::IssuerConfig| other.issuer == issuer.issuer)
-        {
-            return Err(invalid(
-                file,
-                &format!("issuers[{i}].issuer"),
-                format!("duplicate issuer {:?}", issuer.issuer),
-            ));
-        }
-        issuers.push(issuer);
-    }
+    let issuers = validate_sections(
+        &raw.issuers,
+        "issuers",
+        "issuer",
+        |raw| validate_issuer(raw, env),
+        |issuer| &issuer.issuer,
+        file,
+    )?;
     let identity = validate_identity(&raw, file)?;
-    let mut providers = Vec::with_capacity(raw.providers.len());
-    for (i, provider) in raw.providers.iter().enumerate() {
-        let provider = validate_provider(provider, env)
-            .map_err(|(key, reason)| invalid(file, &format!("providers[{i}].{key}"), reason))?;
-        if providers
-            .iter()
-            .any(|p: &super::ProviderConfig| p.name == provider.name)
-        {
-            return Err(invalid(
-                file,
-                &format!("providers[{i}].name"),
-                format!("duplicate provider {:?}", provider.name),
-            ));
-        }
-        providers.push(provider);
-    }
+    let providers = validate_sections(
+        &raw.providers,
+        "providers",
+        "name",
+        |raw| validate_provider(raw, env),
+        |provider| &provider.name,
+        file,
+    )?;
     let signing_issuer =
         match &raw.tokens.issuer {
             Some(name) => Some(issuers.iter().position(|i| &i.issuer == name).ok_or_else(
@@ -281,6 +265,32 @@ fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, Conf
         claim_headers,
         token_cache_size: raw.identity.token_cache_size,
     })
+}
+
+/// Validates each `[[section]]` entry, naming errors `section[i].key`, and refuses two entries
+/// with the same `unique` value.
+fn validate_sections<R, T>(
+    raws: &[R],
+    section: &str,
+    unique: &str,
+    validate: impl Fn(&R) -> Result<T, (String, String)>,
+    key_of: impl Fn(&T) -> &String,
+    file: &str,
+) -> Result<Vec<T>, ConfigError> {
+    let mut valid: Vec<T> = Vec::with_capacity(raws.len());
+    for (i, raw) in raws.iter().enumerate() {
+        let item = validate(raw)
+            .map_err(|(key, reason)| invalid(file, &format!("{section}[{i}].{key}"), reason))?;
+        if valid.iter().any(|other| key_of(other) == key_of(&item)) {
+            return Err(invalid(
+                file,
+                &format!("{section}[{i}].{unique}"),
+                format!("duplicate {unique} {:?}", key_of(&item)),
+            ));
+        }
+        valid.push(item);
+    }
+    Ok(valid)
 }
 
 fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
