@@ -34,8 +34,9 @@ install_tools() {
   fi
 }
 install_tools
-cargo build --release --locked --quiet
-TOLLGATE=$ROOT/target/release/tollgate
+# TOLLGATE_BIN=<path> benchmarks another build (e.g. an older commit) instead of this tree's.
+if [ -z "${TOLLGATE_BIN:-}" ]; then cargo build --release --locked --quiet; fi
+TOLLGATE=${TOLLGATE_BIN:-$ROOT/target/release/tollgate}
 NGINX=/usr/sbin/nginx
 WORK=$(mktemp -d)
 PIDS=()

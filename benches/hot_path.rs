@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request work: token verification (HS256, RS256, ES256; cold,
-//! i.e. a full signature check, and cached) and the identity-header rewrite.
+//! i.e. a full signature check, and cached), the identity-header rewrite, and the metrics a
+//! request records.
 //!
 //! `cargo bench --bench hot_path`
 
@@ -122,5 +123,34 @@ fn header_rewrite(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, verification, header_rewrite);
+fn metrics(c: &mut Criterion) {
+    use tollgate::metrics::{AuthLabels, Metrics};
+    let metrics = Metrics::new();
+    let route: std::sync::Arc<str> = std::sync::Arc::from("svc");
+    let handles = metrics.route_handles(&route);
+    c.bench_function("metrics recorded per request", |b| {
+        b.iter(|| {
+            metrics.in_flight.inc();
+            metrics
+                .auth_decisions
+                .get_or_create(&AuthLabels {
+                    route: route.clone(),
+                    result: "allowed",
+                    token_type: "service",
+                })
+                .inc();
+            metrics.record_request(
+                &route,
+                Some(&handles),
+                &http::Method::GET,
+                200,
+                std::time::Duration::from_micros(900),
+            );
+            handles.upstream.observe(black_box(0.0008));
+            metrics.in_flight.dec();
+        })
+    });
+}
+
+criterion_group!(benches, verification, header_rewrite, metrics);
 criterion_main!(benches);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use tollgate::keygen::KeyAlgorithm;
+use tollgate::server::reload::{ConfigWatcher, POLL_INTERVAL, reload_from_file};
 use tollgate::tokens::{self, AccessSubject, OutputFormat, SecretMeta, Signer};
 use tollgate::{Config, Env};
 use tracing::{error, info};
@@ -311,14 +312,26 @@ fn health(args: &HealthArgs) -> ExitCode {
     }
 }
 
+/// The async runtime: one worker per CPU this process may run on. With a single CPU (a pod
+/// limited to one core, a pinned process) a current-thread runtime does the same work without
+/// the cross-thread wake-ups of the work-stealing scheduler.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| fail(format!("cannot start the runtime: {e}")))
 }
 
 fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
+    // Baseline taken before the config is read, so a change made while starting is not missed
+    // (at worst the same config is applied twice).
+    let watcher = ConfigWatcher::new(&arg.config, POLL_INTERVAL);
     let config = match load(arg, env) {
         Ok(config) => config,
         Err(code) => return code,
@@ -330,6 +343,11 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
     };
     let path = arg.config.clone();
     runtime.block_on(async move {
+        // Installed before the listeners open: a signal never finds its default action.
+        let signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+        };
         let running = match tollgate::start(config).await {
             Ok(running) => running,
             Err(e) => {
@@ -337,7 +355,7 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        serve_until_shutdown(&running, &path).await;
+        serve_until_shutdown(&running, &path, signals, watcher).await;
         info!("shutdown signal received");
         running.shutdown();
         running.wait().await;
@@ -345,25 +363,36 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
     })
 }
 
+/// SIGTERM, SIGINT and SIGHUP, listened to from startup on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Serves until SIGTERM or SIGINT; reloads the config on SIGHUP and when the file changes.
-async fn serve_until_shutdown(running: &tollgate::RunningGateway, path: &std::path::Path) {
-    use tokio::signal::unix::{SignalKind, signal};
-    use tollgate::server::reload::{ConfigWatcher, POLL_INTERVAL, reload_from_file};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        error!("cannot install signal handlers; waiting for ctrl-c");
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    let mut watcher = ConfigWatcher::new(path, POLL_INTERVAL);
+async fn serve_until_shutdown(
+    running: &tollgate::RunningGateway,
+    path: &std::path::Path,
+    mut signals: Signals,
+    mut watcher: ConfigWatcher,
+) {
     loop {
         tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
+            _ = signals.term.recv() => return,
+            _ = signals.int.recv() => return,
+            _ = signals.hup.recv() => {
                 reload_from_file(running, path, "SIGHUP");
             }
             _ = watcher.changed() => {

@@ -402,10 +402,44 @@ impl GatewayProcess {
 }
 
 impl Drop for GatewayProcess {
+    // Every log line a test captured is checked: no token, secret or password may appear.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        for line in self.logs() {
+            if let Some(leak) = leaked_secret(&line) {
+                panic!("{leak} in a log line: {line}");
+            }
+        }
     }
+}
+
+/// Secrets the suites use, and the shape of a JWT, that must never reach a log line.
+pub fn leaked_secret(line: &str) -> Option<&'static str> {
+    const SECRETS: [&str; 6] = [
+        SECRET,
+        "hunter2-vendor-password",
+        "pw-that-must-not-leak",
+        "example-password",
+        "metrics-password",
+        "reload-pw",
+    ];
+    if let Some(secret) = SECRETS.iter().find(|s| line.contains(**s)) {
+        return Some(secret);
+    }
+    // A compact JWS: base64url JSON header ("eyJ") and payload, dot-separated.
+    let looks_like_jwt = line.match_indices("eyJ").any(|(i, _)| {
+        let rest = &line[i..];
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        token.matches('.').count() >= 2 && token.len() > 40
+    });
+    looks_like_jwt.then_some("a JWT")
 }
 
 /// Absolute path of a test key in `tests/fixtures/keys`.
