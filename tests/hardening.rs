@@ -548,3 +548,61 @@ async fn http2_rapid_reset_and_oversized_headers_leave_the_gateway_serving() {
     assert_eq!(probe.status, 200);
     assert!(up.received().iter().all(|r| r.uri != "/big"));
 }
+
+/// One HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test]
+async fn http2_continuation_flood_is_cut_off() {
+    let gw = GatewayProcess::spawn(
+        "[[routes]]\nprefix = \"/\"\nupstream = \"echo\"\npolicy = \"public\"\n",
+        &[],
+    );
+    let before = gw.proc_status_kib("VmRSS");
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+    // HEADERS without END_HEADERS: :method GET, :scheme http, :path /
+    out.extend(h2_frame(0x1, 0x1, 1, &[0x82, 0x86, 0x84]));
+    within(stream.write_all(&out)).await.unwrap();
+    // Then CONTINUATION frames that never end the header block: literal headers x: y.
+    let block: Vec<u8> = std::iter::repeat_n([0x00u8, 0x01, b'x', 0x01, b'y'], 3000)
+        .flatten()
+        .collect();
+    let frame = h2_frame(0x9, 0, 1, &block);
+    let mut sent = 0usize;
+    for _ in 0..2000 {
+        if stream.write_all(&frame).await.is_err() {
+            break; // the gateway closed the connection: that is the point
+        }
+        sent += 1;
+    }
+    // Whatever was accepted, the connection ends (GOAWAY and close) instead of buffering.
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        ended,
+        "connection still open after {sent} CONTINUATION frames"
+    );
+    let after = gw.proc_status_kib("VmRSS");
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    assert_eq!(get(&gw.url("/probe"), &[]).await.status, 200);
+}
