@@ -73,11 +73,7 @@ async fn non_idempotent_requests_are_sent_once() {
         json_response(StatusCode::OK, &serde_json::json!({}))
     })
     .await;
-    let gw = spawn_gateway(&format!(
-        "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\ntimeout = \"300ms\"\n",
-        up.url()
-    ))
-    .await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "timeout = \"300ms\"")).await;
     let request = http::Request::post(gw.url("/pay"))
         .body(http_body_util::Full::new(bytes::Bytes::from_static(
             b"{\"amount\":1}",
@@ -91,11 +87,7 @@ async fn non_idempotent_requests_are_sent_once() {
 #[tokio::test]
 async fn slow_request_bodies_are_bounded_by_the_route_timeout() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&format!(
-        "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\ntimeout = \"500ms\"\n",
-        up.url()
-    ))
-    .await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "timeout = \"500ms\"")).await;
     let mut stream = within(tokio::net::TcpStream::connect(gw.addr))
         .await
         .unwrap();

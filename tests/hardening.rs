@@ -513,11 +513,7 @@ async fn http2_rapid_reset_and_oversized_headers_leave_the_gateway_serving() {
         json_response(http::StatusCode::OK, &json!({}))
     })
     .await;
-    let gw = spawn_gateway(&format!(
-        "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\n",
-        up.url()
-    ))
-    .await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<http_body_util::Full<bytes::Bytes>>();

@@ -286,11 +286,7 @@ async fn readiness_waits_for_required_providers_and_reports_them() {
 #[tokio::test]
 async fn trace_context_passes_through_untouched() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&format!(
-        "[[routes]]\nprefix = \"/\"\nupstream = \"{}\"\npolicy = \"public\"\n",
-        up.url()
-    ))
-    .await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     get(
         &gw.url("/x"),

@@ -11,21 +11,15 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn route(prefix: &str, upstream: &str, extra: &str) -> String {
-    format!(
-        "[[routes]]\nprefix = \"{prefix}\"\nupstream = \"{upstream}\"\npolicy = \"public\"\n{extra}\n"
-    )
-}
-
 #[tokio::test]
 async fn longest_prefix_wins_and_prefixes_are_segment_aware() {
     let up = MockUpstream::echo().await;
     let config = [
-        route("/", &up.url(), "name = \"root\""),
-        route("/api", &format!("{}/svc", up.url()), "name = \"api\""),
-        route("/api/v2", &up.url(), "name = \"v2\"\nstrip_prefix = true"),
-        route("/old", &up.url(), "rewrite = \"/new\""),
-        route(
+        public_route("/", &up.url(), "name = \"root\""),
+        public_route("/api", &format!("{}/svc", up.url()), "name = \"api\""),
+        public_route("/api/v2", &up.url(), "name = \"v2\"\nstrip_prefix = true"),
+        public_route("/old", &up.url(), "rewrite = \"/new\""),
+        public_route(
             "/hosted",
             &format!("{}/h", up.url()),
             "host = \"api.example.com\"",
@@ -63,7 +57,7 @@ async fn longest_prefix_wins_and_prefixes_are_segment_aware() {
 
 #[tokio::test]
 async fn unknown_route_is_404_json_with_request_id() {
-    let gw = spawn_gateway(&route("/only", "echo", "")).await;
+    let gw = spawn_gateway(&public_route("/only", "echo", "")).await;
     let reply = get(&gw.url("/other"), &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let body = reply.json();
@@ -78,7 +72,7 @@ async fn unknown_route_is_404_json_with_request_id() {
 #[tokio::test]
 async fn dangerous_paths_are_400_and_never_forwarded() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     for path in [
         "/a%2fb",
         "/a%5cb",
@@ -97,7 +91,7 @@ async fn dangerous_paths_are_400_and_never_forwarded() {
 
 #[tokio::test]
 async fn echo_upstream_describes_the_forwarded_request() {
-    let gw = spawn_gateway(&route("/echo", "echo", "strip_prefix = true")).await;
+    let gw = spawn_gateway(&public_route("/echo", "echo", "strip_prefix = true")).await;
     let reply = get(
         &gw.url("/echo/hi?a=1&b=2"),
         &[("x-custom", "one"), ("X-Custom", "two")],
@@ -126,7 +120,7 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
             .unwrap()
     })
     .await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let reply = get(
         &gw.url("/x"),
         &[
@@ -160,7 +154,7 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
 #[tokio::test]
 async fn forwarded_headers_and_request_id() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
 
     let reply = get(
         &gw.url("/x"),
@@ -192,7 +186,7 @@ async fn forwarded_headers_and_request_id() {
 #[tokio::test]
 async fn preserve_host_forwards_the_clients_host() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "preserve_host = true")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "preserve_host = true")).await;
     get(&gw.url("/x"), &[("host", "public.example.com")]).await;
     assert_eq!(up.last().headers["host"], "public.example.com");
 }
@@ -200,7 +194,7 @@ async fn preserve_host_forwards_the_clients_host() {
 #[tokio::test]
 async fn declared_body_over_limit_is_413_and_not_forwarded() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "max_body_bytes = 1024")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "max_body_bytes = 1024")).await;
     let request = Request::post(gw.url("/upload"))
         .body(Full::new(Bytes::from(vec![b'x'; 4096])))
         .unwrap();
@@ -220,7 +214,7 @@ async fn declared_body_over_limit_is_413_and_not_forwarded() {
 #[tokio::test]
 async fn streamed_body_over_limit_is_413() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "max_body_bytes = 1024")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "max_body_bytes = 1024")).await;
     let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
     let mut request =
         b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
@@ -242,7 +236,7 @@ async fn streamed_body_over_limit_is_413() {
 #[tokio::test]
 async fn refused_upstream_is_502_json() {
     let port = closed_port().await;
-    let gw = spawn_gateway(&route("/", &format!("http://{port}"), "")).await;
+    let gw = spawn_gateway(&public_route("/", &format!("http://{port}"), "")).await;
     let reply = get(&gw.url("/x"), &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.json()["error"], "upstream unavailable");
@@ -256,7 +250,7 @@ async fn slow_upstream_is_504_json() {
         json_response(StatusCode::OK, &serde_json::json!({}))
     })
     .await;
-    let gw = spawn_gateway(&route("/", &up.url(), "timeout = \"200ms\"")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "timeout = \"200ms\"")).await;
     let reply = get(&gw.url("/slow"), &[]).await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(reply.json()["error"], "upstream timed out");
@@ -265,7 +259,7 @@ async fn slow_upstream_is_504_json() {
 #[tokio::test]
 async fn http2_prior_knowledge_clients_are_served() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<Full<Bytes>>();
@@ -314,7 +308,7 @@ async fn websocket_upgrade_is_tunnelled() {
             socket.write_all(&buf[..n]).await.unwrap();
         }
     });
-    let gw = spawn_gateway(&route("/ws", &format!("http://{upstream}"), "")).await;
+    let gw = spawn_gateway(&public_route("/ws", &format!("http://{upstream}"), "")).await;
     let mut client = within(TcpStream::connect(gw.addr)).await.unwrap();
     within(client.write_all(
         b"GET /ws/chat HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
@@ -340,7 +334,7 @@ async fn websocket_upgrade_is_tunnelled() {
 #[tokio::test]
 async fn upgrade_refused_by_upstream_is_not_tunnelled() {
     let up = MockUpstream::echo().await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let reply = get(
         &gw.url("/ws"),
         &[("connection", "upgrade"), ("upgrade", "websocket")],
@@ -355,7 +349,7 @@ async fn upgrade_refused_by_upstream_is_not_tunnelled() {
 async fn trickled_headers_are_cut_off() {
     let gw = spawn_gateway(&format!(
         "[limits]\nheader_read_timeout = \"300ms\"\n{}",
-        route("/", "echo", "")
+        public_route("/", "echo", "")
     ))
     .await;
     let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
@@ -376,7 +370,7 @@ async fn trickled_headers_are_cut_off() {
 
 #[tokio::test]
 async fn oversized_headers_are_431() {
-    let gw = spawn_gateway(&route("/", "echo", "")).await;
+    let gw = spawn_gateway(&public_route("/", "echo", "")).await;
     let big = "v".repeat(20_000);
     let reply = get(&gw.url("/x"), &[("x-big", &big)]).await;
     assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
@@ -403,7 +397,7 @@ async fn client_disconnect_cancels_the_upstream_request() {
         }
     })
     .await;
-    let gw = spawn_gateway(&route("/", &up.url(), "")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "")).await;
     let mut client = within(TcpStream::connect(gw.addr)).await.unwrap();
     within(client.write_all(b"GET /slow HTTP/1.1\r\nhost: a\r\n\r\n"))
         .await

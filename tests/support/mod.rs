@@ -83,6 +83,13 @@ pub async fn spawn_gateway(toml: &str) -> TestGateway {
     spawn_gateway_with_env(&with_test_server(toml), &[]).await
 }
 
+/// A `[[routes]]` entry with `policy = "public"`; `extra` adds more keys.
+pub fn public_route(prefix: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        "[[routes]]\nprefix = \"{prefix}\"\nupstream = \"{upstream}\"\npolicy = \"public\"\n{extra}\n"
+    )
+}
+
 /// Prepends a `[server]` section on ephemeral ports unless the text has one.
 pub fn with_test_server(toml: &str) -> String {
     if toml.contains("[server]") {
