@@ -263,3 +263,44 @@ async fn sigterm_with_fifty_slow_requests_completes_every_one_once() {
             .all(|r| r.body_len == 2048)
     );
 }
+
+#[tokio::test]
+async fn slow_readers_are_backpressured_not_buffered() {
+    const BODY: usize = 64 * 1024 * 1024;
+    let up = MockUpstream::start(|_| async {
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'z';
+            BODY
+        ])))
+    })
+    .await;
+    let gw = GatewayProcess::spawn(&public_route("/", &up.url(), ""), &[]);
+    let before = gw.proc_status_kib("VmRSS");
+    let mut stream = within(tokio::net::TcpStream::connect(gw.addr))
+        .await
+        .unwrap();
+    within(stream.write_all(b"GET /big HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"))
+        .await
+        .unwrap();
+    // Read nothing for a while: the gateway must not pull the whole body into memory.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = gw.proc_status_kib("VmRSS");
+    assert!(
+        stalled < before + 16 * 1024,
+        "RSS {before} -> {stalled} KiB while the client stalled"
+    );
+    // Then read it all: nothing was lost.
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    within(async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+    })
+    .await;
+    assert!(total > BODY, "read {total} bytes");
+}
