@@ -73,7 +73,7 @@ async fn non_idempotent_requests_are_sent_once() {
         json_response(StatusCode::OK, &serde_json::json!({}))
     })
     .await;
-    let gw = spawn_gateway(&public_route("/", &up.url(), "timeout = \"300ms\"")).await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "timeout = \"1s\"")).await;
     let request = http::Request::post(gw.url("/pay"))
         .body(http_body_util::Full::new(bytes::Bytes::from_static(
             b"{\"amount\":1}",
