@@ -62,14 +62,19 @@ wait_port() {
 
 # --- upstream: nginx answering 200 ok, and a fake vendor login -----------------------------
 mkdir -p "$WORK/nginx"
-cat > "$WORK/upstream.conf" <<CONF
-worker_processes 1; daemon off; master_process off; pid $WORK/upstream.pid;
+# One nginx process, no daemon, no logs, temp files in $WORK; `$1` names its pid file.
+nginx_conf_head() {
+  cat <<CONF
+worker_processes 1; daemon off; master_process off; pid $WORK/$1.pid;
 error_log /dev/null crit;
 events { worker_connections 20000; }
 http {
   access_log off; client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
   fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
   keepalive_requests 1000000;
+CONF
+}
+{ nginx_conf_head upstream; cat <<CONF
   server {
     listen 127.0.0.1:$UPSTREAM;
     client_max_body_size 0;
@@ -78,6 +83,7 @@ http {
   }
 }
 CONF
+} > "$WORK/upstream.conf"
 taskset -c "$LOAD_CPU" $NGINX -c "$WORK/upstream.conf" -p "$WORK" & UPSTREAM_PID=$!; PIDS+=($UPSTREAM_PID)
 wait_port $UPSTREAM
 
@@ -146,14 +152,7 @@ PY
 
 
 echo "nginx proxy" >&2
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes 1; daemon off; master_process off; pid $WORK/proxy.pid;
-error_log /dev/null crit;
-events { worker_connections 20000; }
-http {
-  access_log off; client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
-  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  keepalive_requests 1000000;
+{ nginx_conf_head proxy; cat <<CONF
   upstream up { server 127.0.0.1:$UPSTREAM; keepalive 256; }
   server {
     listen 127.0.0.1:$NGINX_PROXY;
@@ -161,6 +160,7 @@ http {
   }
 }
 CONF
+} > "$WORK/proxy.conf"
 taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($NGINX_PID); wait_port $NGINX_PROXY
 
 haproxy_conf() { # port extra-frontend-lines

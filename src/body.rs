@@ -14,8 +14,3 @@ pub type RequestBody = Either<Limited<Incoming>, Full<Bytes>>;
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Either::Right(Full::new(bytes.into()))
 }
-
-/// An empty body.
-pub fn empty() -> ResponseBody {
-    Either::Right(Full::new(Bytes::new()))
-}

@@ -124,11 +124,6 @@ impl Gateway {
         &self.verifier
     }
 
-    /// The routes in matching order.
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
-    }
-
     /// Handles one request from `remote`; never fails: errors become JSON responses.
     pub async fn handle(
         self: Arc<Self>,

@@ -430,10 +430,3 @@ impl Drop for ConnectionGuard {
         }
     }
 }
-
-/// Seconds since the epoch, for gauges.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

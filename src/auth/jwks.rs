@@ -69,7 +69,6 @@ pub struct JwksSource {
     generation: AtomicU64,
     /// Held for the duration of a fetch: concurrent refreshes wait for it instead of fetching.
     last_fetch: Mutex<Option<Instant>>,
-    fetches: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
     started: std::sync::atomic::AtomicBool,
 }
@@ -94,7 +93,6 @@ impl JwksSource {
             keys: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             last_fetch: Mutex::new(None),
-            fetches: AtomicU64::new(0),
             metrics,
             started: std::sync::atomic::AtomicBool::new(false),
         }
@@ -109,11 +107,6 @@ impl JwksSource {
     /// not trusted.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
-    }
-
-    /// How many fetches were attempted.
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Fetches now at startup and then every refresh period, until the source is dropped.
@@ -156,7 +149,6 @@ impl JwksSource {
             }
         }
         *last = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch().await;
         self.metrics.record_jwks_fetch(&self.issuer, result.is_ok());
         match result {

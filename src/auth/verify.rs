@@ -249,14 +249,6 @@ impl Verifier {
         &self.claim_header_names
     }
 
-    /// The JWKS source of the issuer named `name`, if it has one.
-    pub fn jwks(&self, name: &str) -> Option<&Arc<JwksSource>> {
-        self.issuers
-            .iter()
-            .find(|i| i.config.name == name)
-            .and_then(|i| i.jwks.as_ref())
-    }
-
     /// Verifies every presented credential; all must be valid. The identity is the first's.
     pub async fn verify_all(&self, tokens: &[&str]) -> Result<Arc<Identity>, AuthError> {
         let (first, rest) = tokens.split_first().ok_or(AuthError::Missing)?;

@@ -60,7 +60,6 @@ pub struct TokenCache {
     flight: Mutex<()>,
     background: AtomicBool,
     generation: AtomicU64,
-    logins: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
     started: AtomicBool,
 }
@@ -85,7 +84,6 @@ impl TokenCache {
             flight: Mutex::new(()),
             background: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            logins: AtomicU64::new(0),
             metrics,
             started: AtomicBool::new(false),
         })
@@ -99,11 +97,6 @@ impl TokenCache {
     /// The provider's settings.
     pub fn config(&self) -> &ProviderConfig {
         &self.config
-    }
-
-    /// Login attempts made so far.
-    pub fn login_count(&self) -> u64 {
-        self.logins.load(Ordering::Relaxed)
     }
 
     /// Current state, for readiness.
@@ -275,7 +268,6 @@ impl TokenCache {
     async fn login_with_retries(&self) -> Result<provider::Fetched, ProviderError> {
         let mut attempt = 0u32;
         loop {
-            self.logins.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let result = provider::fetch_once(&self.client, &self.config).await;
             self.metrics

@@ -17,13 +17,8 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Empty caches for the configured providers.
-    pub fn new(configs: &[ProviderConfig], metrics: &Arc<crate::metrics::Metrics>) -> Self {
-        Self::reusing(configs, metrics, None)
-    }
-
-    /// Like [`Providers::new`], keeping the caches (and tokens) of providers whose settings and
-    /// secrets are unchanged from `previous`.
+    /// Caches for the configured providers; those whose settings and secrets are unchanged
+    /// from `previous` keep their cache and token.
     pub fn reusing(
         configs: &[ProviderConfig],
         metrics: &Arc<crate::metrics::Metrics>,
