@@ -200,12 +200,14 @@ impl Gateway {
     ) -> Result<Response<ResponseBody>, GatewayError> {
         let (mut parts, body) = request.into_parts();
         check_framing(&parts, self.max_uri_bytes)?;
-        let path = normalize_path(parts.uri.path())?.into_owned();
-        outcome.path = Some(path.clone());
+        // Kept in the outcome for the access log; borrowed from there for the rest.
+        let path: &str = outcome
+            .path
+            .insert(normalize_path(parts.uri.path())?.into_owned());
         let host = request_host(&parts);
         let route = self
             .routes
-            .find(host.as_ref().and_then(|h| h.to_str().ok()), &path)
+            .find(host.as_ref().and_then(|h| h.to_str().ok()), path)
             .ok_or(GatewayError::NoRoute)?
             .clone();
         outcome.route = Some(route.clone());
@@ -214,7 +216,7 @@ impl Gateway {
             request_id: request_id.to_str().unwrap_or_default(),
             route: &route,
             method: &parts.method,
-            path: &path,
+            path,
         };
         // Decided on the normalised path, before any header is touched or byte forwarded.
         let identity = self.authenticate(&parts, &route, &audit).await?;
@@ -240,7 +242,7 @@ impl Gateway {
         }
         headers::set_forwarded(&mut parts.headers, remote.ip(), host.as_ref());
 
-        let target = forward_path(&route, &path);
+        let target = forward_path(&route, path);
         match &route.upstream {
             Upstream::Echo => Ok(crate::echo::respond(
                 &parts.method,
@@ -267,8 +269,16 @@ impl Gateway {
                     }
                     None => None,
                 };
-                self.send(parts, body, uri, &route, host, client_upgrade, outcome)
-                    .await
+                self.send(
+                    parts,
+                    body,
+                    uri,
+                    &route,
+                    host,
+                    client_upgrade,
+                    &mut outcome.upstream_time,
+                )
+                .await
             }
         }
     }
@@ -328,7 +338,7 @@ impl Gateway {
         route: &Route,
         host: Option<HeaderValue>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        outcome: &mut Outcome,
+        upstream_time_out: &mut Option<Duration>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         parts.uri = uri;
         forward::set_host(&mut parts.headers, route.preserve_host, host);
@@ -360,7 +370,7 @@ impl Gateway {
                     .await?
                 }
             };
-        outcome.upstream_time = Some(upstream_time);
+        *upstream_time_out = Some(upstream_time);
         Ok(response)
     }
 }
