@@ -18,13 +18,12 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, Version};
 use http_body_util::{Either, Limited};
-use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
 use crate::audit::{self, AuditContext};
 use crate::auth::extract::{self, TokenSources};
 use crate::auth::{AuthError, Verifier};
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{ClientBody, RequestBody, ResponseBody};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::{self, Identity};
@@ -33,6 +32,7 @@ use crate::proxy::forward::{self, UpstreamClient};
 use crate::proxy::headers;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteTable, forward_path, normalize_path};
+use crate::server::activity::ClientUpgrade;
 use crate::upstream_auth::{self, Providers};
 
 /// The gateway's request handler, shared by every connection.
@@ -127,7 +127,7 @@ impl Gateway {
     /// Handles one request from `remote`; never fails: errors become JSON responses.
     pub async fn handle(
         self: Arc<Self>,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         remote: SocketAddr,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
@@ -193,7 +193,7 @@ impl Gateway {
 
     async fn process(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         remote: SocketAddr,
         request_id: &HeaderValue,
         outcome: &mut Outcome,
@@ -265,7 +265,7 @@ impl Gateway {
                 let client_upgrade = match upgrade {
                     Some(protocol) => {
                         headers::set_upgrade(&mut parts.headers, protocol);
-                        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+                        parts.extensions.remove::<ClientUpgrade>()
                     }
                     None => None,
                 };
@@ -333,11 +333,11 @@ impl Gateway {
     async fn send(
         &self,
         mut parts: Parts,
-        body: Incoming,
+        body: ClientBody,
         uri: http::Uri,
         route: &Route,
         host: Option<HeaderValue>,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        client_upgrade: Option<ClientUpgrade>,
         upstream_time_out: &mut Option<Duration>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         parts.uri = uri;

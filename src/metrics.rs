@@ -149,6 +149,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Open client connections by protocol (counted from their first request).
     pub connections: Family<ProtocolLabel, Gauge>,
+    /// Idle HTTP/1 connections whose buffers have been freed while they wait.
+    pub connections_parked: Gauge,
     /// Authentication decisions.
     pub auth_decisions: Family<AuthLabels, Counter>,
     /// JWKS fetches by issuer and result.
@@ -195,6 +197,7 @@ impl Metrics {
             upstream_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             connections: Family::default(),
+            connections_parked: Gauge::default(),
             auth_decisions: Family::default(),
             jwks_fetches: Family::default(),
             jwks_age: Family::default(),
@@ -230,6 +233,11 @@ impl Metrics {
             "connections_open",
             "Open client connections by protocol",
             m.connections.clone(),
+        );
+        registry.register(
+            "connections_parked",
+            "Idle HTTP/1 keep-alive connections holding no buffers while they wait",
+            m.connections_parked.clone(),
         );
         registry.register(
             "auth_decisions",

@@ -11,14 +11,6 @@ use support::*;
 
 const ISS: &str = "tollgate";
 
-fn scrape_value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn metrics_count_allowed_denied_expired_vendor_and_upstream_down() {
     let auth = AuthServer::start(AuthReply::Field("accessToken")).await;

@@ -15,6 +15,7 @@ use tracing::debug;
 use super::headers::remove_hop_by_hop;
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
+use crate::server::activity::ClientUpgrade;
 
 /// The pooled HTTP/1.1 + HTTP/2 (over TLS, by ALPN) client shared by all routes.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
@@ -93,7 +94,7 @@ pub async fn exchange(
     client: &UpstreamClient,
     mut request: Request<RequestBody>,
     timeout: Duration,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
     body_limit: u64,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
     // The client negotiates the upstream protocol itself (ALPN for TLS, HTTP/1.1 otherwise).
@@ -128,15 +129,19 @@ pub async fn exchange(
     }
 }
 
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
+async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::join!(client.socket(), upstream) {
+        (Some(client), Ok(upstream)) => (client, upstream),
+        (None, _) => {
+            debug!("upgrade failed: the client connection ended first");
+            return;
+        }
+        (_, Err(e)) => {
             debug!(error = %e, "upgrade failed");
             return;
         }
     };
-    let mut client = TokioIo::new(client);
+    let mut client = client;
     let mut upstream = TokioIo::new(upstream);
     match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         Ok((up, down)) => debug!(bytes_up = up, bytes_down = down, "tunnel closed"),

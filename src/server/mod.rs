@@ -1,6 +1,8 @@
 //! Starting and stopping the gateway: listeners, admin endpoints, graceful drain.
 
+pub mod activity;
 pub mod admin;
+pub mod connection;
 pub mod listener;
 pub mod reload;
 
@@ -9,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -165,17 +166,16 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         None => None,
     };
 
-    let builder = Arc::new(listener::connection_builder(&config.limits));
-    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
-    let graceful = Arc::new(GracefulShutdown::new());
+    let protocols = Arc::new(connection::Protocols::new(&config.limits));
+    let max_connections = config.limits.max_connections;
+    let connections = Arc::new(Semaphore::new(max_connections));
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|l| {
             tokio::spawn(listener::accept_loop(
                 l,
                 current.clone(),
-                builder.clone(),
-                graceful.clone(),
+                protocols.clone(),
                 connections.clone(),
                 stop_rx.clone(),
             ))
@@ -198,7 +198,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
 
     let drain_timeout = config.drain_timeout;
     let task = tokio::spawn(async move {
-        drain(loops, graceful, drain_timeout).await;
+        drain(loops, connections, max_connections, drain_timeout).await;
         let _ = admin_stop.send(true);
     });
     Ok(RunningGateway {
@@ -212,19 +212,22 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     })
 }
 
-/// Waits for the accept loops to stop, then for in-flight connections up to `timeout`.
-async fn drain(loops: Vec<JoinHandle<()>>, graceful: Arc<GracefulShutdown>, timeout: Duration) {
+/// Waits for the accept loops to stop, then for open connections to close, up to `timeout`.
+async fn drain(
+    loops: Vec<JoinHandle<()>>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    timeout: Duration,
+) {
     for l in loops {
         let _ = l.await;
     }
-    // The accept loops held the other references and have ended.
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        warn!("connections still referenced; not waiting for them");
-        return;
-    };
     info!(timeout_secs = timeout.as_secs_f64(), "draining connections");
-    match tokio::time::timeout(timeout, graceful.shutdown()).await {
-        Ok(()) => info!("drained"),
+    // Every connection holds a permit until it closes; idle ones close at once, busy ones
+    // after answering the requests they are serving.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    match tokio::time::timeout(timeout, connections.acquire_many(all)).await {
+        Ok(_) => info!("drained"),
         Err(_) => warn!("drain timeout reached; closing remaining connections"),
     }
 }

@@ -65,9 +65,9 @@ pub async fn forward_with_credential(
     client: &crate::proxy::forward::UpstreamClient,
     credential: &Arc<TokenCache>,
     mut parts: http::request::Parts,
-    body: hyper::body::Incoming,
+    body: crate::body::ClientBody,
     route: &crate::config::Route,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<crate::server::activity::ClientUpgrade>,
 ) -> Result<
     (
         http::Response<crate::body::ResponseBody>,

@@ -1,0 +1,311 @@
+//! One client connection from accept to close: HTTP/2 (prior knowledge) or HTTP/1.1, and for
+//! HTTP/1.1 the parking of idle keep-alive connections.
+//!
+//! hyper keeps an 8 KiB read and an 8 KiB write buffer for every HTTP/1 connection, idle or
+//! not: 160 MiB for 10,000 idle keep-alive clients. Like nginx and HAProxy, tollgate frees
+//! them while a connection waits: after [`PARK_AFTER`] without a request, and only when the
+//! connection's [`Activity`] proves it stands between two requests, hyper is asked to close
+//! the connection without touching the socket, hands the socket back with any bytes it had
+//! read, and the socket waits for its next request holding nothing but itself.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::activity::{Activity, ClientIo};
+use crate::body::{ClientBody, ServedBody};
+use crate::config::Limits;
+use crate::gateway::Gateway;
+use crate::metrics::ConnectionGuard;
+
+/// How long an HTTP/1 connection goes without a new request before its buffers are freed.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The first bytes of every HTTP/2 prior-knowledge connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The HTTP settings shared by every data connection.
+pub struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Protocols {
+    /// HTTP/1.1 and HTTP/2 servers configured from the listener limits.
+    pub fn new(limits: &Limits) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            // hyper arms this timer whenever it waits for a request head, so it also closes
+            // keep-alive connections idle for longer than this.
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(limits.idle_timeout))
+            .max_concurrent_streams(Some(256));
+        Self {
+            http1,
+            http2,
+            header_read_timeout: limits.header_read_timeout,
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes, or until `stop` turns true and its
+/// requests in flight have been answered.
+pub async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    current: Arc<ArcSwap<Gateway>>,
+    protocols: Arc<Protocols>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut stream = stream;
+    let activity = Arc::new(Activity::default());
+    let metrics = current.load().metrics().clone();
+    let parked = metrics.connections_parked.clone();
+    let counted = Arc::new(ConnectionGuard::new(metrics));
+    let tracked = activity.clone();
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        counted.observe(request.version());
+        tracked.request_started();
+        let mut request = request.map(|body| ClientBody::new(body, Some(tracked.busy())));
+        if request.version() == http::Version::HTTP_11
+            && request.headers().contains_key(http::header::UPGRADE)
+        {
+            let upgrade = tracked.expect_upgrade();
+            request.extensions_mut().insert(upgrade);
+        }
+        let busy = tracked.busy();
+        // Each request runs under the config current when it arrived, to its end, even if
+        // a reload swaps the gateway meanwhile. Boxed: hyper keeps a slot the size of this
+        // future in every connection.
+        let gateway = current.load_full();
+        Box::pin(async move {
+            let response = gateway.handle(request, remote).await?;
+            Ok::<_, std::convert::Infallible>(
+                response.map(|body| ServedBody::new(body, Some(busy))),
+            )
+        })
+    });
+
+    // A connection costs no HTTP state until its first bytes arrive.
+    let deadline = protocols.header_read_timeout;
+    let first = tokio::select! {
+        first = tokio::time::timeout(deadline, read_preface(&mut stream)) => first,
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    let first = match first {
+        Ok(Ok(Some(first))) => first,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "connection failed before its first request");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "no request within the header read timeout");
+            return;
+        }
+    };
+
+    if first.as_ref() == H2_PREFACE {
+        let io = TokioIo::new(ClientIo::new(stream, first, activity));
+        let connection = protocols.http2.serve_connection(io, service);
+        let mut connection = std::pin::pin!(connection);
+        let finished = tokio::select! {
+            result = connection.as_mut() => Some(result),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let result = match finished {
+            Some(result) => result,
+            None => {
+                // GOAWAY: streams in flight finish, no new ones start.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            debug!(%remote, error = %e, "connection ended with error");
+        }
+        return;
+    }
+
+    let http1 = Http1 {
+        protocols: &protocols,
+        activity,
+        parked,
+        remote,
+    };
+    http1.serve(stream, first, service, stop).await;
+}
+
+/// What woke the HTTP/1 driver.
+enum Event {
+    Done(hyper::Result<()>),
+    Tick,
+    Stop,
+}
+
+/// One HTTP/1.1 connection and what its driver needs.
+struct Http1<'a> {
+    protocols: &'a Protocols,
+    activity: Arc<Activity>,
+    parked: prometheus_client::metrics::gauge::Gauge,
+    remote: SocketAddr,
+}
+
+impl Http1<'_> {
+    /// Serves HTTP/1.1 on `stream`, parking the socket whenever it goes idle.
+    async fn serve<S>(
+        self,
+        mut stream: TcpStream,
+        mut replay: Bytes,
+        mut service: S,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: hyper::service::HttpService<Incoming, ResBody = ServedBody> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Self {
+            protocols,
+            activity,
+            parked: parked_gauge,
+            remote,
+        } = self;
+        loop {
+            let io = TokioIo::new(ClientIo::new(stream, replay, activity.clone()));
+            // Boxed so that a parked connection's task does not keep room for hyper's state.
+            let mut connection = Box::new(protocols.http1.serve_connection(io, service));
+            let requests_at_start = activity.requests();
+            let mut seen = requests_at_start;
+            let mut parking = None;
+            let mut stopping = false;
+            let tick = tokio::time::sleep(PARK_AFTER);
+            let mut tick = std::pin::pin!(tick);
+            let result = loop {
+                let event = {
+                    let done = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx));
+                    tokio::select! {
+                        biased;
+                        result = done => Event::Done(result),
+                        _ = stop.wait_for(|s| *s), if !stopping => Event::Stop,
+                        _ = tick.as_mut(), if parking.is_none() && !stopping => Event::Tick,
+                    }
+                };
+                match event {
+                    Event::Done(result) => break result,
+                    Event::Stop => {
+                        stopping = true;
+                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                    }
+                    Event::Tick => {
+                        let requests = activity.requests();
+                        // Parked only after a request: a client that never completes a head is
+                        // left to hyper's header read timeout, which parking would restart.
+                        if requests != requests_at_start
+                            && requests == seen
+                            && activity.is_between_requests()
+                        {
+                            parking = Some(requests);
+                            // Between two requests hyper closes at once and, through
+                            // `poll_without_shutdown`, leaves the socket open.
+                            std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                        } else {
+                            seen = requests;
+                            tick.as_mut()
+                                .reset(tokio::time::Instant::now() + PARK_AFTER);
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                debug!(%remote, error = %e, "connection ended with error");
+                return;
+            }
+            let parts = connection.into_parts();
+            service = parts.service;
+            let (socket, unread) = parts.io.into_inner().into_parts();
+            stream = socket;
+            replay = join(parts.read_buf, unread);
+
+            // A 101 was written: the socket now belongs to the tunnel.
+            match activity.hand_over(ClientIo::new(stream, replay, activity.clone())) {
+                Ok(()) => return,
+                Err(io) => (stream, replay) = io.into_parts(),
+            }
+
+            // hyper closed for a reason of its own (`Connection: close`, end of input, a drain),
+            // or a request slipped in while it was being asked to park.
+            let parked = parking.is_some_and(|requests| {
+                requests == activity.requests() && activity.is_between_requests()
+            });
+            if !parked || stopping {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            if !replay.is_empty() {
+                // The next request has begun arriving: serve it without waiting.
+                continue;
+            }
+            parked_gauge.inc();
+            let woke = tokio::select! {
+                readable = stream.readable() => readable.is_ok(),
+                _ = tokio::time::sleep(protocols.header_read_timeout) => false,
+                _ = stop.wait_for(|s| *s) => false,
+            };
+            parked_gauge.dec();
+            if !woke {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until the bytes can no longer be the HTTP/2 preface, or are all of it. `None` when
+/// the client closes without sending anything.
+async fn read_preface(stream: &mut TcpStream) -> std::io::Result<Option<Bytes>> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    let mut len = 0;
+    loop {
+        let n = stream.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok((len > 0).then(|| Bytes::copy_from_slice(&buf[..len])));
+        }
+        len += n;
+        if len == buf.len() || buf[..len] != H2_PREFACE[..len] {
+            return Ok(Some(Bytes::copy_from_slice(&buf[..len])));
+        }
+    }
+}
+
+/// The bytes hyper had read, then those it had not yet taken from the replay.
+fn join(read: Bytes, unread: Bytes) -> Bytes {
+    match (read.is_empty(), unread.is_empty()) {
+        (_, true) => read,
+        (true, false) => unread,
+        (false, false) => {
+            let mut joined = BytesMut::with_capacity(read.len() + unread.len());
+            joined.extend_from_slice(&read);
+            joined.extend_from_slice(&unread);
+            joined.freeze()
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Idle HTTP/1 keep-alive connections are parked (their buffers freed) and wake up intact:
+//! keep-alive preserved, a request that was half sent survives, a body the gateway refused is
+//! never read as a request, upgrades still tunnel, and a drain closes parked sockets at once.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longer than the gateway's park delay (1 s) plus one check interval.
+const IDLE: Duration = Duration::from_millis(2600);
+
+async fn parked(gw: &TestGateway) -> f64 {
+    let reply = get(&format!("http://{}/metrics", gw.admin.unwrap()), &[]).await;
+    scrape_value(&reply.text(), "tollgate_connections_parked").expect("parked gauge exported")
+}
+
+/// Reads one response with a `content-length` body.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                assert_eq!(
+                    buf.len(),
+                    end + 4 + length,
+                    "no extra bytes after a response"
+                );
+                return String::from_utf8(buf).unwrap();
+            }
+        }
+        let n = within(stream.read(&mut chunk)).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn echo_gateway() -> (MockUpstream, TestGateway) {
+    let up = MockUpstream::echo().await;
+    let gw = spawn_gateway(&public_route("/", &up.url(), "max_body_bytes = 1024")).await;
+    (up, gw)
+}
+
+#[tokio::test]
+async fn idle_connection_is_parked_and_keeps_serving() {
+    let (up, gw) = echo_gateway().await;
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert_eq!(
+        parked(&gw).await,
+        0.0,
+        "a connection just used is not parked"
+    );
+
+    tokio::time::sleep(IDLE).await;
+    assert_eq!(parked(&gw).await, 1.0, "the idle connection is parked");
+
+    // Same socket: keep-alive survived parking, and the body is carried both ways.
+    within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"))
+        .await
+        .unwrap();
+    let second = read_response(&mut stream).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains(r#""path":"/two""#), "{second}");
+    assert!(second.contains(r#""body_len":5"#), "{second}");
+    assert!(
+        !second.to_ascii_lowercase().contains("connection: close"),
+        "{second}"
+    );
+    assert_eq!(parked(&gw).await, 0.0, "woken by its request");
+    assert_eq!(up.hits(), 2);
+
+    // Parked again after the second request, and woken again.
+    tokio::time::sleep(IDLE).await;
+    assert_eq!(parked(&gw).await, 1.0);
+    within(stream.write_all(b"GET /three HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    let third = read_response(&mut stream).await;
+    assert!(third.contains(r#""path":"/three""#), "{third}");
+    assert_eq!(up.hits(), 3);
+}
+
+#[tokio::test]
+async fn request_half_sent_while_idle_is_completed_after_parking() {
+    let (up, gw) = echo_gateway().await;
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    read_response(&mut stream).await;
+
+    // Half a head: the connection parks around it and keeps the bytes.
+    within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
+        .await
+        .unwrap();
+    tokio::time::sleep(IDLE).await;
+    within(stream.write_all(b"ngth: 3\r\n\r\nabc"))
+        .await
+        .unwrap();
+    let second = read_response(&mut stream).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains(r#""path":"/two""#), "{second}");
+    assert!(second.contains(r#""body_len":3"#), "{second}");
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn body_the_gateway_refused_is_never_read_as_a_request() {
+    let (up, gw) = echo_gateway().await;
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    read_response(&mut stream).await;
+
+    // Refused on its declared length, before a byte of the body is read. The body holds a
+    // whole request; whatever the gateway does with the connection, it must not answer it.
+    let smuggled = b"GET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n";
+    let mut head = b"POST /big HTTP/1.1\r\nhost: a\r\ncontent-length: 2000\r\n\r\n".to_vec();
+    head.extend_from_slice(smuggled);
+    within(stream.write_all(&head)).await.unwrap();
+    tokio::time::sleep(IDLE).await;
+    let _ = stream.write_all(smuggled).await;
+    let _ = stream.write_all(&[b'x'; 1900]).await;
+
+    let mut all = Vec::new();
+    let _ = within(stream.read_to_end(&mut all)).await;
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "one response only: {text}"
+    );
+    assert_eq!(up.hits(), 1, "only the first request reached the upstream");
+    assert!(up.received().iter().all(|r| r.uri != "/smuggled"));
+}
+
+#[tokio::test]
+async fn clients_that_send_no_complete_head_are_closed_by_the_header_timeout() {
+    let up = MockUpstream::echo().await;
+    let gw = spawn_gateway(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\n\n[limits]\nheader_read_timeout = \"300ms\"\n\n{}",
+        public_route("/", &up.url(), "")
+    ))
+    .await;
+    // Nothing sent at all (no HTTP state is even built for it), and half a head after a
+    // request: both end at the timeout.
+    let mut silent = within(TcpStream::connect(gw.addr)).await.unwrap();
+    let mut slow = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(slow.write_all(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    read_response(&mut slow).await;
+    within(slow.write_all(b"GET /b HTTP/1.1\r\nho"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = within(silent.read_to_end(&mut rest)).await;
+    let _ = within(slow.read_to_end(&mut rest)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test]
+async fn drain_closes_parked_connections_at_once() {
+    let (_up, gw) = echo_gateway().await;
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    read_response(&mut stream).await;
+    tokio::time::sleep(IDLE).await;
+    assert_eq!(parked(&gw).await, 1.0);
+
+    let started = Instant::now();
+    gw.stop().await;
+    let mut rest = Vec::new();
+    let n = within(stream.read_to_end(&mut rest)).await.unwrap();
+    assert_eq!(n, 0, "closed without a response");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "drain took {:?} with only a parked connection",
+        started.elapsed()
+    );
+}
