@@ -126,8 +126,8 @@ pub async fn serve(
 
     if first.as_ref() == H2_PREFACE {
         let io = TokioIo::new(ClientIo::new(stream, first, activity));
-        let connection = protocols.http2.serve_connection(io, service);
-        let mut connection = std::pin::pin!(connection);
+        // Boxed: kept inline, hyper's HTTP/2 state would size every connection's task.
+        let mut connection = Box::pin(protocols.http2.serve_connection(io, service));
         let finished = tokio::select! {
             result = connection.as_mut() => Some(result),
             _ = stop.wait_for(|s| *s) => None,
@@ -296,16 +296,15 @@ async fn read_preface(stream: &mut TcpStream) -> std::io::Result<Option<Bytes>> 
     }
 }
 
-/// The bytes hyper had read, then those it had not yet taken from the replay.
+/// The bytes hyper had read, then those it had not yet taken from the replay, in a buffer of
+/// their own: `read` shares hyper's 8 KiB read buffer even when empty, and keeping it would
+/// keep that buffer alive while the connection is parked.
 fn join(read: Bytes, unread: Bytes) -> Bytes {
-    match (read.is_empty(), unread.is_empty()) {
-        (_, true) => read,
-        (true, false) => unread,
-        (false, false) => {
-            let mut joined = BytesMut::with_capacity(read.len() + unread.len());
-            joined.extend_from_slice(&read);
-            joined.extend_from_slice(&unread);
-            joined.freeze()
-        }
+    if read.is_empty() && unread.is_empty() {
+        return Bytes::new();
     }
+    let mut joined = BytesMut::with_capacity(read.len() + unread.len());
+    joined.extend_from_slice(&read);
+    joined.extend_from_slice(&unread);
+    joined.freeze()
 }
