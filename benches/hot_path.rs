@@ -108,6 +108,7 @@ fn header_rewrite(c: &mut Criterion) {
             HeaderValue::from_static(value),
         );
     }
+    let client = tollgate::proxy::headers::ClientIp::new([127, 0, 0, 1].into());
     c.bench_function(
         "strip + inject identity headers, hop-by-hop, forwarded",
         |b| {
@@ -116,7 +117,7 @@ fn header_rewrite(c: &mut Criterion) {
                 tollgate::proxy::headers::remove_hop_by_hop(&mut headers);
                 tollgate::identity::strip(&mut headers, &[]);
                 tollgate::identity::inject(&mut headers, &identity);
-                tollgate::proxy::headers::set_forwarded(&mut headers, [127, 0, 0, 1].into(), None);
+                tollgate::proxy::headers::set_forwarded(&mut headers, &client, None);
                 black_box(headers)
             })
         },

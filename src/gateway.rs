@@ -10,7 +10,6 @@
 //! headers, and the hot path pays for no per-layer boxing.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use crate::error::GatewayError;
 use crate::identity::{self, Identity};
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::proxy::forward::{self, UpstreamClient};
-use crate::proxy::headers;
+use crate::proxy::headers::{self, ClientIp};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteTable, forward_path, normalize_path};
 use crate::server::activity::ClientUpgrade;
@@ -124,11 +123,11 @@ impl Gateway {
         &self.verifier
     }
 
-    /// Handles one request from `remote`; never fails: errors become JSON responses.
+    /// Handles one request from `client`; never fails: errors become JSON responses.
     pub async fn handle(
         self: Arc<Self>,
         mut request: Request<ClientBody>,
-        remote: SocketAddr,
+        client: ClientIp,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
         let _in_flight = InFlight::enter(&self.metrics.in_flight);
@@ -137,7 +136,7 @@ impl Gateway {
         let mut outcome = Outcome::default();
         let rid = request_id.to_str().unwrap_or_default();
         let mut response = match self
-            .process(request, remote, &request_id, &mut outcome)
+            .process(request, &client, &request_id, &mut outcome)
             .await
         {
             Ok(response) => response,
@@ -194,7 +193,7 @@ impl Gateway {
     async fn process(
         &self,
         request: Request<ClientBody>,
-        remote: SocketAddr,
+        client: &ClientIp,
         request_id: &HeaderValue,
         outcome: &mut Outcome,
     ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -240,7 +239,7 @@ impl Gateway {
         if let Some(identity) = &identity {
             identity::inject(&mut parts.headers, identity);
         }
-        headers::set_forwarded(&mut parts.headers, remote.ip(), host.as_ref());
+        headers::set_forwarded(&mut parts.headers, client, host.as_ref());
 
         let target = forward_path(&route, path);
         match &route.upstream {
@@ -254,6 +253,7 @@ impl Gateway {
                 scheme,
                 authority,
                 base_path,
+                ..
             } => {
                 let uri = forward::upstream_uri(
                     scheme,
@@ -341,7 +341,7 @@ impl Gateway {
         upstream_time_out: &mut Option<Duration>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         parts.uri = uri;
-        forward::set_host(&mut parts.headers, route.preserve_host, host);
+        forward::set_host(&mut parts.headers, route, host);
         let (response, upstream_time) =
             match route.upstream_auth.and_then(|i| self.providers.get(i)) {
                 // Boxed: the vendor path's future is large and would otherwise inflate every

@@ -197,6 +197,9 @@ pub enum Upstream {
         authority: Authority,
         /// Path prepended to the forwarded path, without a trailing slash.
         base_path: String,
+        /// The `Host` the upstream sees unless the client's is preserved: the host, and the
+        /// port when not the scheme's default. Built once here rather than per request.
+        host: http::HeaderValue,
     },
 }
 

@@ -402,10 +402,22 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
             "invalid URL {url:?}: a query string is not allowed"
         ));
     }
+    let default_port = if scheme == http::uri::Scheme::HTTPS {
+        443
+    } else {
+        80
+    };
+    let host = match authority.port_u16() {
+        Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+        _ => authority.host().to_owned(),
+    };
+    let host = http::HeaderValue::from_str(&host)
+        .map_err(|e| format!("invalid URL {url:?}: host: {e}"))?;
     Ok(Upstream::Http {
         scheme,
         authority,
         base_path: uri.path().trim_end_matches('/').to_owned(),
+        host,
     })
 }
 
@@ -419,6 +431,23 @@ mod tests {
             "t.toml",
             &Env::from_map([("UP", "http://127.0.0.1:9")]),
         )
+    }
+
+    #[test]
+    fn upstream_host_header_omits_only_the_default_port() {
+        for (url, host) in [
+            ("http://api.internal", "api.internal"),
+            ("http://api.internal:80/x", "api.internal"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("https://vendor.example:443", "vendor.example"),
+            ("https://vendor.example:80", "vendor.example:80"),
+            ("https://[::1]:8443/base", "[::1]:8443"),
+        ] {
+            let Ok(Upstream::Http { host: got, .. }) = parse_upstream(url) else {
+                panic!("{url} parses");
+            };
+            assert_eq!(got, host, "{url}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::headers::remove_hop_by_hop;
 use crate::body::{RequestBody, ResponseBody};
+use crate::config::{Route, Upstream};
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
 
@@ -75,14 +76,17 @@ pub fn upstream_uri(
         .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
 }
 
-/// Sets the `Host` the upstream sees: the client's when `preserve`, else the client library
-/// fills it in from the URI.
-pub fn set_host(headers: &mut http::HeaderMap, preserve: bool, client_host: Option<HeaderValue>) {
-    match client_host {
-        Some(host) if preserve => {
+/// Sets the `Host` the upstream sees: the client's when the route preserves it, else the
+/// upstream's own.
+pub fn set_host(headers: &mut http::HeaderMap, route: &Route, client_host: Option<HeaderValue>) {
+    match (client_host, &route.upstream) {
+        (Some(host), _) if route.preserve_host => {
             headers.insert(HOST, host);
         }
-        _ => {
+        (_, Upstream::Http { host, .. }) => {
+            headers.insert(HOST, host.clone());
+        }
+        (_, Upstream::Echo) => {
             headers.remove(HOST);
         }
     }

@@ -15,40 +15,63 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `X-Forwarded-Host`: the host the client asked for.
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-// Not standard, but still sent by old clients and honoured by some servers.
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes every header named in `Connection`, then the hop-by-hop headers themselves
 /// (RFC 9110 §7.6.1). Done before anything is injected, so `Connection: x-user-id` cannot
 /// remove a header the gateway adds.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
+    // One pass of cheap name comparisons, then a hashed removal only of what is there: this
+    // runs twice per request, and most messages carry one such header (`Connection`) or none.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    if present & 1 != 0 {
+        // Names listed in `Connection` other than those removed anyway (and `close`).
         let listed: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| token.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
             .collect();
         for name in listed {
             headers.remove(name);
         }
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
+
+/// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1); `Connection`
+/// first.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    // Not standard, but still sent by old clients and honoured by some servers.
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// The protocol a client asks to switch to, when it sends both `Connection: upgrade` and
 /// `Upgrade` (RFC 9110 §7.8).
@@ -73,19 +96,18 @@ pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 }
 
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&HeaderValue>) {
-    let client = client.to_string();
+pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientIp, host: Option<&HeaderValue>) {
     let xff = {
         let mut prior = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
         if prior.peek().is_none() {
-            HeaderValue::from_str(&client).ok()
+            Some(client.0.clone())
         } else {
             let mut chain = Vec::new();
             for value in prior {
                 chain.extend_from_slice(value.as_bytes());
                 chain.extend_from_slice(b", ");
             }
-            chain.extend_from_slice(client.as_bytes());
+            chain.extend_from_slice(client.0.as_bytes());
             HeaderValue::from_bytes(&chain).ok()
         }
     };
@@ -97,6 +119,20 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&Head
         Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// A client's address as `X-Forwarded-For` carries it: formatted once per connection, not
+/// once per request.
+#[derive(Debug, Clone)]
+pub struct ClientIp(HeaderValue);
+
+impl ClientIp {
+    /// The address of a connected client.
+    pub fn new(ip: IpAddr) -> Self {
+        let text = ip.to_string();
+        // An IP address in text form is always a valid header value.
+        Self(HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown")))
+    }
 }
 
 #[cfg(test)]
@@ -152,11 +188,15 @@ mod tests {
             ("x-forwarded-host", "spoofed"),
         ]);
         let host = HeaderValue::from_static("example.com");
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), Some(&host));
+        set_forwarded(
+            &mut h,
+            &ClientIp::new("127.0.0.1".parse().unwrap()),
+            Some(&host),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
-        set_forwarded(&mut h, "::1".parse().unwrap(), None);
+        set_forwarded(&mut h, &ClientIp::new("::1".parse().unwrap()), None);
         assert!(!h.contains_key("x-forwarded-host"));
     }
 }

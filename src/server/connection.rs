@@ -28,6 +28,7 @@ use crate::body::{ClientBody, ServedBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
+use crate::proxy::headers::ClientIp;
 
 /// How long an HTTP/1 connection goes without a new request before its buffers are freed.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
@@ -82,6 +83,7 @@ pub async fn serve(
     let parked = metrics.connections_parked.clone();
     let counted = Arc::new(ConnectionGuard::new(metrics));
     let tracked = activity.clone();
+    let client = ClientIp::new(remote.ip());
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
@@ -97,8 +99,9 @@ pub async fn serve(
         // a reload swaps the gateway meanwhile. Boxed: hyper keeps a slot the size of this
         // future in every connection.
         let gateway = current.load_full();
+        let client = client.clone();
         Box::pin(async move {
-            let response = gateway.handle(request, remote).await?;
+            let response = gateway.handle(request, client).await?;
             Ok::<_, std::convert::Infallible>(
                 response.map(|body| ServedBody::new(body, Some(busy))),
             )

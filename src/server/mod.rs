@@ -249,6 +249,7 @@ pub fn describe_routes(config: &Config) -> String {
                 scheme,
                 authority,
                 base_path,
+                ..
             } => format!("{scheme}://{authority}{base_path}"),
         };
         let prefix = if route.prefix.is_empty() {
