@@ -8,10 +8,11 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::proxy::pool::UpstreamBody;
 use crate::server::activity::{self, Busy};
 
 /// What the gateway sends to clients: an upstream's streamed body or one it produced.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// What the gateway sends upstream: the client's streamed body under the route's limit.
 pub type RequestBody = Either<Limited<ClientBody>, Full<Bytes>>;

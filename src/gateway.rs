@@ -27,7 +27,7 @@ use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::{self, Identity};
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
-use crate::proxy::forward::{self, UpstreamClient};
+use crate::proxy::forward::{self, UpstreamClient, Via};
 use crate::proxy::headers::{self, ClientIp};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteTable, forward_path, normalize_path};
@@ -42,6 +42,8 @@ pub struct Gateway {
     verifier: Verifier,
     providers: Providers,
     client: UpstreamClient,
+    /// How each route reaches its upstream, indexed by [`Route::index`].
+    vias: Vec<Option<Via>>,
     metrics: Arc<Metrics>,
     /// Per-route metric handles, indexed by [`Route::index`].
     route_metrics: Vec<RouteHandles>,
@@ -84,6 +86,7 @@ impl Gateway {
     /// Builds the handler for a reloaded config, keeping from `previous` the upstream
     /// connection pool and the caches of unchanged issuers and providers.
     pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
+        let client = previous.map_or_else(forward::build_client, |p| p.client.clone());
         Self {
             routes: RouteTable::new(&config.routes),
             max_uri_bytes: config.limits.max_uri_bytes,
@@ -98,7 +101,8 @@ impl Gateway {
                 &metrics,
                 previous.map(|p| &p.providers),
             ),
-            client: previous.map_or_else(forward::build_client, |p| p.client.clone()),
+            vias: forward::route_vias(&config.routes, &client, previous.map_or(&[], |p| &p.vias)),
+            client,
             route_metrics: config
                 .routes
                 .iter()
@@ -342,13 +346,18 @@ impl Gateway {
     ) -> Result<Response<ResponseBody>, GatewayError> {
         parts.uri = uri;
         forward::set_host(&mut parts.headers, route, host);
+        let via = self
+            .vias
+            .get(route.index)
+            .and_then(Option::as_ref)
+            .ok_or(GatewayError::Internal("route has no upstream connection"))?;
         let (response, upstream_time) =
             match route.upstream_auth.and_then(|i| self.providers.get(i)) {
                 // Boxed: the vendor path's future is large and would otherwise inflate every
                 // request's future (moved into hyper's dispatcher once per request).
                 Some(credential) => {
                     Box::pin(upstream_auth::forward_with_credential(
-                        &self.client,
+                        via,
                         credential,
                         parts,
                         body,
@@ -361,7 +370,7 @@ impl Gateway {
                     let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
                     let body: RequestBody = Either::Left(Limited::new(body, limit));
                     forward::exchange(
-                        &self.client,
+                        via,
                         Request::from_parts(parts, body),
                         route.timeout,
                         client_upgrade,

@@ -1,5 +1,6 @@
 //! Forwarding to upstreams: the pooled client, URI construction, the exchange and upgrades.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::HOST;
@@ -13,16 +14,60 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tracing::debug;
 
 use super::headers::remove_hop_by_hop;
+use super::pool::{self, Http1Pool, UpstreamBody};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::{Route, Upstream};
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
 
-/// The pooled HTTP/1.1 + HTTP/2 (over TLS, by ALPN) client shared by all routes.
+/// The pooled HTTP/1.1 + HTTP/2 (over TLS, by ALPN) client shared by the TLS routes.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How a route reaches its upstream.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A plain-HTTP upstream, through the pool of connections to it.
+    Pool(Arc<Http1Pool>),
+    /// A TLS upstream, through the shared client.
+    Client(Box<UpstreamClient>),
+}
+
+/// How each route reaches its upstream, indexed like the routes (`None` for `echo`). Pools of
+/// upstreams that `previous` already reached are kept, connections and all.
+pub fn route_vias(
+    routes: &[Arc<Route>],
+    client: &UpstreamClient,
+    previous: &[Option<Via>],
+) -> Vec<Option<Via>> {
+    let mut pools: Vec<Arc<Http1Pool>> = previous
+        .iter()
+        .filter_map(|via| match via {
+            Some(Via::Pool(pool)) => Some(pool.clone()),
+            _ => None,
+        })
+        .collect();
+    routes
+        .iter()
+        .map(|route| match &route.upstream {
+            Upstream::Echo => None,
+            Upstream::Http {
+                scheme, authority, ..
+            } if *scheme == Scheme::HTTP => {
+                let pool = match pools.iter().find(|p| p.authority() == authority) {
+                    Some(pool) => pool.clone(),
+                    None => {
+                        let pool = Http1Pool::new(authority);
+                        pools.push(pool.clone());
+                        pool
+                    }
+                };
+                Some(Via::Pool(pool))
+            }
+            Upstream::Http { .. } => Some(Via::Client(Box::new(client.clone()))),
+        })
+        .collect()
+}
+
 /// TCP connect deadline; the route timeout still bounds the whole exchange.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -45,7 +90,7 @@ where
         .enable_http2()
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(pool::IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(https)
@@ -95,7 +140,7 @@ pub fn set_host(headers: &mut http::HeaderMap, route: &Route, client_host: Optio
 /// Sends the request and waits at most `timeout` for the response head. Upgrades the
 /// connection into a tunnel when both sides agree on it.
 pub async fn exchange(
-    client: &UpstreamClient,
+    via: &Via,
     mut request: Request<RequestBody>,
     timeout: Duration,
     client_upgrade: Option<ClientUpgrade>,
@@ -104,12 +149,20 @@ pub async fn exchange(
     // The client negotiates the upstream protocol itself (ALPN for TLS, HTTP/1.1 otherwise).
     *request.version_mut() = Version::HTTP_11;
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout, client.request(request)).await;
+    let sent = async {
+        match via {
+            Via::Pool(pool) => pool.send(request, body_limit).await,
+            Via::Client(client) => match client.request(request).await {
+                Ok(response) => Ok(response.map(UpstreamBody::unpooled)),
+                Err(e) => Err(classify(e, body_limit)),
+            },
+        }
+    };
+    let result = tokio::time::timeout(timeout, sent).await;
     let upstream_time = started.elapsed();
     let mut response = match result {
         Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
-        Ok(Err(e)) => return Err(classify(e, body_limit)),
-        Ok(Ok(response)) => response,
+        Ok(result) => result?,
     };
     match client_upgrade {
         Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {

@@ -1,4 +1,5 @@
-//! Forwarding requests upstream: header hygiene and the pooled client.
+//! Forwarding requests upstream: header hygiene, connection pools.
 
 pub mod forward;
 pub mod headers;
+pub mod pool;

@@ -62,7 +62,7 @@ impl Providers {
 /// credential; on a vendor `401` the token is dropped, a new one obtained, and the request
 /// replayed once if its body was small enough to keep.
 pub async fn forward_with_credential(
-    client: &crate::proxy::forward::UpstreamClient,
+    via: &crate::proxy::forward::Via,
     credential: &Arc<TokenCache>,
     mut parts: http::request::Parts,
     body: crate::body::ClientBody,
@@ -96,7 +96,7 @@ pub async fn forward_with_credential(
         let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
         let request = http::Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
         return forward::exchange(
-            client,
+            via,
             request,
             route.timeout,
             client_upgrade,
@@ -115,8 +115,7 @@ pub async fn forward_with_credential(
         .version(parts.version);
     let retry_headers = parts.headers.clone();
     let request = http::Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
-    let first =
-        forward::exchange(client, request, route.timeout, None, route.max_body_bytes).await?;
+    let first = forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await?;
     if first.0.status() != http::StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
@@ -131,5 +130,5 @@ pub async fn forward_with_credential(
     *request.headers_mut() = retry_headers;
     request.headers_mut().insert(AUTHORIZATION, fresh);
     tracing::info!(provider = %credential.name(), "replaying request once with a fresh upstream token");
-    forward::exchange(client, request, route.timeout, None, route.max_body_bytes).await
+    forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await
 }

@@ -121,6 +121,7 @@ pub struct MockUpstream {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl MockUpstream {
@@ -144,12 +145,14 @@ impl MockUpstream {
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (rec, h) = (received.clone(), hits.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (rec, h, accepted) = (received.clone(), hits.clone(), connections.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (rec, h, handler) = (rec.clone(), h.clone(), handler.clone());
                 let service = service_fn(move |request: Request<Incoming>| {
                     let (rec, h, handler) = (rec.clone(), h.clone(), handler.clone());
@@ -187,7 +190,13 @@ impl MockUpstream {
             addr,
             received,
             hits,
+            connections,
         }
+    }
+
+    /// TCP connections accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// `http://addr`
