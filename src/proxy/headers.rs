@@ -24,14 +24,18 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // runs twice per request, and most messages carry one such header (`Connection`) or none.
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    let names_only_itself = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    };
+    if present & 1 != 0 && !headers.get_all(CONNECTION).iter().all(names_only_itself) {
         // Names listed in `Connection` other than those removed anyway (and `close`).
         let listed: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -58,8 +62,24 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1); `Connection`
-/// first.
+/// Where `name` is in [`HOP_BY_HOP`]: a comparison of lengths and bytes, no hashing.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
+/// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1), in the
+/// order of [`hop_by_hop_index`].
 static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -167,6 +187,22 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_is_found_and_removed_alone() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+            let mut h = map(&[(name.as_str(), "x"), ("x-kept", "1")]);
+            remove_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name}: {h:?}");
+        }
+        assert_eq!(hop_by_hop_index(&HeaderName::from_static("x-te")), None);
+        for value in ["keep-alive", "Keep-Alive", "close"] {
+            let mut h = map(&[("connection", value), ("x-kept", "1")]);
+            remove_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{value}: {h:?}");
+        }
     }
 
     #[test]
