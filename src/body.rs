@@ -22,25 +22,31 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Either::Right(Full::new(bytes.into()))
 }
 
-/// A client's request body, which keeps its connection busy until read to the end or dropped.
-pub struct ClientBody {
-    inner: Incoming,
-    busy: Option<Busy>,
-    ended: bool,
+/// What a [`Watched`] body reports to.
+pub trait EndWatcher: Unpin {
+    /// The body has been read to its end (also called at once for an empty body).
+    fn ended(&mut self);
+    /// The body failed mid-stream.
+    fn failed(&mut self) {}
 }
 
-impl ClientBody {
-    /// Wraps a request body; `busy` is released when the body ends or is dropped.
-    pub fn new(inner: Incoming, busy: Option<Busy>) -> Self {
-        Self {
-            inner,
-            busy,
-            ended: false,
+/// A body streamed from a peer that tells its watcher when it has been read to its end.
+pub struct Watched<W: EndWatcher> {
+    inner: Incoming,
+    watcher: W,
+}
+
+impl<W: EndWatcher> Watched<W> {
+    /// Wraps `inner`; an empty body counts as ended at once.
+    pub fn new(inner: Incoming, mut watcher: W) -> Self {
+        if inner.is_end_stream() {
+            watcher.ended();
         }
+        Self { inner, watcher }
     }
 }
 
-impl Body for ClientBody {
+impl<W: EndWatcher> Body for Watched<W> {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -50,8 +56,12 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            this.ended = true;
+        match &frame {
+            Poll::Ready(None) => this.watcher.ended(),
+            // The last frame of a body of known length: hyper may not poll again.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.watcher.ended(),
+            Poll::Ready(Some(Err(_))) => this.watcher.failed(),
+            _ => {}
         }
         frame
     }
@@ -65,11 +75,32 @@ impl Body for ClientBody {
     }
 }
 
-impl Drop for ClientBody {
+/// A client's request body, which keeps its connection busy until read to the end or dropped.
+pub type ClientBody = Watched<RequestProgress>;
+
+/// Whether a request body was read to its end, for the connection it arrived on.
+pub struct RequestProgress {
+    busy: Option<Busy>,
+    ended: bool,
+}
+
+impl RequestProgress {
+    /// Keeps `busy` (when there is one) until the body is dropped.
+    pub fn new(busy: Option<Busy>) -> Self {
+        Self { busy, ended: false }
+    }
+}
+
+impl EndWatcher for RequestProgress {
+    fn ended(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for RequestProgress {
     fn drop(&mut self) {
         if let Some(busy) = &self.busy
             && !self.ended
-            && !self.inner.is_end_stream()
         {
             activity::mark_unclean(busy.activity());
         }

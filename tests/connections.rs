@@ -48,6 +48,17 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// A connection that has been through one request and is now idle.
+async fn used_connection(gw: &TestGateway) -> TcpStream {
+    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
+        .await
+        .unwrap();
+    let first = read_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    stream
+}
+
 async fn echo_gateway() -> (MockUpstream, TestGateway) {
     let up = MockUpstream::echo().await;
     let gw = spawn_gateway(&public_route("/", &up.url(), "max_body_bytes = 1024")).await;
@@ -57,12 +68,7 @@ async fn echo_gateway() -> (MockUpstream, TestGateway) {
 #[tokio::test]
 async fn idle_connection_is_parked_and_keeps_serving() {
     let (up, gw) = echo_gateway().await;
-    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
-    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    let first = read_response(&mut stream).await;
-    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let mut stream = used_connection(&gw).await;
     assert_eq!(
         parked(&gw).await,
         0.0,
@@ -101,11 +107,7 @@ async fn idle_connection_is_parked_and_keeps_serving() {
 #[tokio::test]
 async fn request_half_sent_while_idle_is_completed_after_parking() {
     let (up, gw) = echo_gateway().await;
-    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
-    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    read_response(&mut stream).await;
+    let mut stream = used_connection(&gw).await;
 
     // Half a head: the connection parks around it and keeps the bytes.
     within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
@@ -125,11 +127,7 @@ async fn request_half_sent_while_idle_is_completed_after_parking() {
 #[tokio::test]
 async fn body_the_gateway_refused_is_never_read_as_a_request() {
     let (up, gw) = echo_gateway().await;
-    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
-    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    read_response(&mut stream).await;
+    let mut stream = used_connection(&gw).await;
 
     // Refused on its declared length, before a byte of the body is read. The body holds a
     // whole request; whatever the gateway does with the connection, it must not answer it.
@@ -188,11 +186,7 @@ async fn clients_that_send_no_complete_head_are_closed_by_the_header_timeout() {
 #[tokio::test]
 async fn drain_closes_parked_connections_at_once() {
     let (_up, gw) = echo_gateway().await;
-    let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
-    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    read_response(&mut stream).await;
+    let mut stream = used_connection(&gw).await;
     tokio::time::sleep(IDLE).await;
     assert_eq!(parked(&gw).await, 1.0);
 

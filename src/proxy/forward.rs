@@ -14,8 +14,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tracing::debug;
 
 use super::headers::remove_hop_by_hop;
-use super::pool::{self, Http1Pool, UpstreamBody};
-use crate::body::{RequestBody, ResponseBody};
+use super::pool::{self, Http1Pool, ReturnToPool};
+use crate::body::{RequestBody, ResponseBody, Watched};
 use crate::config::{Route, Upstream};
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
@@ -153,7 +153,7 @@ pub async fn exchange(
         match via {
             Via::Pool(pool) => pool.send(request, body_limit).await,
             Via::Client(client) => match client.request(request).await {
-                Ok(response) => Ok(response.map(UpstreamBody::unpooled)),
+                Ok(response) => Ok(response.map(|body| Watched::new(body, ReturnToPool::none()))),
                 Err(e) => Err(classify(e, body_limit)),
             },
         }

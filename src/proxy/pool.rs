@@ -6,15 +6,11 @@
 //! Here each route holds its upstream's pool directly, and a connection goes back to it the
 //! moment the response body ends. TLS upstreams keep hyper-util's client (ALPN, HTTP/2).
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::LengthLimitError;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -22,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::body::RequestBody;
+use crate::body::{EndWatcher, RequestBody, Watched};
 use crate::error::GatewayError;
 
 /// How long an idle connection is kept (checked when connections are taken or returned).
@@ -163,64 +159,34 @@ impl Http1Pool {
     ) -> Response<UpstreamBody> {
         // After a 101 the connection is the tunnel's.
         let reusable = response.status() != StatusCode::SWITCHING_PROTOCOLS;
-        let (parts, body) = response.into_parts();
-        let mut body = UpstreamBody {
-            inner: body,
-            reuse: reusable.then(|| (self.clone(), sender)),
-        };
-        if body.inner.is_end_stream() {
-            body.release();
-        }
-        Response::from_parts(parts, body)
+        let reuse = ReturnToPool(reusable.then(|| (self.clone(), sender)));
+        response.map(|body| Watched::new(body, reuse))
     }
 }
 
 /// A response body from an upstream; a pooled connection goes back to its pool when the body
 /// has been read to its end, and is closed when the body is dropped before.
-pub struct UpstreamBody {
-    inner: Incoming,
-    reuse: Option<(Arc<Http1Pool>, http1::SendRequest<RequestBody>)>,
+pub type UpstreamBody = Watched<ReturnToPool>;
+
+/// The connection a response arrived on, returned to its pool once the body has ended.
+pub struct ReturnToPool(Option<(Arc<Http1Pool>, http1::SendRequest<RequestBody>)>);
+
+impl ReturnToPool {
+    /// For a body whose connection is not tollgate's to reuse (hyper-util's client pools it).
+    pub fn none() -> Self {
+        Self(None)
+    }
 }
 
-impl UpstreamBody {
-    /// A body whose connection is not tollgate's to reuse (hyper-util's client pools it).
-    pub fn unpooled(inner: Incoming) -> Self {
-        Self { inner, reuse: None }
-    }
-
-    fn release(&mut self) {
-        if let Some((pool, sender)) = self.reuse.take() {
+impl EndWatcher for ReturnToPool {
+    fn ended(&mut self) {
+        if let Some((pool, sender)) = self.0.take() {
             pool.put(sender);
         }
     }
-}
 
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
-            // An error mid-body: the connection is not reused.
-            Poll::Ready(Some(Err(_))) => this.reuse = None,
-            _ => {}
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn failed(&mut self) {
+        self.0 = None;
     }
 }
 

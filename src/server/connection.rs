@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::activity::{Activity, ClientIo};
-use crate::body::{ClientBody, ServedBody};
+use crate::body::{RequestProgress, ServedBody, Watched};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
@@ -87,7 +87,8 @@ pub async fn serve(
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
-        let mut request = request.map(|body| ClientBody::new(body, Some(tracked.busy())));
+        let progress = RequestProgress::new(Some(tracked.busy()));
+        let mut request = request.map(|body| Watched::new(body, progress));
         if request.version() == http::Version::HTTP_11
             && request.headers().contains_key(http::header::UPGRADE)
         {
