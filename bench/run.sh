@@ -287,11 +287,20 @@ PY
 read -r IDLE10K_RSS IDLE10K_OPEN IDLE10K_PARKED < "$WORK/idle.txt"
 
 echo "1 GiB streamed upload" >&2
-before_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$TG/status")
+sleep 3 # let the closed idle connections' memory go back first
+BEFORE_UPLOAD_RSS=$(rss_kib $TG)
 head -c 1073741824 /dev/zero | taskset -c "$LOAD_CPU" curl -sS -o /dev/null -w '%{http_code}' -T - \
-  -H 'content-type: application/octet-stream' "http://127.0.0.1:$TOLLGATE_PORT/upload" > "$WORK/upload.txt"
+  -H 'content-type: application/octet-stream' "http://127.0.0.1:$TOLLGATE_PORT/upload" > "$WORK/upload.txt" &
+UPLOAD_PID=$!
+# RSS sampled every 100 ms while the upload streams: flat means the body is never buffered.
+PEAK_UPLOAD_RSS=$BEFORE_UPLOAD_RSS
+while kill -0 $UPLOAD_PID 2>/dev/null; do
+  now=$(rss_kib $TG); [ "$now" -gt "$PEAK_UPLOAD_RSS" ] && PEAK_UPLOAD_RSS=$now
+  sleep 0.1
+done
+wait $UPLOAD_PID || true
 UPLOAD_STATUS=$(cat "$WORK/upload.txt")
-UPLOAD_RSS=$(rss_kib $TG)
+UPLOAD_RSS="$BEFORE_UPLOAD_RSS:$PEAK_UPLOAD_RSS:$(rss_kib $TG)"
 
 # --- report -----------------------------------------------------------------------------------
 python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$IDLE10K_RSS" "$UPLOAD_RSS" "$UPLOAD_STATUS" "$IDLE10K_OPEN" "$IDLE10K_PARKED" "${ROWS[@]}" <<'PY'
@@ -324,7 +333,8 @@ lines += [
     f"| idle, after start | {int(idle) / 1024:.1f} MiB |",
     f"| after the load rows | {int(loaded) / 1024:.1f} MiB |",
     f"| with 10,000 idle keep-alive connections ({open10k} open, {parked10k} parked, when read) | {int(idle10k) / 1024:.1f} MiB |",
-    f"| after a 1 GiB streamed upload (status {upload_status}) | {int(upload) / 1024:.1f} MiB |",
+    "| during a 1 GiB streamed upload (status {}): before / peak / after | {} |".format(
+        upload_status, " / ".join(f"{int(v) / 1024:.1f} MiB" for v in upload.split(":"))),
 ]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
