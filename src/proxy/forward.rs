@@ -207,18 +207,26 @@ async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
 }
 
 fn classify(error: hyper_util::client::legacy::Error, body_limit: u64) -> GatewayError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if e.is::<LengthLimitError>() {
-            return GatewayError::BodyTooLarge { limit: body_limit };
-        }
-        source = e.source();
-    }
-    if error.is_connect() {
+    if exceeded_body_limit(&error) {
+        GatewayError::BodyTooLarge { limit: body_limit }
+    } else if error.is_connect() {
         GatewayError::UpstreamConnect(Box::new(error))
     } else {
         GatewayError::UpstreamFailed(Box::new(error))
     }
+}
+
+/// Whether a failed exchange failed because the client's body grew past the route's limit:
+/// then it is the client's fault (413), not the upstream's.
+pub fn exceeded_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
-use http_body_util::LengthLimitError;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -193,12 +192,9 @@ impl EndWatcher for ReturnToPool {
 /// A request body over the route's limit is the client's fault (413); anything else failed
 /// upstream.
 fn classify(error: hyper::Error, body_limit: u64) -> GatewayError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if e.is::<LengthLimitError>() {
-            return GatewayError::BodyTooLarge { limit: body_limit };
-        }
-        source = e.source();
+    if super::forward::exceeded_body_limit(&error) {
+        GatewayError::BodyTooLarge { limit: body_limit }
+    } else {
+        GatewayError::UpstreamFailed(Box::new(error))
     }
-    GatewayError::UpstreamFailed(Box::new(error))
 }
