@@ -9,7 +9,7 @@ use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::proxy::pool::UpstreamBody;
-use crate::server::activity::{self, Busy};
+use crate::server::activity::Busy;
 
 /// What the gateway sends to clients: an upstream's streamed body or one it produced.
 pub type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
@@ -102,7 +102,7 @@ impl Drop for RequestProgress {
         if let Some(busy) = &self.busy
             && !self.ended
         {
-            activity::mark_unclean(busy.activity());
+            busy.request_abandoned();
         }
     }
 }

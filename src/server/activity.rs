@@ -82,9 +82,9 @@ impl Activity {
 pub struct Busy(Arc<Activity>);
 
 impl Busy {
-    /// The connection this guard belongs to.
-    pub fn activity(&self) -> &Activity {
-        &self.0
+    /// Records that the request body this guard covers was dropped before its end.
+    pub fn request_abandoned(&self) {
+        self.0.unclean.store(true, Ordering::Relaxed);
     }
 }
 
@@ -92,11 +92,6 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Release);
     }
-}
-
-/// Records that a request body was abandoned before its end.
-pub fn mark_unclean(activity: &Activity) {
-    activity.unclean.store(true, Ordering::Relaxed);
 }
 
 /// The client's socket once hyper has written a `101`, for the tunnel to take. (Shared only
