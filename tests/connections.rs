@@ -10,12 +10,25 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Longer than the gateway's park delay (1 s) plus one check interval.
-const IDLE: Duration = Duration::from_millis(2600);
+/// Longer than the gateway takes to park an idle connection (1 to 2 s), with a margin for a
+/// loaded machine.
+const IDLE: Duration = Duration::from_millis(3000);
 
 async fn parked(gw: &TestGateway) -> f64 {
     let reply = get(&format!("http://{}/metrics", gw.admin.unwrap()), &[]).await;
     scrape_value(&reply.text(), "tollgate_connections_parked").expect("parked gauge exported")
+}
+
+/// Waits (up to a few seconds past the park delay) until one connection is parked.
+async fn wait_until_parked(gw: &TestGateway) {
+    let deadline = tokio::time::Instant::now() + IDLE * 2;
+    while parked(gw).await != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle connection was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Reads one response with a `content-length` body.
@@ -75,8 +88,7 @@ async fn idle_connection_is_parked_and_keeps_serving() {
         "a connection just used is not parked"
     );
 
-    tokio::time::sleep(IDLE).await;
-    assert_eq!(parked(&gw).await, 1.0, "the idle connection is parked");
+    wait_until_parked(&gw).await;
 
     // Same socket: keep-alive survived parking, and the body is carried both ways.
     within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"))
@@ -94,8 +106,7 @@ async fn idle_connection_is_parked_and_keeps_serving() {
     assert_eq!(up.hits(), 2);
 
     // Parked again after the second request, and woken again.
-    tokio::time::sleep(IDLE).await;
-    assert_eq!(parked(&gw).await, 1.0);
+    wait_until_parked(&gw).await;
     within(stream.write_all(b"GET /three HTTP/1.1\r\nhost: a\r\n\r\n"))
         .await
         .unwrap();
@@ -187,8 +198,7 @@ async fn clients_that_send_no_complete_head_are_closed_by_the_header_timeout() {
 async fn drain_closes_parked_connections_at_once() {
     let (_up, gw) = echo_gateway().await;
     let mut stream = used_connection(&gw).await;
-    tokio::time::sleep(IDLE).await;
-    assert_eq!(parked(&gw).await, 1.0);
+    wait_until_parked(&gw).await;
 
     let started = Instant::now();
     gw.stop().await;
