@@ -80,13 +80,13 @@ pub type ClientBody = Watched<RequestProgress>;
 
 /// Whether a request body was read to its end, for the connection it arrived on.
 pub struct RequestProgress {
-    busy: Option<Busy>,
+    busy: Busy,
     ended: bool,
 }
 
 impl RequestProgress {
-    /// Keeps `busy` (when there is one) until the body is dropped.
-    pub fn new(busy: Option<Busy>) -> Self {
+    /// Keeps `busy` until the body is dropped.
+    pub fn new(busy: Busy) -> Self {
         Self { busy, ended: false }
     }
 }
@@ -99,10 +99,8 @@ impl EndWatcher for RequestProgress {
 
 impl Drop for RequestProgress {
     fn drop(&mut self) {
-        if let Some(busy) = &self.busy
-            && !self.ended
-        {
-            busy.request_abandoned();
+        if !self.ended {
+            self.busy.request_abandoned();
         }
     }
 }
@@ -110,12 +108,12 @@ impl Drop for RequestProgress {
 /// A response on its way to the client, which keeps its connection busy until dropped.
 pub struct ServedBody {
     inner: ResponseBody,
-    _busy: Option<Busy>,
+    _busy: Busy,
 }
 
 impl ServedBody {
     /// Wraps a response body; `busy` is released when hyper drops it.
-    pub fn new(inner: ResponseBody, busy: Option<Busy>) -> Self {
+    pub fn new(inner: ResponseBody, busy: Busy) -> Self {
         Self { inner, _busy: busy }
     }
 }

@@ -68,9 +68,6 @@ pub fn route_vias(
         .collect()
 }
 
-/// TCP connect deadline; the route timeout still bounds the whole exchange.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Builds an outbound client: keep-alive pool, TLS with webpki roots. The proxy, JWKS fetches
 /// and vendor logins each get one, differing only in body type.
 pub fn build_client<B>() -> Client<HttpsConnector<HttpConnector>, B>
@@ -82,7 +79,7 @@ where
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_connect_timeout(Some(pool::CONNECT_TIMEOUT));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
@@ -198,8 +195,7 @@ async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
             return;
         }
     };
-    let mut client = client;
-    let mut upstream = TokioIo::new(upstream);
+    let (mut client, mut upstream) = (client, TokioIo::new(upstream));
     match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         Ok((up, down)) => debug!(bytes_up = up, bytes_down = down, "tunnel closed"),
         Err(e) => debug!(error = %e, "tunnel closed with error"),

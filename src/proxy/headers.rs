@@ -62,24 +62,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Where `name` is in [`HOP_BY_HOP`]: a comparison of lengths and bytes, no hashing.
+/// Where `name` is in [`HOP_BY_HOP`]: compared as text (lengths first), no hashing.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    Some(match name.as_str() {
-        "connection" => 0,
-        "keep-alive" => 1,
-        "proxy-connection" => 2,
-        "proxy-authenticate" => 3,
-        "proxy-authorization" => 4,
-        "te" => 5,
-        "trailer" => 6,
-        "transfer-encoding" => 7,
-        "upgrade" => 8,
-        _ => return None,
-    })
+    let name = name.as_str();
+    HOP_BY_HOP.iter().position(|h| h.as_str() == name)
 }
 
-/// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1), in the
-/// order of [`hop_by_hop_index`].
+/// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1); `Connection`
+/// first.
 static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),

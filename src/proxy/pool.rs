@@ -24,8 +24,9 @@ use crate::error::GatewayError;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most idle connections kept per upstream; more are closed when returned.
 const MAX_IDLE: usize = 1024;
-/// TCP connect deadline; the route timeout still bounds the whole exchange.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP connect deadline (both upstream clients); the route timeout still bounds the whole
+/// exchange.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The idle connections to one upstream.
 pub struct Http1Pool {

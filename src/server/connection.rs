@@ -87,7 +87,7 @@ pub async fn serve(
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
-        let progress = RequestProgress::new(Some(tracked.busy()));
+        let progress = RequestProgress::new(tracked.busy());
         let mut request = request.map(|body| Watched::new(body, progress));
         if request.version() == http::Version::HTTP_11
             && request.headers().contains_key(http::header::UPGRADE)
@@ -103,9 +103,7 @@ pub async fn serve(
         let client = client.clone();
         Box::pin(async move {
             let response = gateway.handle(request, client).await?;
-            Ok::<_, std::convert::Infallible>(
-                response.map(|body| ServedBody::new(body, Some(busy))),
-            )
+            Ok::<_, std::convert::Infallible>(response.map(|body| ServedBody::new(body, busy)))
         })
     });
 
