@@ -61,13 +61,16 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// Writes `bytes` (the rest of a request) on `stream` and reads the response.
+async fn send_on(stream: &mut TcpStream, bytes: &[u8]) -> String {
+    within(stream.write_all(bytes)).await.unwrap();
+    read_response(stream).await
+}
+
 /// A connection that has been through one request and is now idle.
 async fn used_connection(gw: &TestGateway) -> TcpStream {
     let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
-    within(stream.write_all(b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    let first = read_response(&mut stream).await;
+    let first = send_on(&mut stream, b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n").await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     stream
 }
@@ -91,10 +94,11 @@ async fn idle_connection_is_parked_and_keeps_serving() {
     wait_until_parked(&gw).await;
 
     // Same socket: keep-alive survived parking, and the body is carried both ways.
-    within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"))
-        .await
-        .unwrap();
-    let second = read_response(&mut stream).await;
+    let second = send_on(
+        &mut stream,
+        b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello",
+    )
+    .await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     assert!(second.contains(r#""path":"/two""#), "{second}");
     assert!(second.contains(r#""body_len":5"#), "{second}");
@@ -107,10 +111,7 @@ async fn idle_connection_is_parked_and_keeps_serving() {
 
     // Parked again after the second request, and woken again.
     wait_until_parked(&gw).await;
-    within(stream.write_all(b"GET /three HTTP/1.1\r\nhost: a\r\n\r\n"))
-        .await
-        .unwrap();
-    let third = read_response(&mut stream).await;
+    let third = send_on(&mut stream, b"GET /three HTTP/1.1\r\nhost: a\r\n\r\n").await;
     assert!(third.contains(r#""path":"/three""#), "{third}");
     assert_eq!(up.hits(), 3);
 }
@@ -125,10 +126,7 @@ async fn request_half_sent_while_idle_is_completed_after_parking() {
         .await
         .unwrap();
     tokio::time::sleep(IDLE).await;
-    within(stream.write_all(b"ngth: 3\r\n\r\nabc"))
-        .await
-        .unwrap();
-    let second = read_response(&mut stream).await;
+    let second = send_on(&mut stream, b"ngth: 3\r\n\r\nabc").await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     assert!(second.contains(r#""path":"/two""#), "{second}");
     assert!(second.contains(r#""body_len":3"#), "{second}");
