@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the per-request work: token verification (HS256, RS256, ES256; cold,
-//! i.e. a full signature check, and cached), the identity-header rewrite, and the metrics a
-//! request records.
+//! i.e. a full signature check, and cached), the core's whole decision with the upstream
+//! request it builds, and the metrics a request records.
 //!
 //! `cargo bench --bench hot_path`
 
@@ -84,20 +84,33 @@ fn verification(c: &mut Criterion) {
     }
 }
 
-fn header_rewrite(c: &mut Criterion) {
+/// The whole decision for one request, in-process: canonical host, path, route, cached HS256
+/// verification, policy, and the upstream request built by the rewrite rules.
+fn decide(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let verifier = verifier(1000);
-    let identity = runtime
-        .block_on(verifier.verify(&token(Algorithm::HS256)))
-        .unwrap();
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "bench"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+[[routes]]
+prefix = "/internal"
+upstream = "http://127.0.0.1:9"
+policy = "service"
+"#
+    );
+    let config =
+        Config::from_toml(&toml, "bench.toml", &Env::from_map::<_, String, String>([])).unwrap();
+    let core = tollgate::core::Core::new(&config, Default::default(), None);
+    let bearer = format!("Bearer {}", token(Algorithm::HS256));
     let mut template = HeaderMap::new();
     for (name, value) in [
-        ("host", "api.example.com"),
+        ("host", "api.example.com:8080"),
         ("user-agent", "curl/8"),
         ("accept", "*/*"),
-        ("authorization", "Bearer x.y.z"),
         ("x-user-id", "spoofed"),
         ("x_user_role", "admin"),
         ("connection", "keep-alive"),
@@ -108,17 +121,18 @@ fn header_rewrite(c: &mut Criterion) {
             HeaderValue::from_static(value),
         );
     }
-    let client = tollgate::proxy::headers::ClientIp::new([127, 0, 0, 1].into());
+    template.insert("authorization", HeaderValue::from_str(&bearer).unwrap());
+    let peer = tollgate::core::forwarded::ClientIp::new([127, 0, 0, 1].into());
     c.bench_function(
-        "strip + inject identity headers, hop-by-hop, forwarded",
+        "core decide: HS256 cached, service route, upstream request built",
         |b| {
             b.iter(|| {
-                let mut headers = template.clone();
-                tollgate::proxy::headers::remove_hop_by_hop(&mut headers);
-                tollgate::identity::strip(&mut headers, &[]);
-                tollgate::identity::inject(&mut headers, &identity);
-                tollgate::proxy::headers::set_forwarded(&mut headers, &client, None);
-                black_box(headers)
+                let mut request = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+                *request.uri_mut() = http::Uri::from_static("/internal/orders?page=2");
+                *request.headers_mut() = template.clone();
+                let mut trace = tollgate::core::Trace::default();
+                let decided = runtime.block_on(core.decide(request, &peer, &mut trace));
+                black_box(decided.unwrap())
             })
         },
     );
@@ -153,5 +167,5 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, header_rewrite, metrics);
+criterion_group!(benches, verification, decide, metrics);
 criterion_main!(benches);

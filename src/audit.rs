@@ -13,6 +13,8 @@ use crate::identity::Identity;
 pub struct AuditContext<'a> {
     /// The request id.
     pub request_id: &'a str,
+    /// The id an untrusted client sent, recorded apart from ours.
+    pub client_request_id: Option<&'a str>,
     /// The matched route.
     pub route: &'a Route,
     /// The request method.
@@ -40,6 +42,7 @@ pub fn record(
     info!(
         target: "audit",
         request_id = ctx.request_id,
+        client_request_id = ctx.client_request_id,
         route = %ctx.route.name,
         policy = ctx.route.policy.policy.as_str(),
         method = %ctx.method,

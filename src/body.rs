@@ -76,7 +76,43 @@ impl<W: EndWatcher> Body for Watched<W> {
 }
 
 /// A client's request body, which keeps its connection busy until read to the end or dropped.
-pub type ClientBody = Watched<RequestProgress>;
+/// Its errors are [`ClientBodyError`], so a client's bad framing is never blamed on an upstream.
+pub struct ClientBody(Watched<RequestProgress>);
+
+impl ClientBody {
+    /// Wraps the body hyper read from a client.
+    pub fn new(inner: Incoming, progress: RequestProgress) -> Self {
+        Self(Watched::new(inner, progress))
+    }
+}
+
+/// The client's request body failed: malformed chunked framing, or the client went away
+/// before sending all of it.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] hyper::Error);
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        Pin::new(&mut self.get_mut().0)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|f| f.map_err(ClientBodyError)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
 
 /// Whether a request body was read to its end, for the connection it arrived on.
 pub struct RequestProgress {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, Method, Response};
+use http::{Request, Response};
 use serde::Serialize;
 
 use crate::body::{ResponseBody, full};
@@ -16,13 +16,10 @@ struct Echo<'a> {
     headers: BTreeMap<&'a str, Vec<String>>,
 }
 
-/// The echo answer for a request as the upstream would receive it (after any rewrite).
-pub fn respond(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response<ResponseBody> {
+/// The echo answer for the built upstream request: what any other upstream would receive.
+pub fn respond<B>(request: &Request<B>) -> Response<ResponseBody> {
+    let (method, headers) = (request.method(), request.headers());
+    let (path, query) = (request.uri().path(), request.uri().query());
     let mut map: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
         map.entry(name.as_str())

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::auth::policy::Forbidden;
 use crate::body::{ResponseBody, full};
+use crate::core::host::HostError;
 use crate::routing::PathError;
 
 /// A boxed error, as bodies and clients produce them.
@@ -22,9 +23,15 @@ pub enum GatewayError {
     /// The request path is malformed or dangerous.
     #[error("invalid path: {0}")]
     BadPath(#[from] PathError),
+    /// The request's authority is missing, repeated or malformed.
+    #[error("invalid host: {0}")]
+    BadHost(#[from] HostError),
     /// The request is malformed in another way.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The client's body broke off or was malformed while it was being forwarded.
+    #[error("client body failed: {0}")]
+    ClientBody(#[source] BoxError),
     /// The request target is longer than `limits.max_uri_bytes`.
     #[error("request target longer than {0} bytes")]
     UriTooLong(usize),
@@ -71,7 +78,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => (StatusCode::NOT_FOUND, "no route"),
             GatewayError::BadPath(_) => (StatusCode::BAD_REQUEST, "invalid path"),
+            GatewayError::BadHost(_) => (StatusCode::BAD_REQUEST, "invalid host"),
             GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            GatewayError::ClientBody(_) => (StatusCode::BAD_REQUEST, "bad request"),
             GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "request target too long"),
             GatewayError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
@@ -103,7 +112,9 @@ impl GatewayError {
     fn reason(&self) -> Option<String> {
         match self {
             GatewayError::BadPath(e) => Some(e.to_string()),
+            GatewayError::BadHost(e) => Some(e.to_string()),
             GatewayError::BadRequest(r) => Some((*r).to_owned()),
+            GatewayError::ClientBody(_) => Some("request body malformed or incomplete".to_owned()),
             GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
             GatewayError::Unauthenticated(e) => Some(e.to_string()),
             GatewayError::Forbidden(e) => Some(e.to_string()),

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod core;
 pub mod echo;
 pub mod error;
 pub mod gateway;

@@ -9,17 +9,22 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client-supplied id kept; longer ones are replaced.
 const MAX_LEN: usize = 128;
 
-/// Keeps a well-formed client `x-request-id`, else sets a fresh UUID; returns the id.
-pub fn ensure(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID)
-        && is_acceptable(id.as_bytes())
-        && headers.get_all(&X_REQUEST_ID).iter().count() == 1
-    {
-        return id.clone();
+/// The request's id, and the client's own id when it is not used.
+///
+/// A trusted proxy's well-formed id is kept, so one id follows the request from the edge. Any
+/// other client gets a fresh id: a client choosing its id could make its requests' logs and
+/// audit records pass for another request's. Its own well-formed id is returned apart, for the
+/// access log and audit trail to record as `client_request_id`.
+pub fn choose(headers: &HeaderMap, trusted_peer: bool) -> (HeaderValue, Option<HeaderValue>) {
+    let mut sent = headers.get_all(&X_REQUEST_ID).iter();
+    let client = match (sent.next(), sent.next()) {
+        (Some(id), None) if is_acceptable(id.as_bytes()) => Some(id.clone()),
+        _ => None,
+    };
+    match client {
+        Some(id) if trusted_peer => (id, None),
+        client => (generate(), client),
     }
-    let id = generate();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
-    id
 }
 
 fn is_acceptable(id: &[u8]) -> bool {
@@ -42,22 +47,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_good_ids_and_replaces_bad_ones() {
+    fn trusted_proxies_keep_their_id_and_clients_get_ours() {
         let mut h = HeaderMap::new();
         h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("abc-123"));
-        assert_eq!(ensure(&mut h), "abc-123");
+        assert_eq!(
+            choose(&h, true),
+            (HeaderValue::from_static("abc-123"), None)
+        );
+        let (id, client) = choose(&h, false);
+        assert_eq!(id.len(), 36);
+        assert_eq!(client.unwrap(), "abc-123");
 
-        let mut h = HeaderMap::new();
         h.insert(
             X_REQUEST_ID.clone(),
             HeaderValue::from_static("bad id<script>"),
         );
-        let id = ensure(&mut h);
-        assert_eq!(id.len(), 36);
-        assert_eq!(h[&X_REQUEST_ID], id);
+        let (id, client) = choose(&h, true);
+        assert_eq!((id.len(), client), (36, None));
 
-        let mut h = HeaderMap::new();
-        let id = ensure(&mut h);
-        assert_eq!(h[&X_REQUEST_ID], id);
+        h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("a"));
+        h.append(X_REQUEST_ID.clone(), HeaderValue::from_static("b"));
+        assert_eq!(choose(&h, true).0.len(), 36, "two ids: neither is believed");
+        assert_ne!(
+            choose(&HeaderMap::new(), false).0,
+            choose(&HeaderMap::new(), false).0
+        );
     }
 }

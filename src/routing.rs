@@ -149,13 +149,13 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The route for `host` (as sent, port allowed) and an already-normalised `path`.
+    /// The route for a canonical host name (lower case, no port: see
+    /// [`crate::core::host`]) and an already-normalised `path`.
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
-        let host = host.map(strip_port);
         self.routes.iter().find(|route| {
             let host_ok = match (&route.host, host) {
                 (None, _) => true,
-                (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                (Some(want), Some(got)) => want == got,
                 (Some(_), None) => false,
             };
             host_ok && prefix_matches(&route.prefix, path)
@@ -166,16 +166,6 @@ impl RouteTable {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // IPv6 literal: keep the brackets, drop a trailing port.
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
 /// Segment-aware prefix match: `/api` matches `/api` and `/api/x`, not `/apix`. ASCII case is
@@ -265,6 +255,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_body_bytes: 0,
             preserve_host: false,
+            upgrades: Vec::new(),
             policy: crate::auth::policy::RoutePolicy {
                 policy: crate::auth::policy::Policy::Public,
                 services: Vec::new(),
@@ -294,7 +285,7 @@ mod tests {
             Some("v2"),
             "case variants match their route"
         );
-        assert_eq!(name(Some("EXAMPLE.com:8080"), "/api/x"), Some("api-host"));
+        assert_eq!(name(Some("example.com"), "/api/x"), Some("api-host"));
         assert_eq!(name(Some("other.com"), "/api"), Some("api"));
     }
 
@@ -306,6 +297,5 @@ mod tests {
         assert_eq!(forward_path(&r, "/api"), "/");
         r.rewrite = Some("/v1".into());
         assert_eq!(forward_path(&r, "/api/x?"), "/v1/x?");
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
     }
 }

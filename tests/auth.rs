@@ -812,7 +812,13 @@ async fn audit_log_records_service_route_decisions_without_tokens() {
         }
     })
     .await;
-    let by_id = |id: &str| events.iter().find(|e| e["request_id"] == id).cloned();
+    // The client's ids are recorded apart; the gateway's own id is what `request_id` holds.
+    let by_id = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["client_request_id"] == id && e["request_id"] != id)
+            .cloned()
+    };
     let allow = by_id("audit-allow").expect("allow event");
     assert_eq!(allow["decision"], "allow");
     assert_eq!(allow["service"], "orders");

@@ -1,5 +1,7 @@
 //! Where tokens come from: `Authorization: Bearer`, and per-issuer cookies or query parameters.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
@@ -70,19 +72,26 @@ pub fn extract<'a>(
     Ok(tokens)
 }
 
-/// The query without the token parameters, so tokens do not reach upstream logs.
-pub fn query_without_tokens(query: &str, sources: &TokenSources) -> Option<String> {
-    if sources.queries.is_empty() {
-        return Some(query.to_owned());
+/// The query without the token parameters, so tokens do not reach upstream logs; borrowed
+/// when it has none. Names are compared form-decoded (`access%5Ftoken`, `access+token`), the
+/// way the upstream's framework will read them.
+pub fn query_without_tokens<'a>(query: &'a str, sources: &TokenSources) -> Option<Cow<'a, str>> {
+    let is_token = |pair: &&str| {
+        let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+        let decoded: Cow<'_, str> = if name.contains(['%', '+']) {
+            form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map_or(Cow::Borrowed(""), |(n, _)| Cow::Owned(n.into_owned()))
+        } else {
+            Cow::Borrowed(name)
+        };
+        sources.queries.iter().any(|q| *q == decoded)
+    };
+    if sources.queries.is_empty() || !query.split('&').any(|p| is_token(&p)) {
+        return Some(Cow::Borrowed(query));
     }
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
-            !sources.queries.iter().any(|q| q == name)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
+    let kept: Vec<&str> = query.split('&').filter(|p| !is_token(p)).collect();
+    (!kept.is_empty()).then(|| Cow::Owned(kept.join("&")))
 }
 
 /// Removes the token cookies from `Cookie` headers, keeping the others.
@@ -164,6 +173,14 @@ mod tests {
             Some("a=1&b=2")
         );
         assert_eq!(query_without_tokens("access_token=x", &sources()), None);
+        assert_eq!(
+            query_without_tokens("access%5Ftoken=x&b=1&access+token=y", &sources()).as_deref(),
+            Some("b=1&access+token=y")
+        );
+        assert!(matches!(
+            query_without_tokens("a=1", &sources()),
+            Some(Cow::Borrowed("a=1"))
+        ));
         let mut h = HeaderMap::new();
         h.insert(
             COOKIE,

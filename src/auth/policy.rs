@@ -68,9 +68,12 @@ impl RoutePolicy {
     }
 
     /// Whether this request may skip authentication as a CORS preflight (browsers send no
-    /// credentials on it: Fetch standard, CORS-preflight request).
-    pub fn is_exempt_preflight(&self, method: &Method, headers: &HeaderMap) -> bool {
+    /// credentials on it: Fetch standard, CORS-preflight request). Only a real preflight
+    /// qualifies: `OPTIONS`, no body, `Origin` and `Access-Control-Request-Method`; the core
+    /// also removes method-override headers from it.
+    pub fn is_exempt_preflight(&self, method: &Method, headers: &HeaderMap, no_body: bool) -> bool {
         self.allow_cors_preflight
+            && no_body
             && method == Method::OPTIONS
             && headers.contains_key(http::header::ORIGIN)
             && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -128,6 +131,23 @@ mod tests {
             allow_cors_preflight: false,
             forward_authorization: false,
         }
+    }
+
+    #[test]
+    fn only_real_preflights_are_exempt() {
+        let mut p = policy(Policy::Service, &[], &[]);
+        p.allow_cors_preflight = true;
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://app.example".parse().unwrap());
+        h.insert("access-control-request-method", "PUT".parse().unwrap());
+        assert!(p.is_exempt_preflight(&Method::OPTIONS, &h, true));
+        assert!(
+            !p.is_exempt_preflight(&Method::OPTIONS, &h, false),
+            "a body"
+        );
+        assert!(!p.is_exempt_preflight(&Method::DELETE, &h, true));
+        h.remove("access-control-request-method");
+        assert!(!p.is_exempt_preflight(&Method::OPTIONS, &h, true));
     }
 
     #[test]

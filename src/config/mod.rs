@@ -16,6 +16,7 @@ use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
 use crate::auth::policy::RoutePolicy;
+use crate::core::forwarded::TrustedProxies;
 
 pub use env::Env;
 pub use issuers::{
@@ -88,6 +89,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Grace period for requests in flight at shutdown.
     pub drain_timeout: Duration,
+    /// Peers whose proxy headers are believed.
+    pub trusted_proxies: TrustedProxies,
     /// Connection and request limits.
     pub limits: Limits,
     /// Logging.
@@ -176,8 +179,10 @@ pub struct Route {
     pub timeout: Duration,
     /// Largest request body.
     pub max_body_bytes: u64,
-    /// Forward the client's Host header.
+    /// Forward the client's canonical host.
     pub preserve_host: bool,
+    /// Protocols clients may upgrade to, lower case (never `h2c`).
+    pub upgrades: Vec<String>,
     /// Who may use the route.
     pub policy: RoutePolicy,
     /// Index into [`Config::providers`] of the credential attached upstream, if any.

@@ -233,6 +233,10 @@ pub struct RawServer {
     /// How long requests in flight may run after SIGTERM. Default `"30s"`.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// Peers (CIDR networks or addresses) whose `X-Forwarded-*` and `x-request-id` headers are
+    /// believed. Default: none; every client's proxy headers are removed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -241,6 +245,7 @@ impl Default for RawServer {
             listen: default_listen(),
             admin_listen: default_admin_listen(),
             drain_timeout: default_drain_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -375,9 +380,13 @@ pub struct RawRoute {
     pub timeout: Option<HumanDuration>,
     /// Largest request body in bytes. Default: `limits.max_body_bytes`.
     pub max_body_bytes: Option<u64>,
-    /// Forward the client's `Host` instead of the upstream's authority. Default false.
+    /// Forward the client's `Host` (canonicalised) instead of the upstream's authority.
+    /// Default false.
     #[serde(default)]
     pub preserve_host: bool,
+    /// Protocols a client may upgrade to on this route (`Connection: upgrade`). Others are
+    /// dropped from the request; `h2c` is refused. Default `["websocket"]`; `[]` for none.
+    pub upgrades: Option<Vec<String>>,
     /// `public`, `authenticated` (default), `access` (user tokens only) or `service`
     /// (service tokens only).
     #[serde(default)]
@@ -389,7 +398,8 @@ pub struct RawRoute {
     #[serde(default)]
     pub roles: Vec<String>,
     /// Let CORS preflight requests (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) through without a token. Default false.
+    /// `Access-Control-Request-Method`, and no body) through without a token; method-override
+    /// headers are removed from them. Default false.
     #[serde(default)]
     pub allow_cors_preflight: bool,
     /// Forward the caller's `Authorization` header. Default false (removed).

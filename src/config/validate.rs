@@ -15,6 +15,8 @@ use super::{
     Upstream,
 };
 use crate::auth::policy::{Policy, RoutePolicy};
+use crate::core::forwarded::TrustedProxies;
+use crate::core::upgrade::{DEFAULT_UPGRADES, FORBIDDEN};
 use crate::routing::normalize_path;
 
 /// Hyper refuses smaller read buffers.
@@ -91,6 +93,17 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         "" => None,
         addr => Some(parse_addr(addr).map_err(|e| invalid(file, "server.admin_listen", e))?),
     };
+
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, net)| {
+            parse_network(net)
+                .map_err(|e| invalid(file, &format!("server.trusted_proxies[{i}]"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let l = &raw.limits;
     if l.max_header_bytes < MIN_HEADER_BYTES {
@@ -223,6 +236,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         listen,
         admin_listen,
         drain_timeout: raw.server.drain_timeout.0,
+        trusted_proxies: TrustedProxies::new(trusted_proxies),
         limits,
         log,
         issuers,
@@ -293,6 +307,48 @@ fn validate_sections<R, T>(
     Ok(valid)
 }
 
+/// A CIDR network (`10.0.0.0/8`, `fd00::/8`) or a single address.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{text:?} is not an IP network (a.b.c.d/n) or address"))
+}
+
+/// A route's upgrade allow-list: protocol names (RFC 9110 §16.7 tokens), never `h2c`.
+fn parse_upgrades(route: &RawRoute, key: &str, file: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = &route.upgrades else {
+        return Ok(DEFAULT_UPGRADES.iter().map(|p| (*p).to_owned()).collect());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, protocol)| {
+            let key = format!("{key}.upgrades[{i}]");
+            let name = protocol.trim().to_ascii_lowercase();
+            if FORBIDDEN.contains(&name.as_str()) {
+                return Err(invalid(
+                    file,
+                    &key,
+                    "h2c is never forwarded: an h2c tunnel would reach every path of the upstream",
+                ));
+            }
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(invalid(
+                    file,
+                    &key,
+                    format!("{protocol:?} is not a protocol name"),
+                ));
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
 fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
     addr.trim()
         .parse()
@@ -330,11 +386,17 @@ fn validate_route(
             "services applies to policy = \"service\" only",
         ));
     }
-    let host = route
-        .host
-        .as_deref()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty());
+    // Canonicalised like request hosts, so `Admin.Example.com.` in the file still matches.
+    let host = match route.host.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(h) => Some(
+            crate::core::host::canonical(h, None)
+                .map_err(|e| invalid(file, &format!("{key}.host"), e))?
+                .name()
+                .to_owned(),
+        ),
+    };
+    let upgrades = parse_upgrades(route, key, file)?;
     Ok(Route {
         index: 0,
         name: route
@@ -349,6 +411,7 @@ fn validate_route(
         timeout: route.timeout.map_or(raw.limits.upstream_timeout.0, |t| t.0),
         max_body_bytes: route.max_body_bytes.unwrap_or(raw.limits.max_body_bytes),
         preserve_host: route.preserve_host,
+        upgrades,
         policy: RoutePolicy {
             policy: match route.policy {
                 RawPolicy::Public => Policy::Public,

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::HOST;
-use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::uri::Scheme;
+use http::{Request, Response, StatusCode};
 use http_body_util::{Either, LengthLimitError};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -15,8 +14,9 @@ use tracing::debug;
 
 use super::headers::remove_hop_by_hop;
 use super::pool::{self, Http1Pool, ReturnToPool};
-use crate::body::{RequestBody, ResponseBody, Watched};
+use crate::body::{ClientBodyError, RequestBody, ResponseBody, Watched};
 use crate::config::{Route, Upstream};
+use crate::core::{Upgrade, upgrade};
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
 
@@ -93,65 +93,23 @@ where
         .build(https)
 }
 
-/// The upstream URI: scheme and authority of the upstream, its base path, the forwarded path
-/// and the original query.
-pub fn upstream_uri(
-    scheme: &Scheme,
-    authority: &Authority,
-    base_path: &str,
-    path: &str,
-    query: Option<&str>,
-) -> Result<Uri, GatewayError> {
-    let mut pq =
-        String::with_capacity(base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
-    pq.push_str(base_path);
-    pq.push_str(path);
-    if let Some(query) = query {
-        pq.push('?');
-        pq.push_str(query);
-    }
-    Uri::builder()
-        .scheme(scheme.clone())
-        .authority(authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
-}
-
-/// Sets the `Host` the upstream sees: the client's when the route preserves it, else the
-/// upstream's own.
-pub fn set_host(headers: &mut http::HeaderMap, route: &Route, client_host: Option<HeaderValue>) {
-    match (client_host, &route.upstream) {
-        (Some(host), _) if route.preserve_host => {
-            headers.insert(HOST, host);
-        }
-        (_, Upstream::Http { host, .. }) => {
-            headers.insert(HOST, host.clone());
-        }
-        (_, Upstream::Echo) => {
-            headers.remove(HOST);
-        }
-    }
-}
-
-/// Sends the request and waits at most `timeout` for the response head. Upgrades the
-/// connection into a tunnel when both sides agree on it.
+/// Sends the built upstream request and waits at most `timeout` for the response head. A
+/// `101` becomes a tunnel only when it switches to a protocol the core allowed and forwarded;
+/// any other `101` is the upstream's error.
 pub async fn exchange(
     via: &Via,
-    mut request: Request<RequestBody>,
+    request: Request<RequestBody>,
     timeout: Duration,
-    client_upgrade: Option<ClientUpgrade>,
+    upgrade: Option<Upgrade>,
     body_limit: u64,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
-    // The client negotiates the upstream protocol itself (ALPN for TLS, HTTP/1.1 otherwise).
-    *request.version_mut() = Version::HTTP_11;
     let started = Instant::now();
     let sent = async {
         match via {
             Via::Pool(pool) => pool.send(request, body_limit).await,
             Via::Client(client) => match client.request(request).await {
                 Ok(response) => Ok(response.map(|body| Watched::new(body, ReturnToPool::none()))),
-                Err(e) => Err(classify(e, body_limit)),
+                Err(e) => Err(classify(Box::new(e), body_limit)),
             },
         }
     };
@@ -161,26 +119,32 @@ pub async fn exchange(
         Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
         Ok(result) => result?,
     };
-    match client_upgrade {
-        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            let upstream_side = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(client_side, upstream_side));
-            let (parts, body) = response.into_parts();
-            // Connection and Upgrade stay: they are what a 101 means.
-            Ok((
-                Response::from_parts(parts, Either::Left(body)),
-                upstream_time,
-            ))
-        }
-        _ => {
-            remove_hop_by_hop(response.headers_mut());
-            let (parts, body) = response.into_parts();
-            Ok((
-                Response::from_parts(parts, Either::Left(body)),
-                upstream_time,
-            ))
-        }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let agreed = upgrade.and_then(|u| {
+            upgrade::upstream_agreed(response.headers(), &u.protocols)
+                .then_some(u.client)
+                .flatten()
+        });
+        let Some(client_side) = agreed else {
+            return Err(GatewayError::UpstreamFailed(
+                "upstream switched to a protocol that was not requested".into(),
+            ));
+        };
+        let upstream_side = hyper::upgrade::on(&mut response);
+        tokio::spawn(tunnel(client_side, upstream_side));
+        let (parts, body) = response.into_parts();
+        // Connection and Upgrade stay: they are what a 101 means.
+        return Ok((
+            Response::from_parts(parts, Either::Left(body)),
+            upstream_time,
+        ));
     }
+    remove_hop_by_hop(response.headers_mut());
+    let (parts, body) = response.into_parts();
+    Ok((
+        Response::from_parts(parts, Either::Left(body)),
+        upstream_time,
+    ))
 }
 
 async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
@@ -202,43 +166,27 @@ async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
     }
 }
 
-fn classify(error: hyper_util::client::legacy::Error, body_limit: u64) -> GatewayError {
-    if exceeded_body_limit(&error) {
-        GatewayError::BodyTooLarge { limit: body_limit }
-    } else if error.is_connect() {
-        GatewayError::UpstreamConnect(Box::new(error))
-    } else {
-        GatewayError::UpstreamFailed(Box::new(error))
-    }
-}
-
-/// Whether a failed exchange failed because the client's body grew past the route's limit:
-/// then it is the client's fault (413), not the upstream's.
-pub fn exceeded_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
+/// Sorts a failed exchange: the client's body over the route's limit (413) or broken (400) is
+/// the client's fault; a failed connect is 502 `connect`; anything else failed upstream. One
+/// function for both upstream clients.
+pub fn classify(error: crate::error::BoxError, body_limit: u64) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+    let mut connect = false;
     while let Some(e) = source {
         if e.is::<LengthLimitError>() {
-            return true;
+            return GatewayError::BodyTooLarge { limit: body_limit };
+        }
+        if e.is::<ClientBodyError>() {
+            return GatewayError::ClientBody(error);
+        }
+        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            connect |= client.is_connect();
         }
         source = e.source();
     }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builds_uri_with_base_and_query() {
-        let uri = upstream_uri(
-            &Scheme::HTTP,
-            &"127.0.0.1:9".parse().unwrap(),
-            "/base",
-            "/x/y",
-            Some("a=1&b"),
-        )
-        .unwrap();
-        assert_eq!(uri.to_string(), "http://127.0.0.1:9/base/x/y?a=1&b");
+    if connect {
+        GatewayError::UpstreamConnect(error)
+    } else {
+        GatewayError::UpstreamFailed(error)
     }
 }

@@ -94,7 +94,12 @@ impl Http1Pool {
                         debug!(pool = ?self, "kept-alive connection closed; retrying");
                         request = unsent;
                     }
-                    _ => return Err(classify(error.into_error(), body_limit)),
+                    _ => {
+                        return Err(super::forward::classify(
+                            Box::new(error.into_error()),
+                            body_limit,
+                        ));
+                    }
                 },
             }
         }
@@ -187,15 +192,5 @@ impl EndWatcher for ReturnToPool {
 
     fn failed(&mut self) {
         self.0 = None;
-    }
-}
-
-/// A request body over the route's limit is the client's fault (413); anything else failed
-/// upstream.
-fn classify(error: hyper::Error, body_limit: u64) -> GatewayError {
-    if super::forward::exceeded_body_limit(&error) {
-        GatewayError::BodyTooLarge { limit: body_limit }
-    } else {
-        GatewayError::UpstreamFailed(Box::new(error))
     }
 }

@@ -99,6 +99,12 @@ impl Drop for Busy {
 #[derive(Clone)]
 pub struct ClientUpgrade(Arc<Mutex<Option<oneshot::Receiver<ClientIo>>>>);
 
+impl std::fmt::Debug for ClientUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientUpgrade")
+    }
+}
+
 impl ClientUpgrade {
     /// Waits for the connection to hand over its socket.
     pub async fn socket(self) -> Option<ClientIo> {

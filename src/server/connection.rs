@@ -24,11 +24,11 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::activity::{Activity, ClientIo};
-use crate::body::{RequestProgress, ServedBody, Watched};
+use crate::body::{ClientBody, RequestProgress, ServedBody};
 use crate::config::Limits;
+use crate::core::forwarded::ClientIp;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
-use crate::proxy::headers::ClientIp;
 
 /// How long an HTTP/1 connection goes without a new request before its buffers are freed.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
@@ -88,7 +88,7 @@ pub async fn serve(
         counted.observe(request.version());
         tracked.request_started();
         let progress = RequestProgress::new(tracked.busy());
-        let mut request = request.map(|body| Watched::new(body, progress));
+        let mut request = request.map(|body| ClientBody::new(body, progress));
         if request.version() == http::Version::HTTP_11
             && request.headers().contains_key(http::header::UPGRADE)
         {

@@ -5,6 +5,17 @@ pub mod cache;
 pub mod provider;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full, Limited};
+
+use crate::GatewayError;
+use crate::body::{ClientBody, ResponseBody};
+use crate::config::Route;
+use crate::core::{Attached, Upgrade};
+use crate::proxy::forward::{self, Via};
 
 pub use cache::{CredentialError, ProviderState, TokenCache};
 
@@ -58,69 +69,47 @@ impl Providers {
     }
 }
 
-/// Forwards a request on a vendor route: the cached vendor token replaces any caller
-/// credential; on a vendor `401` the token is dropped, a new one obtained, and the request
-/// replayed once if its body was small enough to keep.
+/// Forwards a request on a vendor route, whose vendor token the core already attached; on a
+/// vendor `401` the token is dropped, a new one obtained, and the request replayed once if its
+/// body was small enough to keep.
 pub async fn forward_with_credential(
-    via: &crate::proxy::forward::Via,
-    credential: &Arc<TokenCache>,
-    mut parts: http::request::Parts,
-    body: crate::body::ClientBody,
-    route: &crate::config::Route,
-    client_upgrade: Option<crate::server::activity::ClientUpgrade>,
-) -> Result<
-    (
-        http::Response<crate::body::ResponseBody>,
-        std::time::Duration,
-    ),
-    crate::GatewayError,
-> {
-    use crate::GatewayError;
-    use crate::proxy::forward;
-    use http::header::AUTHORIZATION;
-    use http_body_util::{BodyExt, Either, Full, Limited};
-
-    let bearer = credential
-        .bearer()
-        .await
-        .map_err(GatewayError::CredentialsUnavailable)?;
-    parts.headers.insert(AUTHORIZATION, bearer.clone());
-
-    let keep = credential
+    via: &Via,
+    attached: &Attached,
+    request: Request<ClientBody>,
+    route: &Route,
+    upgrade: Option<Upgrade>,
+) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
+    let (parts, body) = request.into_parts();
+    let keep = attached
+        .cache
         .config()
         .replay_body_bytes
         .min(route.max_body_bytes);
     let declared = http_body::Body::size_hint(&body).exact();
-    let replayable = client_upgrade.is_none() && declared.is_some_and(|n| n <= keep);
+    let replayable = upgrade.is_none() && declared.is_some_and(|n| n <= keep);
     if !replayable {
         let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-        let request = http::Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
-        return forward::exchange(
-            via,
-            request,
-            route.timeout,
-            client_upgrade,
-            route.max_body_bytes,
-        )
-        .await;
+        let request = Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
+        return forward::exchange(via, request, route.timeout, upgrade, route.max_body_bytes).await;
     }
     let bytes = Limited::new(body, usize::try_from(keep).unwrap_or(usize::MAX))
         .collect()
         .await
-        .map_err(|_| GatewayError::BadRequest("request body could not be read"))?
+        .map_err(|e| forward::classify(e, route.max_body_bytes))?
         .to_bytes();
-    let retry = http::Request::builder()
+    let retry = Request::builder()
         .method(parts.method.clone())
         .uri(parts.uri.clone())
         .version(parts.version);
     let retry_headers = parts.headers.clone();
-    let request = http::Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
+    let request = Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
     let first = forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await?;
-    if first.0.status() != http::StatusCode::UNAUTHORIZED {
+    if first.0.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
-    credential.invalidate(&bearer);
-    let fresh = credential
+    attached.cache.invalidate(&attached.bearer);
+    let fresh = attached
+        .cache
         .bearer()
         .await
         .map_err(GatewayError::CredentialsUnavailable)?;
@@ -129,6 +118,6 @@ pub async fn forward_with_credential(
         .map_err(|_| GatewayError::Internal("replayed request could not be rebuilt"))?;
     *request.headers_mut() = retry_headers;
     request.headers_mut().insert(AUTHORIZATION, fresh);
-    tracing::info!(provider = %credential.name(), "replaying request once with a fresh upstream token");
+    tracing::info!(provider = %attached.cache.name(), "replaying request once with a fresh upstream token");
     forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await
 }

@@ -1,0 +1,339 @@
+//! The socket-free core: decide about a request and build the one upstream request.
+//!
+//! ```text
+//! request id → URI length → canonical host → normalised path → route → declared body size
+//!   → authenticate → authorize → upgrade allow-list → upstream head (rewrite rules, in order)
+//!   → upstream target → vendor credential
+//! ```
+//!
+//! [`Core::decide`] takes the client's request (any body type, so it is tested in-process)
+//! and returns a refusal or a [`Decision`] plus the fully built upstream request: target URI,
+//! final headers, `Host`. The transports in [`crate::gateway`] send that value and never look
+//! at the client's request again: what the policy judged is exactly what is forwarded.
+
+pub mod forwarded;
+pub mod host;
+pub mod rewrite;
+pub mod upgrade;
+
+use std::sync::Arc;
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use http::request::Parts;
+use http::{HeaderValue, Request, Uri, Version};
+
+use crate::audit::{self, AuditContext};
+use crate::auth::extract;
+use crate::auth::{AuthError, Verifier};
+use crate::config::{Config, Route, Upstream};
+use crate::error::GatewayError;
+use crate::identity::Identity;
+use crate::metrics::{AuthLabels, Metrics};
+use crate::request_id;
+use crate::routing::{RouteTable, forward_path, normalize_path};
+use crate::server::activity::ClientUpgrade;
+use crate::upstream_auth::{Providers, TokenCache};
+use forwarded::{ClientIp, TrustedProxies};
+use host::CanonicalHost;
+
+/// The decision-making half of the gateway, shared by every request under one config.
+#[derive(Debug)]
+pub struct Core {
+    routes: RouteTable,
+    max_uri_bytes: usize,
+    trusted_proxies: TrustedProxies,
+    verifier: Verifier,
+    providers: Providers,
+    metrics: Arc<Metrics>,
+}
+
+/// What was decided about a request, for the transports and the observers.
+#[derive(Debug)]
+pub struct Decision {
+    /// The matched route.
+    pub route: Arc<Route>,
+    /// The verified caller; `None` on public routes without a valid token and on exempt
+    /// preflights.
+    pub identity: Option<Arc<Identity>>,
+    /// The upgrade forwarded, if any.
+    pub upgrade: Option<Upgrade>,
+    /// The vendor credential attached to the upstream request, if the route has one.
+    pub credential: Option<Attached>,
+}
+
+/// An allowed upgrade: the protocols forwarded and the client's socket hand-off.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The `Upgrade` value sent upstream (allowed protocols only).
+    pub protocols: HeaderValue,
+    /// Yields the client's socket once the `101` is written; absent in-process.
+    pub client: Option<ClientUpgrade>,
+}
+
+/// The vendor bearer token attached upstream, kept to replace it after a vendor `401`.
+#[derive(Debug)]
+pub struct Attached {
+    /// The provider's cache.
+    pub cache: Arc<TokenCache>,
+    /// The `Authorization` value sent.
+    pub bearer: HeaderValue,
+}
+
+/// What the access log reports, filled in as the core gets to it (also for refusals).
+#[derive(Debug)]
+pub struct Trace {
+    /// The request id the gateway uses.
+    pub request_id: HeaderValue,
+    /// A well-formed id an untrusted client sent, kept apart so it cannot pose as ours.
+    pub client_request_id: Option<HeaderValue>,
+    /// The client's address.
+    pub client: Option<HeaderValue>,
+    /// The normalised path: never the query, which may carry credentials.
+    pub path: Option<String>,
+    /// The matched route.
+    pub route: Option<Arc<Route>>,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            request_id: HeaderValue::from_static("-"),
+            client_request_id: None,
+            client: None,
+            path: None,
+            route: None,
+        }
+    }
+}
+
+impl Core {
+    /// Builds the core for a validated config, keeping caches of unchanged issuers and
+    /// providers from `previous`.
+    pub fn new(config: &Config, metrics: Arc<Metrics>, previous: Option<&Core>) -> Self {
+        Self {
+            routes: RouteTable::new(&config.routes),
+            max_uri_bytes: config.limits.max_uri_bytes,
+            trusted_proxies: config.trusted_proxies.clone(),
+            verifier: Verifier::reusing(
+                &config.issuers,
+                &config.identity,
+                metrics.clone(),
+                previous.map(|p| &p.verifier),
+            ),
+            providers: Providers::reusing(
+                &config.providers,
+                &metrics,
+                previous.map(|p| &p.providers),
+            ),
+            metrics,
+        }
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The upstream credential providers.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// Decides about `request` from `peer`: a refusal, or the decision and the upstream
+    /// request to send (its body is the client's, untouched). `trace` is filled in on the way.
+    pub async fn decide<B: http_body::Body>(
+        &self,
+        request: Request<B>,
+        peer: &ClientIp,
+        trace: &mut Trace,
+    ) -> Result<(Decision, Request<B>), GatewayError> {
+        let (mut parts, body) = request.into_parts();
+        let trusted_peer = self.trusted_proxies.contains(peer.ip());
+        let (request_id, client_request_id) = request_id::choose(&parts.headers, trusted_peer);
+        trace.request_id = request_id;
+        trace.client_request_id = client_request_id;
+        let client = forwarded::client_address(&parts.headers, peer, &self.trusted_proxies);
+        trace.client = Some(client.clone());
+
+        let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target_len > self.max_uri_bytes {
+            return Err(GatewayError::UriTooLong(self.max_uri_bytes));
+        }
+        let host = host::request_host(parts.version, &parts.uri, &parts.headers)?;
+        let path: &str = trace
+            .path
+            .insert(normalize_path(parts.uri.path())?.into_owned());
+        let route = self
+            .routes
+            .find(host.as_ref().map(CanonicalHost::name), path)
+            .ok_or(GatewayError::NoRoute)?
+            .clone();
+        trace.route = Some(route.clone());
+        check_declared_length(&parts, route.max_body_bytes)?;
+
+        let exempt_preflight =
+            route
+                .policy
+                .is_exempt_preflight(&parts.method, &parts.headers, body.is_end_stream());
+        let identity = if exempt_preflight {
+            None
+        } else {
+            let audit = AuditContext {
+                request_id: trace.request_id.to_str().unwrap_or_default(),
+                client_request_id: trace
+                    .client_request_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok()),
+                route: &route,
+                method: &parts.method,
+                path,
+            };
+            self.authenticate(&parts, &route, &audit).await?
+        };
+
+        let protocols = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
+        let upgrade = protocols.clone().map(|protocols| Upgrade {
+            protocols,
+            client: parts.extensions.remove::<ClientUpgrade>(),
+        });
+        let target = upstream_target(&route, path, &parts.uri, self.verifier.sources())?;
+        rewrite::upstream_headers(
+            &mut parts.headers,
+            rewrite::Inputs {
+                route: &route,
+                peer,
+                trusted_peer,
+                client,
+                host: host.as_ref(),
+                request_id: &trace.request_id,
+                identity: identity.as_deref(),
+                sources: self.verifier.sources(),
+                claim_headers: self.verifier.claim_header_names(),
+                exempt_preflight,
+                upgrade: protocols,
+            },
+        );
+        let credential = match route.upstream_auth.and_then(|i| self.providers.get(i)) {
+            Some(cache) => {
+                let bearer = cache
+                    .bearer()
+                    .await
+                    .map_err(GatewayError::CredentialsUnavailable)?;
+                parts.headers.insert(AUTHORIZATION, bearer.clone());
+                Some(Attached {
+                    cache: cache.clone(),
+                    bearer,
+                })
+            }
+            None => None,
+        };
+
+        let mut upstream = Request::new(body);
+        *upstream.method_mut() = parts.method;
+        *upstream.uri_mut() = target;
+        // The upstream client negotiates its own protocol (ALPN for TLS, HTTP/1.1 otherwise).
+        *upstream.version_mut() = Version::HTTP_11;
+        *upstream.headers_mut() = parts.headers;
+        let decision = Decision {
+            route,
+            identity,
+            upgrade,
+            credential,
+        };
+        Ok((decision, upstream))
+    }
+
+    /// Verifies the caller and applies the route's policy; `None` when a public route goes
+    /// on without an identity.
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        audit: &AuditContext<'_>,
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        let policy = &route.policy;
+        let verified =
+            match extract::extract(&parts.headers, parts.uri.query(), self.verifier.sources()) {
+                Err(_) => Err(AuthError::MalformedHeader),
+                Ok(tokens) if tokens.is_empty() => Err(AuthError::Missing),
+                Ok(tokens) => self.verifier.verify_all(&tokens).await,
+            };
+        let (decision, caller) = match verified {
+            Ok(identity) if policy.requires_token() => match policy.authorize(&identity) {
+                Ok(()) => (Ok(()), Some(identity)),
+                Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
+            },
+            Ok(identity) => (Ok(()), Some(identity)),
+            // Public routes: a bad token only means no identity headers.
+            Err(_) if !policy.requires_token() => (Ok(()), None),
+            Err(e) => (Err(GatewayError::Unauthenticated(e)), None),
+        };
+        let result = match &decision {
+            Ok(()) => "allowed",
+            Err(GatewayError::Forbidden(_)) => "forbidden",
+            Err(GatewayError::Unauthenticated(e)) => e.kind(),
+            Err(_) => "invalid",
+        };
+        self.metrics
+            .auth_decisions
+            .get_or_create(&AuthLabels {
+                route: route.name.clone(),
+                result,
+                token_type: caller.as_ref().map_or("none", |c| c.kind.as_str()),
+            })
+            .inc();
+        audit::record(audit, caller.as_deref(), decision.as_ref().copied());
+        decision.map(|()| caller)
+    }
+}
+
+/// The upstream target: the route's upstream, its base path, the normalised (and rewritten)
+/// path, and the query without credentials. Origin form for echo.
+fn upstream_target(
+    route: &Route,
+    path: &str,
+    uri: &Uri,
+    sources: &extract::TokenSources,
+) -> Result<Uri, GatewayError> {
+    let path = forward_path(route, path);
+    let query = rewrite::upstream_query(uri.query(), route, sources);
+    let (scheme, authority, base_path) = match &route.upstream {
+        Upstream::Http {
+            scheme,
+            authority,
+            base_path,
+            ..
+        } => (Some(scheme), Some(authority), base_path.as_str()),
+        Upstream::Echo => (None, None, ""),
+    };
+    let mut pq = String::with_capacity(
+        base_path.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),
+    );
+    pq.push_str(base_path);
+    pq.push_str(&path);
+    if let Some(query) = query {
+        pq.push('?');
+        pq.push_str(&query);
+    }
+    let mut builder = Uri::builder();
+    if let (Some(scheme), Some(authority)) = (scheme, authority) {
+        builder = builder.scheme(scheme.clone()).authority(authority.clone());
+    }
+    builder
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
+}
+
+/// Refuses a declared body over the limit before anything is sent upstream.
+fn check_declared_length(parts: &Parts, limit: u64) -> Result<(), GatewayError> {
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit => Err(GatewayError::BodyTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
