@@ -722,3 +722,5 @@ pub fn vendor_jwt(id: usize, exp: u64) -> String {
         b64(serde_json::json!({"sub": format!("vendor-{id}"), "exp": exp}))
     )
 }
+pub mod nginx;
+pub mod recording;
