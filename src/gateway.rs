@@ -160,8 +160,16 @@ impl Gateway {
         info!(
             target: "access",
             request_id = rid,
-            client_request_id = trace.client_request_id.as_ref().and_then(|v| v.to_str().ok()),
-            client = trace.client.as_ref().and_then(|v| v.to_str().ok()),
+            // Display, not Debug: no escaping pass over values that are already safe text.
+            client = trace
+                .client
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(tracing::field::display),
+            client_request_id = trace
+                .client_request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok()),
             method = %method,
             path = trace.path.as_deref().unwrap_or("-"),
             route = trace.route.as_deref().map_or("-", |r| &*r.name),

@@ -210,6 +210,14 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                     "a route with upstream_auth never forwards the caller's Authorization",
                 ));
             }
+            if matches!(route.upstream, Upstream::Echo) {
+                // The echo answer shows the built upstream request to the caller.
+                return Err(invalid(
+                    file,
+                    &format!("{key}.upstream_auth"),
+                    "the echo upstream would show the vendor token to the caller",
+                ));
+            }
             route.upstream_auth = Some(index);
         }
         if route.policy.policy != Policy::Public && issuers.is_empty() {
@@ -558,6 +566,51 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("routes[0].prefix"), "{err}");
+    }
+
+    #[test]
+    fn request_integrity_keys_are_checked_with_their_key_path() {
+        let route = |extra: &str| {
+            format!(
+                "[[routes]]\nprefix = \"/a\"\nupstream = \"${{UP}}\"\npolicy = \"public\"\n{extra}\n"
+            )
+        };
+        let cases = [
+            (
+                route("upgrades = [\"websocket\", \"H2C\"]"),
+                "t.toml: routes[0].upgrades[1]: h2c is never forwarded",
+            ),
+            (
+                route("upgrades = [\"web socket\"]"),
+                "t.toml: routes[0].upgrades[0]: \"web socket\" is not a protocol name",
+            ),
+            (
+                route("host = \"x@admin.example.com\""),
+                "t.toml: routes[0].host: userinfo in host",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n".to_owned(),
+                "t.toml: server.trusted_proxies[1]: \"10.0.0.0/33\" is not an IP network",
+            ),
+            (
+                "[[providers]]\nname = \"v\"\nkind = \"login\"\nauth_url = \"http://127.0.0.1:9\"\nemail = \"a@b.c\"\npassword = \"p\"\n[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\npolicy = \"public\"\nupstream_auth = \"v\"\n".to_owned(),
+                "t.toml: routes[0].upstream_auth: the echo upstream would show the vendor token",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+        let c = load(&format!(
+            "[server]\ntrusted_proxies = [\"10.1.2.3/8\", \"192.0.2.1\"]\n{}",
+            route("host = \"Admin.Example.COM.\"")
+        ))
+        .unwrap();
+        assert_eq!(c.routes[0].host.as_deref(), Some("admin.example.com"));
+        assert_eq!(c.routes[0].upgrades, ["websocket"]);
+        assert!(c.trusted_proxies.contains("10.200.0.1".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("192.0.2.2".parse().unwrap()));
     }
 
     #[test]

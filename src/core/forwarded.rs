@@ -158,6 +158,7 @@ pub fn client_address(
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer: &ClientIp,
+    trusted_peer: bool,
     client: HeaderValue,
     host: Option<&HeaderValue>,
 ) {
@@ -179,7 +180,8 @@ pub fn set_forwarded(
         headers.insert(X_FORWARDED_FOR.clone(), xff);
     }
     headers.insert(X_REAL_IP.clone(), client);
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    // An untrusted peer's value was removed already: no lookup needed.
+    if !trusted_peer || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
     match host {
@@ -282,6 +284,7 @@ mod tests {
         set_forwarded(
             &mut h,
             &peer,
+            true,
             HeaderValue::from_static("10.0.0.1"),
             Some(&host),
         );
@@ -290,7 +293,7 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "example.com");
         assert_eq!(h["x-real-ip"], "10.0.0.1");
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, &peer, peer.header().clone(), None);
+        set_forwarded(&mut h, &peer, false, peer.header().clone(), None);
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(!h.contains_key("x-forwarded-host"));
     }

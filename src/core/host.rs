@@ -101,20 +101,17 @@ pub fn request_host(
 
 /// Validates and canonicalises one authority; `original` is reused when already canonical.
 pub fn canonical(text: &str, original: Option<&HeaderValue>) -> Result<CanonicalHost, HostError> {
-    let (name, port) = split(text)?;
-    let name = canonical_name(name)?;
+    let (name, port) = if text.starts_with('[') {
+        split_ip_literal(text)?
+    } else {
+        split_reg_name(text)?
+    };
     let port = match port {
         None | Some("") => None,
-        Some(digits) => {
-            if digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(HostError::BadPort);
-            }
-            match digits.parse::<u16>() {
-                Ok(DEFAULT_PORT) => None,
-                Ok(0) | Err(_) => return Err(HostError::BadPort),
-                Ok(n) => Some((n, digits)),
-            }
-        }
+        Some(digits) => match parse_port(digits)? {
+            DEFAULT_PORT => None,
+            n => Some((n, digits)),
+        },
     };
     let name_len = name.len();
     let unchanged = matches!(name, Cow::Borrowed(_))
@@ -139,59 +136,84 @@ pub fn canonical(text: &str, original: Option<&HeaderValue>) -> Result<Canonical
     Ok(CanonicalHost { value, name_len })
 }
 
-/// Splits `host[:port]`; an IPv6 literal keeps its brackets.
-fn split(text: &str) -> Result<(&str, Option<&str>), HostError> {
+/// A reg-name and its port text, in one pass over the bytes (this runs on every request).
+/// Letters, digits, `-`, `_` and `~` in non-empty dot-separated labels: percent-encoding and
+/// sub-delims are refused, backends disagree on what they mean. One trailing dot is removed
+/// (an absolute DNS name is the same host). Borrowed unless it had upper-case letters.
+fn split_reg_name(text: &str) -> Result<(Cow<'_, str>, Option<&str>), HostError> {
+    let bytes = text.as_bytes();
+    let (mut upper, mut label_len, mut end) = (false, 0usize, bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => label_len += 1,
+            b'A'..=b'Z' => {
+                upper = true;
+                label_len += 1;
+            }
+            b'.' if label_len > 0 => label_len = 0,
+            b':' => {
+                end = i;
+                break;
+            }
+            b'@' => return Err(HostError::Userinfo),
+            _ => return Err(HostError::Invalid),
+        }
+    }
+    let port = (end < bytes.len()).then(|| &text[end + 1..]);
+    let name = &text[..end];
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        return Err(HostError::Invalid);
+    }
+    let name = if upper {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
+    Ok((name, port))
+}
+
+/// An IPv6 literal in brackets (no zone id: `%` would be read differently by different
+/// parsers), lower-cased, and its port text.
+fn split_ip_literal(text: &str) -> Result<(Cow<'_, str>, Option<&str>), HostError> {
     if text.contains('@') {
         return Err(HostError::Userinfo);
     }
-    if text.starts_with('[') {
-        let end = text.find(']').ok_or(HostError::Invalid)?;
-        let (name, rest) = text.split_at(end + 1);
-        return match rest.strip_prefix(':') {
-            Some(port) => Ok((name, Some(port))),
-            None if rest.is_empty() => Ok((name, None)),
-            None => Err(HostError::Invalid),
-        };
-    }
-    match text.split_once(':') {
-        Some((_, port)) if port.contains(':') => Err(HostError::BadPort),
-        Some((name, port)) => Ok((name, Some(port))),
-        None => Ok((text, None)),
-    }
+    let end = text.find(']').ok_or(HostError::Invalid)?;
+    let (name, rest) = text.split_at(end + 1);
+    let port = match rest.strip_prefix(':') {
+        Some(port) => Some(port),
+        None if rest.is_empty() => None,
+        None => return Err(HostError::Invalid),
+    };
+    name[1..end]
+        .parse::<std::net::Ipv6Addr>()
+        .map_err(|_| HostError::Invalid)?;
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
+    Ok((name, port))
 }
 
-/// A reg-name or IP literal in lower case without a trailing dot; borrowed when unchanged.
-fn canonical_name(name: &str) -> Result<Cow<'_, str>, HostError> {
-    if let Some(inner) = name.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(HostError::Invalid)?;
-        // An IPv6 address (no zone id: `%` would be read differently by different parsers).
-        inner
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| HostError::Invalid)?;
-        return Ok(if inner.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(name)
-        });
+/// 1–5 digits, 1 to 65535; a second `:` (a second port) or userinfo after it is refused.
+fn parse_port(digits: &str) -> Result<u16, HostError> {
+    let (mut port, mut digits_only) = (0u32, true);
+    for b in digits.bytes() {
+        match b {
+            b'0'..=b'9' => port = port.saturating_mul(10).saturating_add(u32::from(b - b'0')),
+            b'@' => return Err(HostError::Userinfo),
+            _ => digits_only = false,
+        }
     }
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    // RFC 3986 reg-name restricted to what DNS names use: letters, digits, `-`, `.`, `_`, `~`.
-    // Percent-encoding and sub-delims are refused: backends disagree on what they mean.
-    let valid = !trimmed.is_empty()
-        && trimmed.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~'))
-        });
-    if !valid {
-        return Err(HostError::Invalid);
+    if !digits_only || digits.len() > 5 {
+        return Err(HostError::BadPort);
     }
-    Ok(if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(trimmed.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(trimmed)
-    })
+    match u16::try_from(port) {
+        Ok(0) | Err(_) => Err(HostError::BadPort),
+        Ok(port) => Ok(port),
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +256,10 @@ mod tests {
             ("admin.example.com:123456", HostError::BadPort),
             ("x@admin.example.com", HostError::Userinfo),
             ("admin.example.com@evil", HostError::Userinfo),
+            ("admin.example.com:80@evil", HostError::Userinfo),
+            ("[::1]@evil", HostError::Userinfo),
+            (".", HostError::Invalid),
+            ("", HostError::Invalid),
             ("admin.example.com..", HostError::Invalid),
             ("admin..example.com", HostError::Invalid),
             (".admin.example.com", HostError::Invalid),

@@ -215,8 +215,9 @@ impl Core {
         );
         let credential = match route.upstream_auth.and_then(|i| self.providers.get(i)) {
             Some(cache) => {
-                let bearer = cache
-                    .bearer()
+                // Boxed: the token cache's future is large, and inline it would grow every
+                // request's future, vendor route or not.
+                let bearer = Box::pin(cache.bearer())
                     .await
                     .map_err(GatewayError::CredentialsUnavailable)?;
                 parts.headers.insert(AUTHORIZATION, bearer.clone());

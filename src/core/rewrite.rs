@@ -78,7 +78,13 @@ pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
         identity::inject(headers, identity);
     }
     let host = inputs.host.map(CanonicalHost::header);
-    forwarded::set_forwarded(headers, inputs.peer, inputs.client, host);
+    forwarded::set_forwarded(
+        headers,
+        inputs.peer,
+        inputs.trusted_peer,
+        inputs.client,
+        host,
+    );
     set_host(headers, inputs.route, host);
     if let Some(protocols) = inputs.upgrade {
         super::upgrade::set(headers, protocols);
