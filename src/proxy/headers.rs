@@ -52,10 +52,21 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Where `name` is in [`HOP_BY_HOP`]: compared as text (lengths first), no hashing.
+/// Where `name` is in [`HOP_BY_HOP`]: one `match`, which compiles to a length switch and at
+/// most one comparison, instead of nine (this runs for every header, twice per request).
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    let name = name.as_str();
-    HOP_BY_HOP.iter().position(|h| h.as_str() == name)
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "te" => Some(5),
+        "trailer" => Some(6),
+        "transfer-encoding" => Some(7),
+        "upgrade" => Some(8),
+        _ => None,
+    }
 }
 
 /// The headers that describe one connection, never forwarded (RFC 9110 §7.6.1); `Connection`
