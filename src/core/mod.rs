@@ -155,22 +155,7 @@ impl Core {
         let client = forwarded::client_address(&parts.headers, peer, &self.trusted_proxies);
         trace.client = Some(client.clone());
 
-        let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-        if target_len > self.max_uri_bytes {
-            return Err(GatewayError::UriTooLong(self.max_uri_bytes));
-        }
-        let host = host::request_host(parts.version, &parts.uri, &parts.headers)?;
-        let path: &str = trace
-            .path
-            .insert(normalize_path(parts.uri.path())?.into_owned());
-        let route = self
-            .routes
-            .find(host.as_ref().map(CanonicalHost::name), path)
-            .ok_or(GatewayError::NoRoute)?
-            .clone();
-        trace.route = Some(route.clone());
-        check_declared_length(&parts, route.max_body_bytes)?;
-
+        let (host, route) = self.route(&parts, trace)?;
         let exempt_preflight =
             route
                 .policy
@@ -178,17 +163,7 @@ impl Core {
         let identity = if exempt_preflight {
             None
         } else {
-            let audit = AuditContext {
-                request_id: trace.request_id.to_str().unwrap_or_default(),
-                client_request_id: trace
-                    .client_request_id
-                    .as_ref()
-                    .and_then(|v| v.to_str().ok()),
-                route: &route,
-                method: &parts.method,
-                path,
-            };
-            self.authenticate(&parts, &route, &audit).await?
+            self.authenticate(&parts, &route, trace).await?
         };
 
         let protocols = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
@@ -196,6 +171,7 @@ impl Core {
             protocols,
             client: parts.extensions.remove::<ClientUpgrade>(),
         });
+        let path = trace.path.as_deref().unwrap_or("/");
         let target = upstream_target(&route, path, &parts.uri, self.verifier.sources())?;
         rewrite::upstream_headers(
             &mut parts.headers,
@@ -213,21 +189,7 @@ impl Core {
                 upgrade: protocols,
             },
         );
-        let credential = match route.upstream_auth.and_then(|i| self.providers.get(i)) {
-            Some(cache) => {
-                // Boxed: the token cache's future is large, and inline it would grow every
-                // request's future, vendor route or not.
-                let bearer = Box::pin(cache.bearer())
-                    .await
-                    .map_err(GatewayError::CredentialsUnavailable)?;
-                parts.headers.insert(AUTHORIZATION, bearer.clone());
-                Some(Attached {
-                    cache: cache.clone(),
-                    bearer,
-                })
-            }
-            None => None,
-        };
+        let credential = self.attach_credential(&route, &mut parts.headers).await?;
 
         let mut upstream = Request::new(body);
         *upstream.method_mut() = parts.method;
@@ -244,13 +206,59 @@ impl Core {
         Ok((decision, upstream))
     }
 
+    /// The request head's checks, in order: target length, canonical host, normalised path,
+    /// route, declared body size. Keeps the path and route in `trace`.
+    fn route(
+        &self,
+        parts: &Parts,
+        trace: &mut Trace,
+    ) -> Result<(Option<CanonicalHost>, Arc<Route>), GatewayError> {
+        let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target_len > self.max_uri_bytes {
+            return Err(GatewayError::UriTooLong(self.max_uri_bytes));
+        }
+        let host = host::request_host(parts.version, &parts.uri, &parts.headers)?;
+        let path: &str = trace
+            .path
+            .insert(normalize_path(parts.uri.path())?.into_owned());
+        let route = self
+            .routes
+            .find(host.as_ref().map(CanonicalHost::name), path)
+            .ok_or(GatewayError::NoRoute)?
+            .clone();
+        trace.route = Some(route.clone());
+        check_declared_length(parts, route.max_body_bytes)?;
+        Ok((host, route))
+    }
+
+    /// Attaches the route's vendor bearer token, if it has a provider.
+    async fn attach_credential(
+        &self,
+        route: &Route,
+        headers: &mut http::HeaderMap,
+    ) -> Result<Option<Attached>, GatewayError> {
+        let Some(cache) = route.upstream_auth.and_then(|i| self.providers.get(i)) else {
+            return Ok(None);
+        };
+        // Boxed: the token cache's future is large, and inline it would grow every request's
+        // future, vendor route or not.
+        let bearer = Box::pin(cache.bearer())
+            .await
+            .map_err(GatewayError::CredentialsUnavailable)?;
+        headers.insert(AUTHORIZATION, bearer.clone());
+        Ok(Some(Attached {
+            cache: cache.clone(),
+            bearer,
+        }))
+    }
+
     /// Verifies the caller and applies the route's policy; `None` when a public route goes
     /// on without an identity.
     async fn authenticate(
         &self,
         parts: &Parts,
         route: &Route,
-        audit: &AuditContext<'_>,
+        trace: &Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
         let policy = &route.policy;
         let verified =
@@ -283,7 +291,17 @@ impl Core {
                 token_type: caller.as_ref().map_or("none", |c| c.kind.as_str()),
             })
             .inc();
-        audit::record(audit, caller.as_deref(), decision.as_ref().copied());
+        let audit = AuditContext {
+            request_id: trace.request_id.to_str().unwrap_or_default(),
+            client_request_id: trace
+                .client_request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok()),
+            route,
+            method: &parts.method,
+            path: trace.path.as_deref().unwrap_or("-"),
+        };
+        audit::record(&audit, caller.as_deref(), decision.as_ref().copied());
         decision.map(|()| caller)
     }
 }
