@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm::{self, *};
 use serde_json::json;
+use support::recording::RecordingUpstream;
 use support::*;
 
 const ISS: &str = "https://issuer.test";
@@ -98,13 +99,21 @@ async fn gateway(upstream: &str) -> TestGateway {
     spawn_gateway(&format!("{}{}", issuer_block(), routes(upstream))).await
 }
 
+/// A gateway whose routes all lead to an upstream that records the raw bytes it received and
+/// answers with what it parsed from them: the witness for header hygiene (not the built-in
+/// echo, which is handed the built request in-process).
+async fn witnessed() -> (TestGateway, RecordingUpstream) {
+    let up = RecordingUpstream::describing().await;
+    (gateway(&up.url()).await, up)
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
 #[tokio::test]
 async fn each_token_kind_on_each_policy() {
-    let gw = gateway("echo").await;
+    let (gw, _witness) = witnessed().await;
     let user = hs256(&access_claims(ISS, "alice"));
     let service = hs256(&service_claims(ISS, "orders"));
     // (path, token, expected status)
@@ -222,7 +231,7 @@ async fn refusals_reach_no_upstream_and_explain_themselves() {
 
 #[tokio::test]
 async fn every_supported_algorithm_verifies() {
-    let gw = gateway("echo").await;
+    let (gw, _witness) = witnessed().await;
     let cases: [(Algorithm, &str, Option<&str>); 10] = [
         (HS256, "", None),
         (HS384, "", None),
@@ -476,7 +485,7 @@ fn mint_with_header(claims: &serde_json::Value, header: serde_json::Value) -> St
 
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_the_upstream() {
-    let gw = gateway("echo").await;
+    let (gw, _witness) = witnessed().await;
     let spoofs = [
         ("x-user-id", "root"),
         ("X-User-Role", "admin"),
@@ -563,7 +572,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn tokens_from_cookie_and_query_and_multiple_credentials() {
-    let gw = gateway("echo").await;
+    let (gw, _witness) = witnessed().await;
     let user = hs256(&access_claims(ISS, "alice"));
     let reply = get(
         &gw.url("/any/x"),
@@ -618,7 +627,7 @@ async fn tokens_from_cookie_and_query_and_multiple_credentials() {
 
 #[tokio::test]
 async fn authorization_forwarding_and_cors_preflight_per_route() {
-    let gw = gateway("echo").await;
+    let (gw, _witness) = witnessed().await;
     let auth = bearer(&hs256(&access_claims(ISS, "alice")));
     let reply = get(&gw.url("/passthrough/x"), &[("authorization", &auth)]).await;
     assert_eq!(echoed_headers(&reply)["authorization"], [auth.as_str()]);

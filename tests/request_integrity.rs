@@ -354,3 +354,48 @@ async fn a_broken_client_body_is_a_client_error_not_an_upstream_failure() {
     );
     assert!(text.contains("status=\"400\""), "{text}");
 }
+
+#[tokio::test]
+async fn the_echo_walkthrough_shows_what_a_real_upstream_receives() {
+    let real = RecordingUpstream::describing().await;
+    let gw = spawn_gateway(&format!(
+        "{}[[routes]]\nprefix = \"/echo\"\nupstream = \"echo\"\npolicy = \"public\"\nstrip_prefix = true\n\n\
+         [[routes]]\nprefix = \"/real\"\nupstream = \"{}\"\npolicy = \"public\"\nstrip_prefix = true\n",
+        issuer(),
+        real.url()
+    ))
+    .await;
+    let token = hs256(&service_claims(ISS, "orders"));
+    let hostile = format!(
+        "Host: gw.example\r\nAuthorization: Bearer {token}\r\nX-User-Id: spoof\r\nX_Service_Name: spoof\r\nConnection: x-custom\r\nX-Custom: hop\r\nX-Original-URL: /internal\r\nForwarded: for=10.0.0.1\r\nX-Forwarded-For: 10.0.0.1\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    let mut described = Vec::new();
+    for prefix in ["/echo", "/real"] {
+        let request = format!("GET {prefix}/x?a=1&access_token={token} HTTP/1.1\r\n{hostile}");
+        let reply = raw(&gw, request.as_bytes()).await;
+        assert_eq!(status_of(&reply), 200, "{reply}");
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let mut json: serde_json::Value = serde_json::from_str(body).expect("JSON description");
+        // Host and the request id differ by design (the upstream's authority; one id per request).
+        let headers = json["headers"].as_object_mut().unwrap();
+        headers.remove("host");
+        headers.remove("x-request-id");
+        described.push(json);
+    }
+    assert_eq!(
+        described[0], described[1],
+        "echo and a real upstream disagree"
+    );
+    assert_eq!(described[1]["path"], "/x");
+    assert_eq!(described[1]["query"], "a=1");
+    assert_eq!(described[1]["headers"]["x-service-name"][0], "orders");
+    assert!(
+        !described[1]["headers"]
+            .as_object()
+            .unwrap()
+            .contains_key("x-custom")
+    );
+}

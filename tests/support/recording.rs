@@ -37,6 +37,9 @@ enum Mode {
     AcceptUpgrades,
     /// `101` with `upgrade: h2c` to every request, asked for or not.
     Unsolicited101,
+    /// `200` with JSON describing the request as parsed from the received bytes, in the
+    /// built-in echo's shape: `{"method", "path", "query", "headers": {name: [values]}}`.
+    Describe,
 }
 
 /// A stream that appends every byte read from it to a [`Record`].
@@ -97,6 +100,12 @@ impl RecordingUpstream {
     /// with the same `upgrade` value and the tunnel's bytes are echoed back until EOF.
     pub async fn accepting_upgrades() -> Self {
         Self::spawn(Mode::AcceptUpgrades).await
+    }
+
+    /// Answers `200` with JSON describing each request as its bytes were parsed (the shape of
+    /// the built-in echo's answer, so echo-based assertions can run against a real socket).
+    pub async fn describing() -> Self {
+        Self::spawn(Mode::Describe).await
     }
 
     /// Answers every request `101 Switching Protocols`, `upgrade: h2c`, whatever was asked, so
@@ -227,6 +236,28 @@ async fn answer(
             let _ = tokio::time::timeout(TIMEOUT, io.shutdown()).await;
         });
         return Ok(switching(&upgrade));
+    }
+    if mode == Mode::Describe {
+        let mut headers = serde_json::Map::new();
+        for (name, value) in request.headers() {
+            let values = headers
+                .entry(name.as_str())
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(values) = values {
+                values.push(String::from_utf8_lossy(value.as_bytes()).into());
+            }
+        }
+        let described = serde_json::json!({
+            "method": request.method().as_str(),
+            "path": request.uri().path(),
+            "query": request.uri().query(),
+            "headers": headers,
+        });
+        let _ = tokio::time::timeout(TIMEOUT, request.into_body().collect()).await;
+        return Ok(Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(described.to_string())))
+            .unwrap());
     }
     let _ = tokio::time::timeout(TIMEOUT, request.into_body().collect()).await;
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
