@@ -110,6 +110,15 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// `provider`, `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderReason {
+    /// Provider name.
+    pub provider: String,
+    /// `initial`, `refresh` or `rejected_by_upstream`.
+    pub reason: &'static str,
+}
+
 /// `service`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
@@ -161,6 +170,10 @@ pub struct Metrics {
     pub service_token_expiry: Family<ServiceLabel, Gauge>,
     /// Vendor logins by provider and result.
     pub upstream_logins: Family<NameResult, Counter>,
+    /// Vendor logins by provider and why they happened.
+    pub upstream_login_reasons: Family<ProviderReason, Counter>,
+    /// Logins a vendor `401` would have caused within `relogin_interval`, not made.
+    pub upstream_logins_suppressed: Family<ProviderLabel, Counter>,
     /// Vendor login duration by provider.
     pub upstream_login_duration: Family<ProviderLabel, Histogram>,
     /// Each provider's current token expiry.
@@ -203,6 +216,8 @@ impl Metrics {
             jwks_age: Family::default(),
             service_token_expiry: Family::default(),
             upstream_logins: Family::default(),
+            upstream_login_reasons: Family::default(),
+            upstream_logins_suppressed: Family::default(),
             upstream_login_duration: Family::new_with_constructor(latency_histogram),
             upstream_token_expiry: Family::default(),
             upstream_errors: Family::default(),
@@ -263,6 +278,16 @@ impl Metrics {
             "upstream_logins",
             "Vendor logins by provider and result",
             m.upstream_logins.clone(),
+        );
+        registry.register(
+            "upstream_login_reasons",
+            "Vendor logins by provider and reason: initial, refresh, rejected_by_upstream",
+            m.upstream_login_reasons.clone(),
+        );
+        registry.register(
+            "upstream_logins_suppressed",
+            "Re-logins a vendor 401 asked for within relogin_interval, not made",
+            m.upstream_logins_suppressed.clone(),
         );
         registry.register(
             "upstream_login_duration_seconds",

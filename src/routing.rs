@@ -262,6 +262,7 @@ mod tests {
                 roles: Vec::new(),
                 allow_cors_preflight: false,
                 forward_authorization: false,
+                issuers: Vec::new(),
             },
             upstream_auth: None,
         })

@@ -102,3 +102,38 @@ fn dotenv_file_supplies_variables() {
     );
     assert!(stdout.contains("http://127.0.0.1:9"), "{stdout}");
 }
+
+#[test]
+fn the_development_secret_is_refused_off_loopback_by_check_and_serve() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for command in ["check", "serve"] {
+        // Port 0: should `serve` wrongly start, it binds nothing fixed and is killed below.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg(command)
+            .current_dir(root)
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_JWT_SECRET")
+            .env("TOLLGATE_LISTEN", "0.0.0.0:0")
+            .env("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{command} started with the development secret on 0.0.0.0");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command} accepted it: {stderr}");
+        assert!(
+            stderr.contains("issuers[0].secret") && stderr.contains("TOLLGATE_JWT_SECRET"),
+            "{command}: {stderr}"
+        );
+    }
+}

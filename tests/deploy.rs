@@ -215,12 +215,32 @@ fn dockerfile_builds_locked_and_runs_unprivileged() {
             "{entry} not in .dockerignore"
         );
     }
-    // The image's default config with the image's environment listens on all interfaces.
-    let env = Env::from_map([
+    // The image's default config with the image's environment listens on all interfaces, and
+    // so refuses the public development secret: the image needs a real one.
+    let image_env = [
         ("TOLLGATE_LISTEN", "0.0.0.0:8080"),
         ("TOLLGATE_ADMIN_LISTEN", "0.0.0.0:9901"),
-    ]);
-    let config = Config::load(&root().join("config/tollgate.toml"), &env).unwrap();
+    ];
+    let err = Config::load(
+        &root().join("config/tollgate.toml"),
+        &Env::from_map(image_env),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("issuers[0].secret") && err.contains("TOLLGATE_JWT_SECRET"),
+        "{err}"
+    );
+    let mut with_secret = image_env.to_vec();
+    with_secret.push((
+        "TOLLGATE_JWT_SECRET",
+        "a-real-secret-of-at-least-thirty-two-bytes",
+    ));
+    let config = Config::load(
+        &root().join("config/tollgate.toml"),
+        &Env::from_map(with_secret),
+    )
+    .unwrap();
     assert_eq!(config.listen[0].to_string(), "0.0.0.0:8080");
     assert_eq!(config.admin_listen.unwrap().to_string(), "0.0.0.0:9901");
 }

@@ -322,7 +322,8 @@ async fn auth_api_recovers_after_the_cooldown() {
 async fn vendor_401_leads_to_one_relogin_and_one_retry() {
     let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
     let vendor = Vendor::start().await;
-    let gw = spawn_gateway(&config(&auth, &vendor, "")).await;
+    // No relogin_interval: each 401 here may log in again (the interval has its own test).
+    let gw = spawn_gateway(&config(&auth, &vendor, "relogin_interval = \"0s\"")).await;
     assert_eq!(get(&gw.url("/vendor/a"), &[]).await.status, StatusCode::OK);
 
     // The vendor revokes the cached token: the POST is replayed once with a new one.
@@ -360,6 +361,62 @@ async fn vendor_401_leads_to_one_relogin_and_one_retry() {
         vendor.upstream.hits() - before,
         2,
         "never more than one retry"
+    );
+}
+
+#[tokio::test]
+async fn vendor_401s_within_the_relogin_interval_cause_at_most_one_login() {
+    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
+    let vendor = Vendor::start().await;
+    let gw = spawn_gateway(&config(&auth, &vendor, "")).await;
+    assert_eq!(get(&gw.url("/vendor/a"), &[]).await.status, StatusCode::OK);
+    assert_eq!(auth.logins(), 1);
+    // The vendor refuses every token from now on (a locked account, a revoked client).
+    for n in 1..50 {
+        vendor
+            .revoked
+            .lock()
+            .unwrap()
+            .push(format!("Bearer tok-{n}"));
+    }
+    // 15 callers, some at once and some after: the vendor's 401 reaches each of them.
+    let first: Vec<_> = (0..10)
+        .map(|i| {
+            let url = gw.url(&format!("/vendor/burst-{i}"));
+            tokio::spawn(async move { get(&url, &[]).await.status })
+        })
+        .collect();
+    for task in first {
+        assert_eq!(within(task).await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    for i in 0..5 {
+        let reply = get(&gw.url(&format!("/vendor/later-{i}")), &[]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        auth.logins(),
+        2,
+        "one initial login and at most one re-login"
+    );
+    let metrics = get(&format!("http://{}/metrics", gw.admin.unwrap()), &[])
+        .await
+        .text();
+    let series = |name: &str| scrape_value(&metrics, name).unwrap_or(0.0);
+    assert_eq!(
+        series(
+            "tollgate_upstream_login_reasons_total{provider=\"vendor\",reason=\"rejected_by_upstream\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        series("tollgate_upstream_login_reasons_total{provider=\"vendor\",reason=\"initial\"}"),
+        1.0
+    );
+    assert!(
+        // At least the five later callers, who carried the re-login's token.
+        series("tollgate_upstream_logins_suppressed_total{provider=\"vendor\"}") >= 5.0,
+        "{metrics}"
     );
 }
 
@@ -403,7 +460,7 @@ async fn no_secret_appears_in_any_log_line() {
     let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
     let vendor = Vendor::start().await;
     let toml = format!(
-        "[[providers]]\nname = \"vendor\"\nkind = \"login\"\nmax_retries = 0\nfailure_cooldown = \"0s\"\n\n[[routes]]\nprefix = \"/vendor\"\nupstream = \"{}\"\npolicy = \"public\"\nupstream_auth = \"vendor\"\n",
+        "[[providers]]\nname = \"vendor\"\nkind = \"login\"\nmax_retries = 0\nfailure_cooldown = \"0s\"\nrelogin_interval = \"0s\"\n\n[[routes]]\nprefix = \"/vendor\"\nupstream = \"{}\"\npolicy = \"public\"\nupstream_auth = \"vendor\"\n",
         vendor.upstream.url()
     );
     let url = auth.url();

@@ -50,11 +50,15 @@ pub fn extract<'a>(
         for value in headers.get_all(COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             for pair in value.split(';') {
-                if let Some((name, token)) = pair.trim().split_once('=')
-                    && sources.cookies.iter().any(|c| c == name)
-                    && !token.is_empty()
+                // Names compared trimmed: lenient cookie parsers read `session =x` as
+                // `session`, so that spelling is verified like the real one.
+                if let Some((name, token)) = pair.split_once('=')
+                    && sources.cookies.iter().any(|c| c == name.trim())
                 {
-                    tokens.push(token);
+                    let token = token.trim();
+                    if !token.is_empty() {
+                        tokens.push(token);
+                    }
                 }
             }
         }
@@ -106,7 +110,7 @@ pub fn remove_token_cookies(headers: &mut HeaderMap, sources: &TokenSources) {
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
             !pair.is_empty() && !sources.cookies.iter().any(|c| c == name)
         })
         .map(str::to_owned)
@@ -188,5 +192,13 @@ mod tests {
         );
         remove_token_cookies(&mut h, &sources());
         assert_eq!(h[COOKIE], "theme=dark; lang=en");
+        // Every spelling a lenient parser reads as `session` is verified and removed.
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("session =a.b.c; theme=dark;session\t= d.e.f "),
+        );
+        assert_eq!(extract(&h, None, &sources()).unwrap(), ["a.b.c", "d.e.f"]);
+        remove_token_cookies(&mut h, &sources());
+        assert_eq!(h[COOKIE], "theme=dark");
     }
 }

@@ -42,6 +42,8 @@ pub struct RoutePolicy {
     pub allow_cors_preflight: bool,
     /// Forward the caller's `Authorization` header.
     pub forward_authorization: bool,
+    /// Issuers (by name) whose tokens the route accepts (empty: any configured issuer).
+    pub issuers: Vec<String>,
 }
 
 /// Why a verified caller may not use a route.
@@ -59,6 +61,9 @@ pub enum Forbidden {
     /// A role not in the route's list.
     #[error("role not allowed")]
     RoleNotAllowed,
+    /// A token of an issuer the route does not trust.
+    #[error("issuer not allowed on this route")]
+    IssuerNotAllowed,
 }
 
 impl RoutePolicy {
@@ -79,8 +84,16 @@ impl RoutePolicy {
             && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
     }
 
+    /// Whether the route trusts the issuer that vouched for `identity`.
+    pub fn accepts_issuer(&self, identity: &Identity) -> bool {
+        self.issuers.is_empty() || self.issuers.contains(&identity.issuer)
+    }
+
     /// Judges a verified identity against the route.
     pub fn authorize(&self, identity: &Identity) -> Result<(), Forbidden> {
+        if !self.accepts_issuer(identity) {
+            return Err(Forbidden::IssuerNotAllowed);
+        }
         match (self.policy, identity.kind) {
             (Policy::Service, TokenKind::Access) => return Err(Forbidden::ServiceTokenRequired),
             (Policy::Access, TokenKind::Service) => return Err(Forbidden::AccessTokenRequired),
@@ -130,6 +143,7 @@ mod tests {
             roles: roles.iter().map(|s| s.to_string()).collect(),
             allow_cors_preflight: false,
             forward_authorization: false,
+            issuers: Vec::new(),
         }
     }
 
@@ -168,6 +182,16 @@ mod tests {
         assert_eq!(access_only.authorize(&user), Ok(()));
         let any = policy(Policy::Authenticated, &[], &[]);
         assert!(any.authorize(&user).is_ok() && any.authorize(&svc).is_ok());
+    }
+
+    #[test]
+    fn a_pinned_route_refuses_other_issuers() {
+        let svc = identity(TokenKind::Service, Some("orders"), None);
+        let mut pinned = policy(Policy::Service, &[], &[]);
+        pinned.issuers = vec!["partner".into()];
+        assert_eq!(pinned.authorize(&svc), Err(Forbidden::IssuerNotAllowed));
+        pinned.issuers.push("t".into());
+        assert_eq!(pinned.authorize(&svc), Ok(()));
     }
 
     #[test]

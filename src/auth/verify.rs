@@ -75,6 +75,12 @@ pub enum AuthError {
     /// `type` is not `access` or `service`, or contradicts `is_service`.
     #[error("token type not accepted")]
     TokenTypeNotAccepted,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `exp - iat` (or `exp - now` without `iat`) exceeds the issuer's `max_lifetime`.
+    #[error("token lifetime exceeds the issuer's maximum")]
+    LifetimeTooLong,
 }
 
 impl AuthError {
@@ -298,7 +304,9 @@ impl Verifier {
         let claims = self
             .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
             .await?;
-        let identity = Arc::new(self.build_identity(&claims, &issuer.config.name)?);
+        let identity = self.build_identity(&claims, &issuer.config.name)?;
+        check_lifetime(&claims, identity.kind, &issuer.config, now)?;
+        let identity = Arc::new(identity);
         // Once per token (later uses hit the cache): the earliest expiry per service feeds
         // the "service token expiring" alert.
         if let Some(service) = &identity.service {
@@ -422,8 +430,10 @@ impl Verifier {
         }
         for (path, name) in &self.claim_headers {
             if let Some(value) = lookup(claims, path) {
-                let text = claim_text(value);
-                headers.push((name.clone(), header_value(&path.join("."), &text)?));
+                let claim = path.join(".");
+                let text =
+                    claim_text(value).ok_or_else(|| AuthError::InvalidClaim(claim.clone()))?;
+                headers.push((name.clone(), header_value(&claim, &text)?));
             }
         }
         Ok(Identity {
@@ -436,6 +446,35 @@ impl Verifier {
             headers,
         })
     }
+}
+
+/// The issuer's lifetime policy: `iat` no later than now (plus leeway), and `exp - iat` (or
+/// `exp - now` for a token without `iat`) within `max_lifetime` for the token's type. A token
+/// valid for a century is refused, however well signed.
+fn check_lifetime(
+    claims: &Map<String, Value>,
+    kind: TokenKind,
+    issuer: &IssuerConfig,
+    now: u64,
+) -> Result<(), AuthError> {
+    let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
+    let iat = match claims.get("iat") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(_) => return Err(AuthError::InvalidClaim("iat".into())),
+    };
+    let now = now as f64;
+    if iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs_f64()) {
+        return Err(AuthError::IssuedInFuture);
+    }
+    let max = match kind {
+        TokenKind::Access => issuer.max_access_lifetime,
+        TokenKind::Service => issuer.max_service_lifetime,
+    };
+    if exp - iat.unwrap_or(now) > max.as_secs_f64() {
+        return Err(AuthError::LifetimeTooLong);
+    }
+    Ok(())
 }
 
 fn validation_for(config: &IssuerConfig, alg: Algorithm) -> Validation {
@@ -560,18 +599,32 @@ fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Val
         .filter(|v| !v.is_null())
 }
 
-fn claim_text(value: &Value) -> String {
+/// A claim as header text; arrays are joined with commas. `None` when an element contains a
+/// comma or is padded with whitespace: `["staff,admins"]` and `["staff", " admins"]` would
+/// otherwise reach the upstream as the same header as `["staff", "admins"]`.
+fn claim_text(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(claim_text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let mut joined = Vec::with_capacity(items.len());
+            for item in items {
+                let text = claim_text(item)?;
+                if text.contains(',') || text.trim() != text {
+                    return None;
+                }
+                joined.push(text);
+            }
+            Some(joined.join(","))
+        }
+        other => Some(other.to_string()),
     }
 }
 
 /// A claim as a header value: printable ASCII only, so a claim can never split or corrupt a
-/// header (CR, LF, NUL and non-ASCII make the token invalid).
+/// header (CR, LF, NUL and non-ASCII make the token invalid), and no leading or trailing
+/// whitespace, which upstreams trim (`"billing "` would pass as `billing`).
 fn header_value(claim: &str, text: &str) -> Result<HeaderValue, AuthError> {
-    if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) || text.trim() != text {
         return Err(AuthError::InvalidClaim(claim.to_owned()));
     }
     HeaderValue::from_str(text).map_err(|_| AuthError::InvalidClaim(claim.to_owned()))

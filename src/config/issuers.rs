@@ -51,6 +51,10 @@ pub struct IssuerConfig {
     pub algorithms: Vec<Algorithm>,
     /// Allowed clock skew.
     pub leeway: Duration,
+    /// Longest accepted lifetime of an access token.
+    pub max_access_lifetime: Duration,
+    /// Longest accepted lifetime of a service token.
+    pub max_service_lifetime: Duration,
     /// HMAC secret, if any.
     pub secret: Option<Secret>,
     /// Static verification keys (PEM public keys and the HMAC secret).
@@ -111,6 +115,12 @@ impl fmt::Debug for SigningKeyConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// Default longest access-token lifetime: a day, longer than any IdP's access tokens.
+const DEFAULT_MAX_ACCESS_LIFETIME: u64 = 24 * 3600;
+/// Default longest service-token lifetime: 400 days, room for the 365-day tokens that
+/// `tollgate token issue` mints.
+const DEFAULT_MAX_SERVICE_LIFETIME: u64 = 400 * 24 * 3600;
 
 fn duration_or(value: Option<HumanDuration>, default_secs: u64) -> Duration {
     value.map_or(Duration::from_secs(default_secs), |d| d.0)
@@ -274,6 +284,8 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         audiences: raw.audiences.clone(),
         algorithms,
         leeway: duration_or(raw.leeway, 30),
+        max_access_lifetime: duration_or(raw.max_lifetime.access, DEFAULT_MAX_ACCESS_LIFETIME),
+        max_service_lifetime: duration_or(raw.max_lifetime.service, DEFAULT_MAX_SERVICE_LIFETIME),
         secret,
         keys,
         jwks,

@@ -33,6 +33,8 @@ pub struct ProviderConfig {
     pub required: bool,
     /// Largest request body kept for a replay after a vendor 401.
     pub replay_body_bytes: u64,
+    /// Least time between two logins caused by the vendor refusing the token.
+    pub relogin_interval: Duration,
     /// Identity of these settings and secrets, for reloads.
     pub fingerprint: super::Fingerprint,
 }
@@ -251,6 +253,9 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         failure_cooldown: raw.failure_cooldown.map_or(Duration::from_secs(5), |d| d.0),
         required: raw.required,
         replay_body_bytes: raw.replay_body_bytes.unwrap_or(64 * 1024),
+        relogin_interval: raw
+            .relogin_interval
+            .map_or(Duration::from_secs(10), |d| d.0),
         fingerprint,
     })
 }

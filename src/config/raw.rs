@@ -90,6 +90,20 @@ pub struct RawIssuer {
     pub from_query: Option<String>,
     /// Private key used by `tollgate token issue`; its public half is also accepted.
     pub signing_key: Option<RawSigningKey>,
+    /// Longest token lifetime accepted, per token type: `exp - iat`, or `exp - now` for a
+    /// token without `iat`. Default `{ access = "24h", service = "400d" }`.
+    #[serde(default)]
+    pub max_lifetime: RawMaxLifetime,
+}
+
+/// `max_lifetime` of an issuer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaxLifetime {
+    /// User access tokens. Default `"24h"`.
+    pub access: Option<HumanDuration>,
+    /// Service tokens. Default `"400d"` (room for the 365-day tokens `token issue` mints).
+    pub service: Option<HumanDuration>,
 }
 
 /// A PEM public key of an issuer.
@@ -169,6 +183,10 @@ pub struct RawProvider {
     /// Request bodies up to this size are kept so a request can be replayed after a vendor
     /// `401`. Default 65536.
     pub replay_body_bytes: Option<u64>,
+    /// After a vendor `401`, at most one new login per this interval; within it the vendor's
+    /// `401` is returned to the caller (or the request retried with a token a login already
+    /// obtained). Default `"10s"`.
+    pub relogin_interval: Option<HumanDuration>,
 }
 
 /// The credential grant a provider uses.
@@ -407,6 +425,9 @@ pub struct RawRoute {
     pub forward_authorization: bool,
     /// Name of a `[[providers]]` entry whose bearer token replaces the caller's. Default: none.
     pub upstream_auth: Option<String>,
+    /// Only tokens of these issuers (their `name`) are accepted here. Default: any issuer.
+    #[serde(default)]
+    pub issuers: Vec<String>,
 }
 
 /// A route's access policy.

@@ -158,6 +158,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         |issuer| &issuer.issuer,
         file,
     )?;
+    refuse_public_development_secret(&issuers, &listen, file)?;
     let identity = validate_identity(&raw, file)?;
     let providers = validate_sections(
         &raw.providers,
@@ -315,6 +316,36 @@ fn validate_sections<R, T>(
     Ok(valid)
 }
 
+/// The built-in development secret is printed in the README: anyone can sign tokens with it.
+/// It is accepted only while every data listener is on a loopback address (a laptop); on any
+/// other address (a container's `0.0.0.0`) the config is refused, by `serve` and `check` alike.
+fn refuse_public_development_secret(
+    issuers: &[super::IssuerConfig],
+    listen: &[SocketAddr],
+    file: &str,
+) -> Result<(), ConfigError> {
+    let Some(i) = issuers.iter().position(|i| i.uses_development_secret()) else {
+        return Ok(());
+    };
+    match listen
+        .iter()
+        .enumerate()
+        .find(|(_, a)| !a.ip().is_loopback())
+    {
+        Some((j, addr)) => Err(invalid(
+            file,
+            &format!("issuers[{i}].secret"),
+            format!(
+                "the built-in development secret is public and only allowed on loopback \
+                 listeners, but server.listen[{j}] is {addr}: set TOLLGATE_JWT_SECRET \
+                 (at least 32 random bytes: `tollgate keys generate`) or this issuer's \
+                 secret_file"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A CIDR network (`10.0.0.0/8`, `fd00::/8`) or a single address.
 fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
@@ -405,6 +436,19 @@ fn validate_route(
         ),
     };
     let upgrades = parse_upgrades(route, key, file)?;
+    for (i, name) in route.issuers.iter().enumerate() {
+        let known = raw
+            .issuers
+            .iter()
+            .any(|issuer| issuer.name.as_ref().unwrap_or(&issuer.issuer) == name);
+        if !known {
+            return Err(invalid(
+                file,
+                &format!("{key}.issuers[{i}]"),
+                format!("no [[issuers]] entry named {name:?}"),
+            ));
+        }
+    }
     Ok(Route {
         index: 0,
         name: route
@@ -431,6 +475,7 @@ fn validate_route(
             roles: route.roles.clone(),
             allow_cors_preflight: route.allow_cors_preflight,
             forward_authorization: route.forward_authorization,
+            issuers: route.issuers.clone(),
         },
         upstream_auth: None,
     })

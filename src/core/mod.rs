@@ -272,8 +272,10 @@ impl Core {
                 Ok(()) => (Ok(()), Some(identity)),
                 Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
             },
-            Ok(identity) => (Ok(()), Some(identity)),
-            // Public routes: a bad token only means no identity headers.
+            // Public routes: a token of an issuer the route does not trust, like a bad one,
+            // only means no identity headers.
+            Ok(identity) if policy.accepts_issuer(&identity) => (Ok(()), Some(identity)),
+            Ok(_) => (Ok(()), None),
             Err(_) if !policy.requires_token() => (Ok(()), None),
             Err(e) => (Err(GatewayError::Unauthenticated(e)), None),
         };

@@ -158,6 +158,7 @@ mod tests {
                 roles: Vec::new(),
                 allow_cors_preflight: true,
                 forward_authorization,
+                issuers: Vec::new(),
             },
             upstream_auth: None,
         }

@@ -12,6 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use super::provider::{self, LoginClient, ProviderError};
 use crate::config::ProviderConfig;
+use crate::metrics::{ProviderLabel, ProviderReason};
 
 /// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -39,6 +40,15 @@ struct Failure {
     reason: String,
 }
 
+/// What a request does after the vendor refused the token it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRejection {
+    /// Ask for a token again: a login was allowed, or another one already replaced it.
+    Retry,
+    /// A login for a rejection was made within `relogin_interval`: return the vendor's answer.
+    GiveUp,
+}
+
 /// What `/readyz` reports about a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderState {
@@ -59,6 +69,10 @@ pub struct TokenCache {
     /// Held while a login is in flight: concurrent callers wait for its result.
     flight: Mutex<()>,
     background: AtomicBool,
+    /// When the vendor last caused a re-login, to allow one per `relogin_interval`.
+    last_rejection: std::sync::Mutex<Option<Instant>>,
+    /// The next login happens because the vendor refused the token (for the metric).
+    rejected: AtomicBool,
     generation: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
     started: AtomicBool,
@@ -83,6 +97,8 @@ impl TokenCache {
             failure: ArcSwapOption::empty(),
             flight: Mutex::new(()),
             background: AtomicBool::new(false),
+            last_rejection: std::sync::Mutex::new(None),
+            rejected: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             metrics,
             started: AtomicBool::new(false),
@@ -130,13 +146,36 @@ impl TokenCache {
         self.refresh(observed).await.map(|t| t.header.clone())
     }
 
-    /// Drops the token the vendor just refused, unless a newer one already replaced it.
-    pub fn invalidate(&self, refused: &HeaderValue) {
+    /// The vendor refused `refused`. Drops it and allows one new login, at most one per
+    /// `relogin_interval`: otherwise any caller could drive the vendor's auth API into rate
+    /// limits or lockout, and on single-session vendors each login would revoke the token
+    /// every other request is using. A token that a login already replaced is retried.
+    pub fn reject(&self, refused: &HeaderValue) -> AfterRejection {
         let current = self.token.load();
-        if current.as_ref().is_some_and(|t| t.header == refused) {
-            self.token.compare_and_swap(&current, None);
-            info!(provider = %self.config.name, "vendor refused the cached token; dropped it");
+        if current.as_ref().is_none_or(|t| t.header != refused) {
+            return AfterRejection::Retry;
         }
+        {
+            let mut last = self
+                .last_rejection
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < self.config.relogin_interval) {
+                self.metrics
+                    .upstream_logins_suppressed
+                    .get_or_create(&ProviderLabel {
+                        provider: self.config.name.clone(),
+                    })
+                    .inc();
+                warn!(provider = %self.config.name, "vendor refused the token again within relogin_interval; no new login");
+                return AfterRejection::GiveUp;
+            }
+            *last = Some(Instant::now());
+        }
+        self.rejected.store(true, Ordering::Release);
+        self.token.compare_and_swap(&current, None);
+        info!(provider = %self.config.name, "vendor refused the cached token; dropped it");
+        AfterRejection::Retry
     }
 
     /// Starts a refresh off the request path unless one is already running.
@@ -213,7 +252,21 @@ impl TokenCache {
             });
         }
         let renewing = self.token.load().is_some();
-        info!(provider = %self.config.name, "fetching upstream token");
+        let reason = if self.rejected.swap(false, Ordering::AcqRel) {
+            "rejected_by_upstream"
+        } else if renewing {
+            "refresh"
+        } else {
+            "initial"
+        };
+        self.metrics
+            .upstream_login_reasons
+            .get_or_create(&ProviderReason {
+                provider: self.config.name.clone(),
+                reason,
+            })
+            .inc();
+        info!(provider = %self.config.name, reason, "fetching upstream token");
         match self.login_with_retries().await {
             Ok(fetched) => {
                 let token = self.store(fetched);

@@ -17,7 +17,7 @@ use crate::config::Route;
 use crate::core::{Attached, Upgrade};
 use crate::proxy::forward::{self, Via};
 
-pub use cache::{CredentialError, ProviderState, TokenCache};
+pub use cache::{AfterRejection, CredentialError, ProviderState, TokenCache};
 
 use crate::config::ProviderConfig;
 
@@ -69,9 +69,10 @@ impl Providers {
     }
 }
 
-/// Forwards a request on a vendor route, whose vendor token the core already attached; on a
-/// vendor `401` the token is dropped, a new one obtained, and the request replayed once if its
-/// body was small enough to keep.
+/// Forwards a request on a vendor route, whose vendor token the core already attached. On a
+/// vendor `401`, if the request's body was small enough to keep, the token is rejected (see
+/// [`TokenCache::reject`]) and the request replayed once with a new one; within
+/// `relogin_interval` of the last such login the vendor's `401` is returned instead.
 pub async fn forward_with_credential(
     via: &Via,
     attached: &Attached,
@@ -107,7 +108,9 @@ pub async fn forward_with_credential(
     if first.0.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
-    attached.cache.invalidate(&attached.bearer);
+    if attached.cache.reject(&attached.bearer) == AfterRejection::GiveUp {
+        return Ok(first);
+    }
     let fresh = attached
         .cache
         .bearer()

@@ -241,6 +241,7 @@ mod tests {
             failure_cooldown: Duration::from_secs(5),
             required: false,
             replay_body_bytes: 0,
+            relogin_interval: Duration::from_secs(10),
             fingerprint: Default::default(),
         }
     }
