@@ -46,6 +46,13 @@ impl<W: EndWatcher> Watched<W> {
     }
 }
 
+impl<W: EndWatcher> Watched<W> {
+    /// The watcher, to hand it more to release when the body ends.
+    pub fn watcher_mut(&mut self) -> &mut W {
+        &mut self.watcher
+    }
+}
+
 impl<W: EndWatcher> Body for Watched<W> {
     type Data = Bytes;
     type Error = hyper::Error;

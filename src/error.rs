@@ -56,6 +56,15 @@ pub enum GatewayError {
     /// The upstream accepted but failed (reset, malformed response).
     #[error("upstream failed: {0}")]
     UpstreamFailed(#[source] BoxError),
+    /// An upstream or route is at its limit of requests in flight or connections open: refused
+    /// at once rather than queued.
+    #[error("upstream overloaded: {what} at the limit of {limit}")]
+    UpstreamOverloaded {
+        /// What is at its limit.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The upstream sent no response head within the route's timeout.
     #[error("upstream timed out after {0:?}")]
     UpstreamTimeout(std::time::Duration),
@@ -94,6 +103,9 @@ impl GatewayError {
             GatewayError::UpstreamConnect(_) => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
             GatewayError::UpstreamFailed(_) => (StatusCode::BAD_GATEWAY, "upstream failed"),
             GatewayError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+            GatewayError::UpstreamOverloaded { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "upstream_overloaded")
+            }
             GatewayError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }
@@ -104,6 +116,7 @@ impl GatewayError {
             GatewayError::UpstreamConnect(_) => Some("connect"),
             GatewayError::UpstreamTimeout(_) => Some("timeout"),
             GatewayError::UpstreamFailed(_) => Some("reset"),
+            GatewayError::UpstreamOverloaded { .. } => Some("overloaded"),
             _ => None,
         }
     }
@@ -120,6 +133,9 @@ impl GatewayError {
             GatewayError::Forbidden(e) => Some(e.to_string()),
             GatewayError::CredentialsUnavailable(e) => Some(e.to_string()),
             GatewayError::UriTooLong(limit) => Some(format!("limit is {limit} bytes")),
+            GatewayError::UpstreamOverloaded { what, limit } => {
+                Some(format!("{what} at the limit of {limit}"))
+            }
             GatewayError::NoRoute
             | GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamFailed(_)
@@ -152,6 +168,12 @@ impl GatewayError {
     pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
         let (status, message) = self.status_and_message();
         let mut response = json_error(status, message, self.reason().as_deref(), request_id);
+        if let GatewayError::UpstreamOverloaded { .. } = self {
+            // Capacity frees as soon as requests in flight finish.
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let Some(challenge) = self
             .challenge()
             .and_then(|c| HeaderValue::from_str(&c).ok())

@@ -24,6 +24,7 @@ use crate::core::{Core, Decision, Trace};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::proxy::forward::{self, UpstreamClient, Via};
+use crate::proxy::limit::Limit;
 use crate::request_id::X_REQUEST_ID;
 use crate::upstream_auth::{self, Providers};
 
@@ -34,6 +35,8 @@ pub struct Gateway {
     client: UpstreamClient,
     /// How each route reaches its upstream, indexed by [`Route::index`].
     vias: Vec<Option<Via>>,
+    /// Each route's own in-flight limit, if it sets `max_requests`.
+    route_limits: Vec<Option<Arc<Limit>>>,
     metrics: Arc<Metrics>,
     /// Per-route metric handles, indexed by [`Route::index`].
     route_metrics: Vec<RouteHandles>,
@@ -70,7 +73,17 @@ impl Gateway {
         let client = previous.map_or_else(forward::build_client, |p| p.client.clone());
         Self {
             core: Core::new(config, metrics.clone(), previous.map(|p| &p.core)),
-            vias: forward::route_vias(&config.routes, &client, previous.map_or(&[], |p| &p.vias)),
+            vias: forward::route_vias(
+                &config.routes,
+                &client,
+                &config.limits,
+                previous.map_or(&[], |p| &p.vias),
+            ),
+            route_limits: config
+                .routes
+                .iter()
+                .map(|r| r.max_requests.map(Limit::new))
+                .collect(),
             client,
             route_metrics: config
                 .routes
@@ -203,7 +216,17 @@ impl Gateway {
             .get(route.index)
             .and_then(Option::as_ref)
             .ok_or(GatewayError::Internal("route has no upstream connection"))?;
-        let (response, elapsed) = match &credential {
+        let route_permit =
+            match self.route_limits.get(route.index).and_then(Option::as_ref) {
+                Some(limit) => Some(limit.try_acquire().ok_or(
+                    GatewayError::UpstreamOverloaded {
+                        what: "route requests in flight",
+                        limit: limit.max(),
+                    },
+                )?),
+                None => None,
+            };
+        let (mut response, elapsed) = match &credential {
             // Boxed: the vendor path's future is large and would otherwise inflate every
             // request's future (moved into hyper's dispatcher once per request).
             Some(attached) => {
@@ -220,6 +243,9 @@ impl Gateway {
                     .await?
             }
         };
+        if let (Some(permit), Either::Left(body)) = (route_permit, response.body_mut()) {
+            body.watcher_mut().hold(permit);
+        }
         *upstream_time = Some(elapsed);
         Ok(response)
     }

@@ -254,6 +254,7 @@ mod tests {
             rewrite: None,
             timeout: Duration::from_secs(1),
             max_body_bytes: 0,
+            max_requests: None,
             preserve_host: false,
             upgrades: Vec::new(),
             policy: crate::auth::policy::RoutePolicy {

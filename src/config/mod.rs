@@ -140,6 +140,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most concurrent client connections.
     pub max_connections: usize,
+    /// Most requests in flight per upstream.
+    pub upstream_max_requests: usize,
+    /// Most connections per plain-HTTP upstream.
+    pub upstream_max_connections: usize,
 }
 
 /// Log output format.
@@ -179,6 +183,8 @@ pub struct Route {
     pub timeout: Duration,
     /// Largest request body.
     pub max_body_bytes: u64,
+    /// Most requests of this route in flight (`None`: the upstream's cap only).
+    pub max_requests: Option<usize>,
     /// Forward the client's canonical host.
     pub preserve_host: bool,
     /// Protocols clients may upgrade to, lower case (never `h2c`).

@@ -307,6 +307,14 @@ pub struct RawLimits {
     /// Default time to wait for an upstream's response head. Default `"30s"`.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout: HumanDuration,
+    /// Most requests in flight to one upstream (host and port); more get 503 at once.
+    /// Default 1024 (Envoy's circuit-breaker default).
+    #[serde(default = "default_upstream_max")]
+    pub upstream_max_requests: usize,
+    /// Most connections open to one plain-HTTP upstream, idle ones included; a request that
+    /// would need another gets 503 at once. Default 1024.
+    #[serde(default = "default_upstream_max")]
+    pub upstream_max_connections: usize,
 }
 
 impl Default for RawLimits {
@@ -320,6 +328,8 @@ impl Default for RawLimits {
             max_connections: default_max_connections(),
             max_body_bytes: default_max_body_bytes(),
             upstream_timeout: default_upstream_timeout(),
+            upstream_max_requests: default_upstream_max(),
+            upstream_max_connections: default_upstream_max(),
         }
     }
 }
@@ -344,6 +354,9 @@ fn default_max_connections() -> usize {
 }
 fn default_max_body_bytes() -> u64 {
     10 * 1024 * 1024
+}
+fn default_upstream_max() -> usize {
+    1024
 }
 fn default_upstream_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
@@ -398,6 +411,9 @@ pub struct RawRoute {
     pub timeout: Option<HumanDuration>,
     /// Largest request body in bytes. Default: `limits.max_body_bytes`.
     pub max_body_bytes: Option<u64>,
+    /// Most requests of this route in flight at once, below the upstream's own cap; more get
+    /// 503 at once. Default: only the upstream's `limits.upstream_max_requests`.
+    pub max_requests: Option<usize>,
     /// Forward the client's `Host` (canonicalised) instead of the upstream's authority.
     /// Default false.
     #[serde(default)]

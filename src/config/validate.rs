@@ -116,6 +116,11 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     for (key, value) in [
         ("limits.max_headers", l.max_headers),
         ("limits.max_connections", l.max_connections),
+        ("limits.upstream_max_requests", l.upstream_max_requests),
+        (
+            "limits.upstream_max_connections",
+            l.upstream_max_connections,
+        ),
     ] {
         if value == 0 {
             return Err(invalid(file, key, "must be greater than 0"));
@@ -128,6 +133,8 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         header_read_timeout: l.header_read_timeout.0,
         idle_timeout: l.idle_timeout.0,
         max_connections: l.max_connections,
+        upstream_max_requests: l.upstream_max_requests,
+        upstream_max_connections: l.upstream_max_connections,
     };
 
     let format = match env
@@ -338,8 +345,8 @@ fn refuse_public_development_secret(
             format!(
                 "the built-in development secret is public and only allowed on loopback \
                  listeners, but server.listen[{j}] is {addr}: set TOLLGATE_JWT_SECRET \
-                 (at least 32 random bytes: `tollgate keys generate`) or this issuer's \
-                 secret_file"
+                 (at least 32 random bytes, e.g. `tollgate keys generate --alg HS256`) \
+                 or this issuer's secret_file"
             ),
         )),
         None => Ok(()),
@@ -462,6 +469,16 @@ fn validate_route(
         rewrite,
         timeout: route.timeout.map_or(raw.limits.upstream_timeout.0, |t| t.0),
         max_body_bytes: route.max_body_bytes.unwrap_or(raw.limits.max_body_bytes),
+        max_requests: match route.max_requests {
+            Some(0) => {
+                return Err(invalid(
+                    file,
+                    &format!("{key}.max_requests"),
+                    "must be greater than 0",
+                ));
+            }
+            other => other,
+        },
         preserve_host: route.preserve_host,
         upgrades,
         policy: RoutePolicy {

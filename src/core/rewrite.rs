@@ -150,6 +150,7 @@ mod tests {
             rewrite: None,
             timeout: Duration::from_secs(1),
             max_body_bytes: 0,
+            max_requests: None,
             preserve_host,
             upgrades: Vec::new(),
             policy: RoutePolicy {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::uri::Scheme;
+use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, LengthLimitError};
 use hyper_rustls::HttpsConnector;
@@ -13,9 +13,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tracing::debug;
 
 use super::headers::remove_hop_by_hop;
+use super::limit::Limit;
 use super::pool::{self, Http1Pool, ReturnToPool};
 use crate::body::{ClientBodyError, RequestBody, ResponseBody, Watched};
-use crate::config::{Route, Upstream};
+use crate::config::{Limits, Route, Upstream};
 use crate::core::{Upgrade, upgrade};
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
@@ -28,8 +29,9 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 pub enum Via {
     /// A plain-HTTP upstream, through the pool of connections to it.
     Pool(Arc<Http1Pool>),
-    /// A TLS upstream, through the shared client.
-    Client(Box<UpstreamClient>),
+    /// A TLS upstream, through the shared client, with the upstream's in-flight limit (which
+    /// also bounds its connections: each request in flight holds at most one).
+    Client(Box<UpstreamClient>, Arc<Limit>),
 }
 
 /// How each route reaches its upstream, indexed like the routes (`None` for `echo`). Pools of
@@ -37,8 +39,10 @@ pub enum Via {
 pub fn route_vias(
     routes: &[Arc<Route>],
     client: &UpstreamClient,
+    limits: &Limits,
     previous: &[Option<Via>],
 ) -> Vec<Option<Via>> {
+    let mut tls_limits: Vec<(Authority, Arc<Limit>)> = Vec::new();
     let mut pools: Vec<Arc<Http1Pool>> = previous
         .iter()
         .filter_map(|via| match via {
@@ -56,14 +60,24 @@ pub fn route_vias(
                 let pool = match pools.iter().find(|p| p.authority() == authority) {
                     Some(pool) => pool.clone(),
                     None => {
-                        let pool = Http1Pool::new(authority);
+                        let pool = Http1Pool::new(authority, limits);
                         pools.push(pool.clone());
                         pool
                     }
                 };
                 Some(Via::Pool(pool))
             }
-            Upstream::Http { .. } => Some(Via::Client(Box::new(client.clone()))),
+            Upstream::Http { authority, .. } => {
+                let limit = match tls_limits.iter().find(|(a, _)| a == authority) {
+                    Some((_, limit)) => limit.clone(),
+                    None => {
+                        let limit = Limit::new(limits.upstream_max_requests);
+                        tls_limits.push((authority.clone(), limit.clone()));
+                        limit
+                    }
+                };
+                Some(Via::Client(Box::new(client.clone()), limit))
+            }
         })
         .collect()
 }
@@ -107,10 +121,20 @@ pub async fn exchange(
     let sent = async {
         match via {
             Via::Pool(pool) => pool.send(request, body_limit).await,
-            Via::Client(client) => match client.request(request).await {
-                Ok(response) => Ok(response.map(|body| Watched::new(body, ReturnToPool::none()))),
-                Err(e) => Err(classify(Box::new(e), body_limit)),
-            },
+            Via::Client(client, limit) => {
+                let permit = limit
+                    .try_acquire()
+                    .ok_or(GatewayError::UpstreamOverloaded {
+                        what: "upstream requests in flight",
+                        limit: limit.max(),
+                    })?;
+                match client.request(request).await {
+                    Ok(response) => {
+                        Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
+                    }
+                    Err(e) => Err(classify(Box::new(e), body_limit)),
+                }
+            }
         }
     };
     let result = tokio::time::timeout(timeout, sent).await;

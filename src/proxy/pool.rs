@@ -17,7 +17,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use super::limit::{Limit, Permit};
 use crate::body::{EndWatcher, RequestBody, Watched};
+use crate::config::Limits;
 use crate::error::GatewayError;
 
 /// How long an idle connection is kept (checked when connections are taken or returned).
@@ -34,6 +36,10 @@ pub struct Http1Pool {
     host: String,
     port: u16,
     idle: Mutex<Vec<Idle>>,
+    /// Requests in flight, up to `limits.upstream_max_requests`.
+    requests: Arc<Limit>,
+    /// Connections open (idle ones included), up to `limits.upstream_max_connections`.
+    connections: Arc<Limit>,
 }
 
 impl std::fmt::Debug for Http1Pool {
@@ -48,14 +54,21 @@ struct Idle {
 }
 
 impl Http1Pool {
-    /// A pool for `authority` (port 80 when it names none).
-    pub fn new(authority: &Authority) -> Arc<Self> {
+    /// A pool for `authority` (port 80 when it names none) within `limits`.
+    pub fn new(authority: &Authority, limits: &Limits) -> Arc<Self> {
         Arc::new(Self {
             authority: authority.clone(),
             host: authority.host().trim_matches(['[', ']']).to_owned(),
             port: authority.port_u16().unwrap_or(80),
             idle: Mutex::new(Vec::new()),
+            requests: Limit::new(limits.upstream_max_requests),
+            connections: Limit::new(limits.upstream_max_connections),
         })
+    }
+
+    /// Connections open to the upstream now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.in_use()
     }
 
     /// The upstream this pool connects to.
@@ -75,6 +88,13 @@ impl Http1Pool {
         origin.path_and_query = request.uri().path_and_query().cloned();
         *request.uri_mut() = http::Uri::from_parts(origin)
             .map_err(|_| GatewayError::Internal("upstream path could not be rebuilt"))?;
+        let permit = self
+            .requests
+            .try_acquire()
+            .ok_or(GatewayError::UpstreamOverloaded {
+                what: "upstream requests in flight",
+                limit: self.requests.max(),
+            })?;
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
@@ -86,7 +106,7 @@ impl Http1Pool {
                 continue;
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.track(response, sender)),
+                Ok(response) => return Ok(self.track(response, sender, permit)),
                 Err(mut error) => match error.take_message() {
                     // The upstream closed a kept-alive connection before it took the request:
                     // nothing was sent, so it goes again on a fresh connection.
@@ -135,6 +155,14 @@ impl Http1Pool {
     }
 
     async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, GatewayError> {
+        // Held by the connection's task: given back when the connection closes.
+        let permit = self
+            .connections
+            .try_acquire()
+            .ok_or(GatewayError::UpstreamOverloaded {
+                what: "upstream connections",
+                limit: self.connections.max(),
+            })?;
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(stream)) => stream,
@@ -150,6 +178,7 @@ impl Http1Pool {
             .await
             .map_err(|e| GatewayError::UpstreamConnect(Box::new(e)))?;
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = connection.with_upgrades().await {
                 debug!(error = %e, "upstream connection ended with error");
             }
@@ -161,10 +190,14 @@ impl Http1Pool {
         self: &Arc<Self>,
         response: Response<Incoming>,
         sender: http1::SendRequest<RequestBody>,
+        permit: Permit,
     ) -> Response<UpstreamBody> {
         // After a 101 the connection is the tunnel's.
         let reusable = response.status() != StatusCode::SWITCHING_PROTOCOLS;
-        let reuse = ReturnToPool(reusable.then(|| (self.clone(), sender)));
+        let reuse = ReturnToPool {
+            connection: reusable.then(|| (self.clone(), sender)),
+            permits: [Some(permit), None],
+        };
         response.map(|body| Watched::new(body, reuse))
     }
 }
@@ -173,24 +206,40 @@ impl Http1Pool {
 /// has been read to its end, and is closed when the body is dropped before.
 pub type UpstreamBody = Watched<ReturnToPool>;
 
-/// The connection a response arrived on, returned to its pool once the body has ended.
-pub struct ReturnToPool(Option<(Arc<Http1Pool>, http1::SendRequest<RequestBody>)>);
+/// The connection a response arrived on, returned to its pool once the body has ended, and
+/// the request's limit permits, given back then (or when the body is dropped).
+pub struct ReturnToPool {
+    connection: Option<(Arc<Http1Pool>, http1::SendRequest<RequestBody>)>,
+    permits: [Option<Permit>; 2],
+}
 
 impl ReturnToPool {
     /// For a body whose connection is not tollgate's to reuse (hyper-util's client pools it).
-    pub fn none() -> Self {
-        Self(None)
+    pub fn holding(permit: Permit) -> Self {
+        Self {
+            connection: None,
+            permits: [Some(permit), None],
+        }
+    }
+
+    /// Keeps `permit` until the body ends (a route's own limit, on top of the upstream's).
+    pub fn hold(&mut self, permit: Permit) {
+        if let Some(slot) = self.permits.iter_mut().find(|p| p.is_none()) {
+            *slot = Some(permit);
+        }
     }
 }
 
 impl EndWatcher for ReturnToPool {
     fn ended(&mut self) {
-        if let Some((pool, sender)) = self.0.take() {
+        if let Some((pool, sender)) = self.connection.take() {
             pool.put(sender);
         }
+        self.permits = [None, None];
     }
 
     fn failed(&mut self) {
-        self.0 = None;
+        self.connection = None;
+        self.permits = [None, None];
     }
 }

@@ -327,17 +327,40 @@ impl GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tollgate.toml");
         std::fs::write(&path, with_test_server(toml)).unwrap();
-        Self::spawn_in(dir, &path, env)
+        Self::spawn_in(dir, &path, env, None)
     }
 
     /// Runs `tollgate serve` on an existing config file.
     pub fn spawn_with_path(path: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        Self::spawn_in(tempfile::tempdir().unwrap(), path, env)
+        Self::spawn_in(tempfile::tempdir().unwrap(), path, env, None)
     }
 
-    fn spawn_in(dir: tempfile::TempDir, path: &std::path::Path, env: &[(&str, &str)]) -> Self {
+    /// Like [`spawn`](Self::spawn), with the process's open-file limit (`RLIMIT_NOFILE`)
+    /// lowered to `nofile`.
+    pub fn spawn_with_nofile(toml: &str, env: &[(&str, &str)], nofile: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, with_test_server(toml)).unwrap();
+        Self::spawn_in(dir, &path, env, Some(nofile))
+    }
+
+    fn spawn_in(
+        dir: tempfile::TempDir,
+        path: &std::path::Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Self {
         use std::io::BufRead;
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        let mut command = match nofile {
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_tollgate")),
+            Some(n) => {
+                let mut sh = std::process::Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_tollgate"));
+                sh
+            }
+        };
         command
             .args(["serve", "--config"])
             .arg(path)
