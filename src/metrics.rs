@@ -110,6 +110,22 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl Metrics {
+    /// Counts a client connection the gateway closed.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+}
+
 /// `provider`, `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderReason {
@@ -160,6 +176,9 @@ pub struct Metrics {
     pub connections: Family<ProtocolLabel, Gauge>,
     /// Idle HTTP/1 connections whose buffers have been freed while they wait.
     pub connections_parked: Gauge,
+    /// Client connections the gateway closed, by reason: `idle`, `max_age`,
+    /// `client_ip_limit`.
+    pub connections_closed: Family<ReasonLabel, Counter>,
     /// Authentication decisions.
     pub auth_decisions: Family<AuthLabels, Counter>,
     /// JWKS fetches by issuer and result.
@@ -211,6 +230,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             connections: Family::default(),
             connections_parked: Gauge::default(),
+            connections_closed: Family::default(),
             auth_decisions: Family::default(),
             jwks_fetches: Family::default(),
             jwks_age: Family::default(),
@@ -248,6 +268,11 @@ impl Metrics {
             "connections_open",
             "Open client connections by protocol",
             m.connections.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Client connections the gateway closed, by reason (idle, max_age, client_ip_limit)",
+            m.connections_closed.clone(),
         );
         registry.register(
             "connections_parked",

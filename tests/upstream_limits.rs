@@ -73,7 +73,7 @@ async fn a_stalled_upstream_costs_bounded_sockets_and_other_routes_keep_answerin
     let fast = RecordingUpstream::start().await;
     let gw = GatewayProcess::spawn_with_nofile(
         &format!(
-            "[limits]\nupstream_max_connections = 64\n\n\
+            "[limits]\nupstream_max_connections = 64\nmax_concurrent_streams = 256\n\n\
              [[routes]]\nprefix = \"/stall\"\nupstream = \"http://{stalled}\"\npolicy = \"public\"\ntimeout = \"4s\"\n\n\
              [[routes]]\nprefix = \"/fast\"\nupstream = \"{}\"\npolicy = \"public\"\n",
             fast.url()

@@ -136,8 +136,14 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// Deadline for a whole request head.
     pub header_read_timeout: Duration,
-    /// Idle connection lifetime.
+    /// How long an HTTP/2 connection may go without a stream (also its ping interval).
     pub idle_timeout: Duration,
+    /// Connections older than this are drained.
+    pub max_connection_age: Duration,
+    /// Most concurrent streams per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// Most connections from one client address (trusted proxies exempt).
+    pub max_connections_per_ip: usize,
     /// Most concurrent client connections.
     pub max_connections: usize,
     /// Most requests in flight per upstream.

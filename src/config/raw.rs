@@ -294,13 +294,27 @@ pub struct RawLimits {
     /// A client must send its whole request head within this time. Default `"10s"`.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
-    /// A connection with no request in flight is closed after this long. Default `"60s"`.
+    /// An HTTP/2 connection with no stream opened or open for this long gets GOAWAY and is
+    /// closed (checked every `idle_timeout`, so it closes within twice that); also the HTTP/2
+    /// ping interval. (HTTP/1 idle connections close after `header_read_timeout`.) Default
+    /// `"60s"`.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: HumanDuration,
+    /// Any connection older than this is drained: GOAWAY (HTTP/2) or `Connection: close` on its
+    /// next response (HTTP/1); requests in flight finish. Default `"1h"`.
+    #[serde(default = "default_max_connection_age")]
+    pub max_connection_age: HumanDuration,
+    /// Most streams at once on one HTTP/2 connection. Default 100.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
     /// Most client connections open at once; further clients wait in the accept queue.
     /// Default 10000.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections open at once from one client address; more are closed on accept.
+    /// Peers in `server.trusted_proxies` are exempt. Default 256.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// Default largest request body in bytes for routes that set none. Default 10 MiB.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
@@ -325,6 +339,9 @@ impl Default for RawLimits {
             max_uri_bytes: default_max_uri_bytes(),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
+            max_connection_age: default_max_connection_age(),
+            max_concurrent_streams: default_max_concurrent_streams(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             max_connections: default_max_connections(),
             max_body_bytes: default_max_body_bytes(),
             upstream_timeout: default_upstream_timeout(),
@@ -348,6 +365,15 @@ fn default_header_read_timeout() -> HumanDuration {
 }
 fn default_idle_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
+}
+fn default_max_connection_age() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+fn default_max_concurrent_streams() -> u32 {
+    100
+}
+fn default_max_connections_per_ip() -> usize {
+    256
 }
 fn default_max_connections() -> usize {
     10_000

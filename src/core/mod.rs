@@ -129,6 +129,11 @@ impl Core {
         }
     }
 
+    /// The peers whose proxy headers are believed.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
     /// The token verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier

@@ -41,6 +41,9 @@ pub struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_age: Duration,
+    max_connections_per_ip: usize,
 }
 
 impl Protocols {
@@ -59,12 +62,20 @@ impl Protocols {
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .keep_alive_interval(Some(limits.idle_timeout))
-            .max_concurrent_streams(Some(256));
+            .max_concurrent_streams(Some(limits.max_concurrent_streams));
         Self {
             http1,
             http2,
             header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            max_age: limits.max_connection_age,
+            max_connections_per_ip: limits.max_connections_per_ip,
         }
+    }
+
+    /// Most connections from one client address.
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.max_connections_per_ip
     }
 }
 
@@ -78,10 +89,11 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut stream = stream;
+    let accepted = tokio::time::Instant::now();
     let activity = Arc::new(Activity::default());
     let metrics = current.load().metrics().clone();
     let parked = metrics.connections_parked.clone();
-    let counted = Arc::new(ConnectionGuard::new(metrics));
+    let counted = Arc::new(ConnectionGuard::new(metrics.clone()));
     let tracked = activity.clone();
     let client = ClientIp::new(remote.ip());
     let service = service_fn(move |request: hyper::Request<Incoming>| {
@@ -127,17 +139,38 @@ pub async fn serve(
     };
 
     if first.as_ref() == H2_PREFACE {
-        let io = TokioIo::new(ClientIo::new(stream, first, activity));
+        let io = TokioIo::new(ClientIo::new(stream, first, activity.clone()));
         // Boxed: kept inline, hyper's HTTP/2 state would size every connection's task.
         let mut connection = Box::pin(protocols.http2.serve_connection(io, service));
-        let finished = tokio::select! {
-            result = connection.as_mut() => Some(result),
-            _ = stop.wait_for(|s| *s) => None,
+        // Until it closes, or until a drain, `max_connection_age`, or `idle_timeout` without
+        // a stream sends GOAWAY: streams in flight finish, no new ones start. Without the idle
+        // check, a client that opens connections and only answers PINGs holds its slots.
+        let expires = deadline_at(accepted, &protocols);
+        let mut seen = activity.requests();
+        let tick = tokio::time::sleep(protocols.idle_timeout);
+        let mut tick = std::pin::pin!(tick);
+        let finished = loop {
+            tokio::select! {
+                result = connection.as_mut() => break Some(result),
+                _ = stop.wait_for(|s| *s) => break None,
+                _ = tokio::time::sleep_until(expires) => {
+                    metrics.connection_closed("max_age");
+                    break None;
+                }
+                _ = tick.as_mut() => {
+                    let requests = activity.requests();
+                    if requests == seen && activity.is_between_requests() {
+                        metrics.connection_closed("idle");
+                        break None;
+                    }
+                    seen = requests;
+                    tick.as_mut().reset(tokio::time::Instant::now() + protocols.idle_timeout);
+                }
+            }
         };
         let result = match finished {
             Some(result) => result,
             None => {
-                // GOAWAY: streams in flight finish, no new ones start.
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
@@ -152,6 +185,8 @@ pub async fn serve(
         protocols: &protocols,
         activity,
         parked,
+        metrics,
+        expires: deadline_at(accepted, &protocols),
         remote,
     };
     http1.serve(stream, first, service, stop).await;
@@ -162,6 +197,7 @@ enum Event {
     Done(hyper::Result<()>),
     Tick,
     Stop,
+    Aged,
 }
 
 /// One HTTP/1.1 connection and what its driver needs.
@@ -169,6 +205,9 @@ struct Http1<'a> {
     protocols: &'a Protocols,
     activity: Arc<Activity>,
     parked: prometheus_client::metrics::gauge::Gauge,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// When the connection reaches `max_connection_age`.
+    expires: tokio::time::Instant,
     remote: SocketAddr,
 }
 
@@ -189,6 +228,8 @@ impl Http1<'_> {
             protocols,
             activity,
             parked: parked_gauge,
+            metrics,
+            expires,
             remote,
         } = self;
         loop {
@@ -208,12 +249,19 @@ impl Http1<'_> {
                         biased;
                         result = done => Event::Done(result),
                         _ = stop.wait_for(|s| *s), if !stopping => Event::Stop,
+                        _ = tokio::time::sleep_until(expires), if !stopping => Event::Aged,
                         _ = tick.as_mut(), if parking.is_none() && !stopping => Event::Tick,
                     }
                 };
                 match event {
                     Event::Done(result) => break result,
                     Event::Stop => {
+                        stopping = true;
+                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                    }
+                    Event::Aged => {
+                        // The request in flight, if any, finishes with `Connection: close`.
+                        metrics.connection_closed("max_age");
                         stopping = true;
                         std::pin::Pin::new(&mut *connection).graceful_shutdown();
                     }
@@ -270,6 +318,10 @@ impl Http1<'_> {
             let woke = tokio::select! {
                 readable = stream.readable() => readable.is_ok(),
                 _ = tokio::time::sleep(protocols.header_read_timeout) => false,
+                _ = tokio::time::sleep_until(expires) => {
+                    metrics.connection_closed("max_age");
+                    false
+                }
                 _ = stop.wait_for(|s| *s) => false,
             };
             parked_gauge.dec();
@@ -279,6 +331,13 @@ impl Http1<'_> {
             }
         }
     }
+}
+
+/// When a connection accepted at `accepted` reaches `max_connection_age`.
+fn deadline_at(accepted: tokio::time::Instant, protocols: &Protocols) -> tokio::time::Instant {
+    accepted
+        .checked_add(protocols.max_age)
+        .unwrap_or_else(|| accepted + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// Reads until the bytes can no longer be the HTTP/2 preface, or are all of it. `None` when

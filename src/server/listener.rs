@@ -1,11 +1,13 @@
-//! The data listener: the accept loop and its connection limit.
+//! The data listener: the accept loop, its connection limit and the per-address limit.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::connection::{self, Protocols};
 use crate::gateway::Gateway;
@@ -13,12 +15,56 @@ use crate::gateway::Gateway;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Open connections per client address, shared by every data listener.
+#[derive(Debug, Default)]
+pub struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address until dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// A slot for `ip`, or `None` when it already has `max` connections open.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accepts connections until `stop` turns true; each connection holds a permit until it closes.
+/// A client address with `max_connections_per_ip` open has further connections closed on
+/// accept, so one client cannot take every slot (trusted proxies, which carry many clients,
+/// are exempt).
 pub async fn accept_loop(
     listener: TcpListener,
     current: Arc<ArcSwap<Gateway>>,
     protocols: Arc<Protocols>,
     connections: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -41,13 +87,27 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let gateway = current.load();
+        let slot = if gateway.core().trusted_proxies().contains(remote.ip()) {
+            None
+        } else {
+            match per_address.enter(remote.ip(), protocols.max_connections_per_ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    gateway.metrics().connection_closed("client_ip_limit");
+                    debug!(%remote, "connection limit per client address reached; closed");
+                    continue;
+                }
+            }
+        };
+        drop(gateway);
         let _ = stream.set_nodelay(true);
         let current = current.clone();
         let protocols = protocols.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             // Held until the connection closes: drain waits for every permit to come back.
-            let _permit = permit;
+            let (_permit, _slot) = (permit, slot);
             connection::serve(stream, remote, current, protocols, stop).await;
         });
     }

@@ -169,6 +169,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let protocols = Arc::new(connection::Protocols::new(&config.limits));
     let max_connections = config.limits.max_connections;
     let connections = Arc::new(Semaphore::new(max_connections));
+    let per_address = Arc::new(listener::PerAddress::default());
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|l| {
@@ -177,6 +178,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
                 current.clone(),
                 protocols.clone(),
                 connections.clone(),
+                per_address.clone(),
                 stop_rx.clone(),
             ))
         })
