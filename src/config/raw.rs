@@ -295,13 +295,13 @@ pub struct RawLimits {
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
     /// An HTTP/2 connection with no stream opened or open for this long gets GOAWAY and is
-    /// closed (checked every `idle_timeout`, so it closes within twice that); also the HTTP/2
-    /// ping interval. (HTTP/1 idle connections close after `header_read_timeout`.) Default
+    /// closed (checked every second); also the HTTP/2 ping interval. (HTTP/1 idle connections close after `header_read_timeout`.) Default
     /// `"60s"`.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: HumanDuration,
-    /// Any connection older than this is drained: GOAWAY (HTTP/2) or `Connection: close` on its
-    /// next response (HTTP/1); requests in flight finish. Default `"1h"`.
+    /// Any connection older than this is drained (checked every second): GOAWAY (HTTP/2) or
+    /// `Connection: close` on its response in flight (HTTP/1); requests in flight finish.
+    /// Default `"1h"`.
     #[serde(default = "default_max_connection_age")]
     pub max_connection_age: HumanDuration,
     /// Most streams at once on one HTTP/2 connection. Default 100.

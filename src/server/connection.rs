@@ -146,25 +146,29 @@ pub async fn serve(
         // a stream sends GOAWAY: streams in flight finish, no new ones start. Without the idle
         // check, a client that opens connections and only answers PINGs holds its slots.
         let expires = deadline_at(accepted, &protocols);
-        let mut seen = activity.requests();
-        let tick = tokio::time::sleep(protocols.idle_timeout);
+        let (mut seen, mut last_active) = (activity.requests(), tokio::time::Instant::now());
+        // One timer, checked every second, for both limits: a branch per limit would be
+        // polled on every wake-up of a busy connection.
+        let tick = tokio::time::sleep(PARK_AFTER);
         let mut tick = std::pin::pin!(tick);
         let finished = loop {
             tokio::select! {
                 result = connection.as_mut() => break Some(result),
                 _ = stop.wait_for(|s| *s) => break None,
-                _ = tokio::time::sleep_until(expires) => {
-                    metrics.connection_closed("max_age");
-                    break None;
-                }
                 _ = tick.as_mut() => {
+                    let now = tokio::time::Instant::now();
+                    if now >= expires {
+                        metrics.connection_closed("max_age");
+                        break None;
+                    }
                     let requests = activity.requests();
-                    if requests == seen && activity.is_between_requests() {
+                    if requests != seen || !activity.is_between_requests() {
+                        (seen, last_active) = (requests, now);
+                    } else if now.duration_since(last_active) >= protocols.idle_timeout {
                         metrics.connection_closed("idle");
                         break None;
                     }
-                    seen = requests;
-                    tick.as_mut().reset(tokio::time::Instant::now() + protocols.idle_timeout);
+                    tick.as_mut().reset(now + PARK_AFTER);
                 }
             }
         };
@@ -197,7 +201,6 @@ enum Event {
     Done(hyper::Result<()>),
     Tick,
     Stop,
-    Aged,
 }
 
 /// One HTTP/1.1 connection and what its driver needs.
@@ -249,7 +252,6 @@ impl Http1<'_> {
                         biased;
                         result = done => Event::Done(result),
                         _ = stop.wait_for(|s| *s), if !stopping => Event::Stop,
-                        _ = tokio::time::sleep_until(expires), if !stopping => Event::Aged,
                         _ = tick.as_mut(), if parking.is_none() && !stopping => Event::Tick,
                     }
                 };
@@ -259,7 +261,9 @@ impl Http1<'_> {
                         stopping = true;
                         std::pin::Pin::new(&mut *connection).graceful_shutdown();
                     }
-                    Event::Aged => {
+                    // Checked on the park tick rather than by a timer of its own: a branch more
+                    // in this select would be polled on every wake-up of a busy connection.
+                    Event::Tick if tokio::time::Instant::now() >= expires => {
                         // The request in flight, if any, finishes with `Connection: close`.
                         metrics.connection_closed("max_age");
                         stopping = true;
