@@ -214,6 +214,8 @@ max_connections = 20000
 # Opening the 10,000 idle connections below takes longer than the default 10 s after which an
 # idle keep-alive connection is closed; all of them must still be open when RSS is read.
 header_read_timeout = "60s"
+# The 10,000 idle clients below all come from 127.0.0.1; real ones come from many addresses.
+max_connections_per_ip = 20000
 [log]
 level = "warn"
 CONF
