@@ -13,13 +13,11 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 
 use crate::GatewayError;
 use crate::body::{ClientBody, ResponseBody};
-use crate::config::Route;
+use crate::config::{ProviderConfig, Route};
 use crate::core::{Attached, Upgrade};
 use crate::proxy::forward::{self, Via};
 
 pub use cache::{AfterRejection, CredentialError, ProviderState, TokenCache};
-
-use crate::config::ProviderConfig;
 
 /// Every configured provider's cache, indexed like [`crate::Config::providers`].
 #[derive(Debug, Default, Clone)]
