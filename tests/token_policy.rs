@@ -166,7 +166,14 @@ async fn identity_values_that_read_two_ways_are_refused() {
     joined["groups"] = serde_json::json!(["staff,admins"]);
     let mut spaced = access_claims(ISS, "alice");
     spaced["groups"] = serde_json::json!(["staff", " admins"]);
+    // Beyond 2^64 a JSON integer is read as a float: two users would share one x-user-id.
+    let mut huge = access_claims(ISS, "alice");
+    huge["user_id"] = serde_json::json!(18_446_744_073_709_551_616.0_f64);
+    let mut fraction = access_claims(ISS, "alice");
+    fraction["user_id"] = serde_json::json!(7.5);
     for (claims, reason) in [
+        (huge, invalid("user_id")),
+        (fraction, invalid("user_id")),
         (padded, invalid("service")),
         (role, invalid("role")),
         (joined, invalid("groups")),

@@ -421,6 +421,51 @@ async fn vendor_401s_within_the_relogin_interval_cause_at_most_one_login() {
 }
 
 #[tokio::test]
+async fn vendor_lifetimes_that_are_no_time_are_failed_logins_not_panics() {
+    for (reply, reason) in [
+        (
+            AuthReply::JwtPayload(r#"{"exp": 1e300}"#),
+            "the token's exp is not a usable time",
+        ),
+        (
+            AuthReply::With(r#""expires_in": 18446744073709551615"#),
+            "expires_in is not a usable time",
+        ),
+        (
+            AuthReply::JwtPayload(r#"{"exp": 1000}"#),
+            "token already expired when received",
+        ),
+    ] {
+        let auth = AuthServer::start(reply).await;
+        let vendor = Vendor::start().await;
+        let gw = spawn_gateway(&config(&auth, &vendor, "max_retries = 0")).await;
+        // 20 at once: one login (single flight), its failure remembered for the cooldown.
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let url = gw.url(&format!("/vendor/{i}"));
+                tokio::spawn(async move { get(&url, &[]).await })
+            })
+            .collect();
+        for task in tasks {
+            let reply = within(task).await.unwrap();
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                reply.text()
+            );
+            assert!(
+                reply.json()["reason"].as_str().unwrap().ends_with(reason),
+                "{}",
+                reply.text()
+            );
+        }
+        assert_eq!(auth.logins(), 1, "{reason}");
+        assert_eq!(vendor.upstream.hits(), 0);
+    }
+}
+
+#[tokio::test]
 async fn callers_authorization_never_reaches_the_vendor() {
     let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
     let vendor = Vendor::start().await;

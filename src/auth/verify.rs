@@ -582,12 +582,15 @@ fn optional_text(claims: &Map<String, Value>, name: &str) -> Result<Option<Strin
     }
 }
 
+/// A string or integer claim as text. A number that is not an exact integer (a fraction, or
+/// beyond 2^64 and so parsed as a float) is refused: `18446744073709551616` and
+/// `18446744073709551617` would both become `1.8446744073709552e19`, one identity for two users.
 fn optional_scalar(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::Number(n)) if !n.is_f64() => Ok(Some(n.to_string())),
         Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
     }
 }

@@ -17,6 +17,8 @@ use crate::metrics::{ProviderLabel, ProviderReason};
 /// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest a vendor token is cached before it is fetched anew.
+const MAX_CACHED_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 /// No token could be had; the reason is safe to show clients.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -298,6 +300,9 @@ impl TokenCache {
             .expires_at
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
+        // Kept at most a year between logins, whatever the vendor says: a later refresh costs
+        // nothing, and the monotonic clock never has to hold a far-off instant.
+        let lifetime = lifetime.min(MAX_CACHED_LIFETIME);
         let expires_at = Instant::now() + lifetime;
         // Refresh `refresh_before` ahead, but not before half the lifetime has passed, so a
         // short-lived token is not refreshed continuously.

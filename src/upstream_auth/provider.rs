@@ -193,14 +193,31 @@ fn parse_response(
             "token is not a valid header value".into(),
         ));
     }
-    let expires_in = json
-        .get("expires_in")
-        .or_else(|| json.get("expiresIn"))
-        .and_then(Value::as_u64)
-        .map(Duration::from_secs);
-    let expires_at = jwt_expiry(token)
-        .or_else(|| expires_in.map(|d| now + d))
-        .unwrap_or(now + config.ttl);
+    // Numbers from outside: every conversion checked. A lifetime that is not a representable
+    // time, or already over, is a failed login (503 and the cooldown), never a panic.
+    let unrepresentable =
+        |what: &str| ProviderError::InvalidBody(format!("{what} is not a usable time"));
+    let expires_at = match jwt_expiry(token) {
+        Some(Some(at)) => at,
+        Some(None) => return Err(unrepresentable("the token's exp")),
+        None => match json
+            .get("expires_in")
+            .or_else(|| json.get("expiresIn"))
+            .and_then(Value::as_u64)
+        {
+            Some(secs) => now
+                .checked_add(Duration::from_secs(secs))
+                .ok_or_else(|| unrepresentable("expires_in"))?,
+            None => now
+                .checked_add(config.ttl)
+                .ok_or_else(|| unrepresentable("ttl"))?,
+        },
+    };
+    if expires_at <= now {
+        return Err(ProviderError::InvalidBody(
+            "token already expired when received".into(),
+        ));
+    }
     Ok(Fetched {
         token: token.to_owned(),
         expires_at,
@@ -208,14 +225,21 @@ fn parse_response(
 }
 
 /// The `exp` of a JWT, decoded but not verified: it is the vendor's token, not ours to check.
-pub fn jwt_expiry(token: &str) -> Option<SystemTime> {
+/// `None` when the token carries none; `Some(None)` when its `exp` is not a time (negative,
+/// not finite, or past what `SystemTime` can hold).
+pub fn jwt_expiry(token: &str) -> Option<Option<SystemTime>> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let exp = serde_json::from_slice::<Value>(&bytes)
         .ok()?
         .get("exp")?
-        .as_f64()?;
-    (exp.is_finite() && exp > 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(exp))
+        .clone();
+    Some(
+        exp.as_f64()
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .and_then(|e| Duration::try_from_secs_f64(e).ok())
+            .and_then(|d| UNIX_EPOCH.checked_add(d)),
+    )
 }
 
 #[cfg(test)]
@@ -299,5 +323,31 @@ mod tests {
         let fetched = parse_response(&body, &config, now).unwrap();
         assert_eq!(fetched.expires_at, now + Duration::from_secs(60));
         assert!(!format!("{fetched:?}").contains("very-secret-token"));
+    }
+
+    #[test]
+    fn lifetimes_from_outside_never_panic_and_expired_tokens_are_failures() {
+        let config = login_config(&["accessToken"]);
+        let now = SystemTime::now();
+        let jwt = |exp: &str| {
+            let payload = URL_SAFE_NO_PAD.encode(format!("{{\"exp\": {exp}}}"));
+            json!({"accessToken": format!("e30.{payload}.sig")})
+        };
+        for (body, want) in [
+            (jwt("1e300"), "the token's exp is not a usable time"),
+            (jwt("-5"), "the token's exp is not a usable time"),
+            (jwt("1000"), "token already expired when received"),
+            (
+                json!({"accessToken": "t", "expires_in": u64::MAX}),
+                "expires_in is not a usable time",
+            ),
+            (
+                json!({"accessToken": "t", "expires_in": 0}),
+                "token already expired when received",
+            ),
+        ] {
+            let err = parse_response(&body, &config, now).unwrap_err().to_string();
+            assert!(err.ends_with(want), "{body}: {err}");
+        }
     }
 }

@@ -638,6 +638,10 @@ pub enum AuthReply {
     NoToken,
     /// Not JSON.
     Garbage,
+    /// `{"statusCode": 200, "accessToken": "tok-N"}` plus these fields (e.g. `expires_in`).
+    With(&'static str),
+    /// `{"statusCode": 200, "accessToken": <JWT whose payload is this JSON text>}`.
+    JwtPayload(&'static str),
 }
 
 /// A fake vendor auth API on 127.0.0.1 that counts logins and can be told how to answer.
@@ -696,6 +700,25 @@ impl AuthServer {
                     }
                     AuthReply::Garbage => {
                         Response::new(Full::new(Bytes::from_static(b"<html>oops</html>")))
+                    }
+                    AuthReply::With(extra) => {
+                        let token = format!("tok-{id}");
+                        let body =
+                            format!(r#"{{"statusCode": 200, "accessToken": "{token}", {extra}}}"#);
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap()
+                    }
+                    AuthReply::JwtPayload(payload) => {
+                        use base64::Engine;
+                        let payload =
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+                        let token = format!("e30.{payload}.c2ln");
+                        json_response(
+                            StatusCode::OK,
+                            &serde_json::json!({"statusCode": 200, "accessToken": token}),
+                        )
                     }
                 };
                 w.lock().unwrap().push((started, std::time::Instant::now()));
