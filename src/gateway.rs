@@ -243,6 +243,12 @@ impl Gateway {
                     .await?
             }
         };
+        crate::core::response::filter(
+            response.headers_mut(),
+            self.core.verifier().claim_header_names(),
+            self.core.verifier().sources(),
+            route.allow_token_cookie,
+        );
         if let (Some(permit), Either::Left(body)) = (route_permit, response.body_mut()) {
             body.watcher_mut().hold(permit);
         }

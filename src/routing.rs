@@ -257,6 +257,7 @@ mod tests {
             max_requests: None,
             preserve_host: false,
             upgrades: Vec::new(),
+            allow_token_cookie: false,
             policy: crate::auth::policy::RoutePolicy {
                 policy: crate::auth::policy::Policy::Public,
                 services: Vec::new(),

@@ -399,3 +399,47 @@ async fn the_echo_walkthrough_shows_what_a_real_upstream_receives() {
             .contains_key("x-custom")
     );
 }
+
+#[tokio::test]
+async fn upstream_responses_cannot_carry_identity_or_plant_token_cookies() {
+    let up = support::MockUpstream::start(|_| async {
+        http::Response::builder()
+            .header("x-user-id", "admin")
+            .header("x-tenant-id", "other-tenant")
+            .header("set-cookie", "session=planted.by.upstream; Path=/")
+            .header("set-cookie", "theme=dark")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"ok")))
+            .unwrap()
+    })
+    .await;
+    let issuer = format!(
+        "[[issuers]]\nissuer = \"{ISS}\"\nalgorithms = [\"HS256\"]\nsecret = \"{SECRET}\"\nfrom_cookie = \"session\"\n\n"
+    );
+    let gw = spawn_gateway(&format!(
+        "{issuer}[[routes]]\nprefix = \"/app\"\nupstream = \"{0}\"\npolicy = \"public\"\n\n\
+         [[routes]]\nprefix = \"/login\"\nupstream = \"{0}\"\npolicy = \"public\"\nallow_token_cookie = true\n",
+        up.url()
+    ))
+    .await;
+    let reply = raw(
+        &gw,
+        b"GET /app/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&reply), 200, "{reply}");
+    let lower = reply.to_ascii_lowercase();
+    assert!(
+        !lower.contains("x-user-id") && !lower.contains("x-tenant-id"),
+        "{reply}"
+    );
+    assert!(!reply.contains("planted"), "{reply}");
+    assert!(lower.contains("set-cookie: theme=dark"), "{reply}");
+    // The login service's route may set the session cookie; identity still never passes.
+    let reply = raw(
+        &gw,
+        b"GET /login HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.contains("session=planted.by.upstream"), "{reply}");
+    assert!(!reply.to_ascii_lowercase().contains("x-user-id"), "{reply}");
+}

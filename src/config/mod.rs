@@ -195,6 +195,8 @@ pub struct Route {
     pub preserve_host: bool,
     /// Protocols clients may upgrade to, lower case (never `h2c`).
     pub upgrades: Vec<String>,
+    /// The upstream may set token cookies on the client.
+    pub allow_token_cookie: bool,
     /// Who may use the route.
     pub policy: RoutePolicy,
     /// Index into [`Config::providers`] of the credential attached upstream, if any.

@@ -470,6 +470,10 @@ pub struct RawRoute {
     /// Only tokens of these issuers (their `name`) are accepted here. Default: any issuer.
     #[serde(default)]
     pub issuers: Vec<String>,
+    /// Let the upstream's `Set-Cookie` for a token cookie (an issuer's `from_cookie`) reach the
+    /// client, e.g. on the login service's route. Default false (removed).
+    #[serde(default)]
+    pub allow_token_cookie: bool,
 }
 
 /// A route's access policy.

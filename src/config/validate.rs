@@ -484,6 +484,7 @@ fn validate_route(
         },
         preserve_host: route.preserve_host,
         upgrades,
+        allow_token_cookie: route.allow_token_cookie,
         policy: RoutePolicy {
             policy: match route.policy {
                 RawPolicy::Public => Policy::Public,

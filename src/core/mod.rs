@@ -13,6 +13,7 @@
 
 pub mod forwarded;
 pub mod host;
+pub mod response;
 pub mod rewrite;
 pub mod upgrade;
 

@@ -153,6 +153,7 @@ mod tests {
             max_requests: None,
             preserve_host,
             upgrades: Vec::new(),
+            allow_token_cookie: false,
             policy: RoutePolicy {
                 policy: Policy::Authenticated,
                 services: Vec::new(),
