@@ -87,6 +87,8 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Admin listener, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// Admin listener limits.
+    pub admin_limits: AdminLimits,
     /// Grace period for requests in flight at shutdown.
     pub drain_timeout: Duration,
     /// Peers whose proxy headers are believed.
@@ -105,6 +107,15 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Routes, in file order.
     pub routes: Vec<Arc<Route>>,
+}
+
+/// Limits of the admin listener: tight, since it serves only probes and scrapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Most admin connections at once.
+    pub max_connections: usize,
+    /// Longest life of one admin connection.
+    pub connection_timeout: Duration,
 }
 
 /// Service token tooling settings.

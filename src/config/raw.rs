@@ -255,6 +255,20 @@ pub struct RawServer {
     /// believed. Default: none; every client's proxy headers are removed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Most admin connections open at once; further ones wait in the accept queue. Default 64.
+    #[serde(default = "default_admin_max_connections")]
+    pub admin_max_connections: usize,
+    /// An admin connection is closed this long after it was accepted, whatever it is doing
+    /// (probes and scrapes take milliseconds). Default `"30s"`.
+    #[serde(default = "default_admin_connection_timeout")]
+    pub admin_connection_timeout: HumanDuration,
+}
+
+fn default_admin_max_connections() -> usize {
+    64
+}
+fn default_admin_connection_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 impl Default for RawServer {
@@ -264,6 +278,8 @@ impl Default for RawServer {
             admin_listen: default_admin_listen(),
             drain_timeout: default_drain_timeout(),
             trusted_proxies: Vec::new(),
+            admin_max_connections: default_admin_max_connections(),
+            admin_connection_timeout: default_admin_connection_timeout(),
         }
     }
 }

@@ -116,6 +116,10 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     for (key, value) in [
         ("limits.max_headers", l.max_headers),
         ("limits.max_connections", l.max_connections),
+        (
+            "server.admin_max_connections",
+            raw.server.admin_max_connections,
+        ),
         ("limits.upstream_max_requests", l.upstream_max_requests),
         (
             "limits.upstream_max_connections",
@@ -256,6 +260,10 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         admin_listen,
         drain_timeout: raw.server.drain_timeout.0,
         trusted_proxies: TrustedProxies::new(trusted_proxies),
+        admin_limits: super::AdminLimits {
+            max_connections: raw.server.admin_max_connections,
+            connection_timeout: raw.server.admin_connection_timeout.0,
+        },
         limits,
         log,
         issuers,

@@ -11,13 +11,14 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tracing::debug;
 
 use crate::body::{ResponseBody, full};
+use crate::config::AdminLimits;
 use arc_swap::ArcSwap;
 
 use crate::gateway::Gateway;
@@ -173,15 +174,40 @@ pub async fn probe(url: &str) -> Result<(), String> {
 }
 
 /// Serves admin requests until `stop` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+/// Serves the admin endpoints until `stop`, under the same discipline as the data listener:
+/// a connection cap, a deadline per connection, and a pause after failed accepts. Without
+/// them, idle admin connections could take every descriptor and stop the data port.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    limits: AdminLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.connection_timeout);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut warned = None;
     loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let Ok((stream, _)) = accepted else {
-            continue;
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                super::listener::accept_failed("admin", &e, &mut warned).await;
+                continue;
+            }
         };
         let state = state.clone();
         let service = service_fn(move |request: Request<Incoming>| {
@@ -191,9 +217,13 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut stop: watc
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
+        let deadline = limits.connection_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(error = %e, "admin connection ended with error");
+            let _permit = permit;
+            match tokio::time::timeout(deadline, connection).await {
+                Ok(Err(e)) => debug!(error = %e, "admin connection ended with error"),
+                Err(_) => debug!("admin connection closed at its deadline"),
+                Ok(Ok(())) => {}
             }
         });
     }

@@ -14,6 +14,23 @@ use crate::gateway::Gateway;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+/// Least time between two warnings about failed accepts.
+const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// After a failed accept (EMFILE, ENFILE, ...): warn at most every [`ACCEPT_WARN_EVERY`], then
+/// pause, so a process out of descriptors keeps serving the connections it has instead of
+/// spinning a CPU on the listener. Every listener goes through this.
+pub async fn accept_failed(
+    listener: &'static str,
+    error: &std::io::Error,
+    warned: &mut Option<tokio::time::Instant>,
+) {
+    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
+        warn!(listener, error = %error, "accept failed; pausing");
+        *warned = Some(tokio::time::Instant::now());
+    }
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
 
 /// Open connections per client address, shared by every data listener.
 #[derive(Debug, Default)]
@@ -67,6 +84,7 @@ pub async fn accept_loop(
     per_address: Arc<PerAddress>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut warned = None;
     loop {
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => match permit {
@@ -82,8 +100,7 @@ pub async fn accept_loop(
         let (stream, remote) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                accept_failed("data", &e, &mut warned).await;
                 continue;
             }
         };

@@ -61,7 +61,7 @@ impl FixedSettings {
         Self {
             listen: config.listen.clone(),
             admin_listen: config.admin_listen,
-            limits: format!("{:?}", config.limits),
+            limits: format!("{:?} {:?}", config.limits, config.admin_limits),
         }
     }
 }
@@ -160,7 +160,12 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         Some(addr) => {
             let listener = bind(addr).await?;
             let bound = listener.local_addr().unwrap_or(addr);
-            tokio::spawn(admin::serve(listener, state.clone(), admin_stop_rx));
+            tokio::spawn(admin::serve(
+                listener,
+                state.clone(),
+                config.admin_limits.clone(),
+                admin_stop_rx,
+            ));
             Some(bound)
         }
         None => None,
