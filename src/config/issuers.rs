@@ -232,6 +232,9 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
     let jwks = match &raw.jwks_url {
         None => None,
         Some(url) => {
+            if super::has_userinfo(url) {
+                return Err(err("jwks_url", super::USERINFO_REFUSED.to_owned()));
+            }
             let uri: Uri = url
                 .parse()
                 .map_err(|e| err("jwks_url", format!("invalid URL {url:?}: {e}")))?;

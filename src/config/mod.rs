@@ -57,6 +57,19 @@ pub enum ConfigError {
     },
 }
 
+/// Whether a URL's text carries userinfo (`user:password@host`). Checked on the text, before
+/// any other message could quote the URL: a password there would be printed by `check`, in the
+/// route table and in warnings, and tollgate would never use it.
+pub(crate) fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
+/// The error for a URL with userinfo; never quotes the URL.
+pub(crate) const USERINFO_REFUSED: &str = "credentials in the URL (user:password@) are refused: they would be printed and never used; \
+     use the provider's password/password_file or a secret file";
+
 /// A hash of everything a section was built from (resolved secrets and key files included), to
 /// tell on reload whether its caches may be kept. `Debug` hides it.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]

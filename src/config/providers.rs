@@ -132,6 +132,9 @@ fn secret_value(
 }
 
 fn parse_url(text: &str, key: &str) -> Result<Uri, Failure> {
+    if super::has_userinfo(text) {
+        return Err(fail(key, super::USERINFO_REFUSED.to_owned()));
+    }
     let uri: Uri = text
         .parse()
         .map_err(|e| fail(key, format!("invalid URL {text:?}: {e}")))?;

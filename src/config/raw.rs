@@ -436,7 +436,8 @@ fn default_log_level() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    /// Name used in logs and metrics. Default: the prefix.
+    /// Name used in logs and metrics; unique. Default: the prefix (after the host, on a
+    /// host-specific route).
     pub name: Option<String>,
     /// Path prefix, segment-aware: `/api` matches `/api` and `/api/x`, not `/apix`.
     pub prefix: String,

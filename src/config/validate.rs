@@ -252,6 +252,14 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                 format!("duplicate route for prefix {:?}", route.prefix),
             ));
         }
+        if routes.iter().any(|r: &Arc<Route>| r.name == route.name) {
+            // Metrics, logs and the audit trail would merge two routes into one.
+            return Err(invalid(
+                file,
+                &format!("{key}.name"),
+                format!("duplicate route name {:?}", &*route.name),
+            ));
+        }
         routes.push(Arc::new(route));
     }
 
@@ -436,6 +444,21 @@ fn validate_route(
         (None, true) => Some(String::new()),
         (None, false) => None,
     };
+    // Settings the policy would silently ignore are refused: a public route lets everyone in.
+    if route.policy == RawPolicy::Public {
+        for (name, set) in [
+            ("roles", !route.roles.is_empty()),
+            ("allow_cors_preflight", route.allow_cors_preflight),
+        ] {
+            if set {
+                return Err(invalid(
+                    file,
+                    &format!("{key}.{name}"),
+                    "has no effect on a public route (anyone passes): remove it or choose another policy",
+                ));
+            }
+        }
+    }
     if !route.services.is_empty() && route.policy != RawPolicy::Service {
         return Err(invalid(
             file,
@@ -469,11 +492,17 @@ fn validate_route(
     }
     Ok(Route {
         index: 0,
-        name: route
-            .name
-            .as_deref()
-            .unwrap_or(if prefix.is_empty() { "/" } else { &prefix })
+        // Default: the prefix, after the host on host-specific routes, so that `/` for one host
+        // and `/` for any host are two names.
+        name: match (&route.name, &host) {
+            (Some(name), _) => name.as_str().into(),
+            (None, host) => format!(
+                "{}{}",
+                host.as_deref().unwrap_or_default(),
+                if prefix.is_empty() { "/" } else { &prefix }
+            )
             .into(),
+        },
         prefix,
         host,
         upstream,
@@ -527,6 +556,9 @@ fn clean_prefix(prefix: &str) -> Result<String, String> {
 fn parse_upstream(url: &str) -> Result<Upstream, String> {
     if url == "echo" {
         return Ok(Upstream::Echo);
+    }
+    if super::has_userinfo(url) {
+        return Err(super::USERINFO_REFUSED.to_owned());
     }
     let uri: Uri = url
         .parse()
@@ -685,6 +717,40 @@ mod tests {
         assert!(c.trusted_proxies.contains("10.200.0.1".parse().unwrap()));
         assert!(c.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
         assert!(!c.trusted_proxies.contains("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn settings_that_would_do_nothing_or_leak_are_refused() {
+        let route = |extra: &str| {
+            format!(
+                "[[routes]]\nprefix = \"/a\"\nupstream = \"${{UP}}\"\npolicy = \"public\"\n{extra}\n"
+            )
+        };
+        let cases = [
+            (route("roles = [\"admin\"]"), "t.toml: routes[0].roles: has no effect on a public route"),
+            (route("allow_cors_preflight = true"), "t.toml: routes[0].allow_cors_preflight: has no effect"),
+            (
+                format!("{}[[routes]]\nname = \"/a\"\nprefix = \"/b\"\nupstream = \"echo\"\npolicy = \"public\"\n", route("")),
+                "t.toml: routes[1].name: duplicate route name \"/a\"",
+            ),
+            (
+                "[[routes]]\nprefix = \"/a\"\nupstream = \"http://user:hunter2@up.internal\"\npolicy = \"public\"\n".to_owned(),
+                "t.toml: routes[0].upstream: credentials in the URL",
+            ),
+            (
+                "[[issuers]]\nissuer = \"i\"\nalgorithms = [\"RS256\"]\njwks_url = \"https://u:hunter2@idp.example/jwks\"\n".to_owned(),
+                "t.toml: issuers[0].jwks_url: credentials in the URL",
+            ),
+            (
+                "[[providers]]\nname = \"v\"\nkind = \"login\"\nauth_url = \"https://u:hunter2@auth.example/login\"\nemail = \"a@b.c\"\npassword = \"p\"\n".to_owned(),
+                "t.toml: providers[0].auth_url: credentials in the URL",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]
