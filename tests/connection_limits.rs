@@ -142,3 +142,40 @@ async fn one_address_cannot_take_every_connection_slot() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(get(&gw.url("/after"), &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_stream_the_client_reset_does_not_keep_an_http2_connection_alive() {
+    let up = RecordingUpstream::start().await;
+    let gw = spawn_gateway(&format!(
+        "[limits]\nidle_timeout = \"1s\"\n\n{}",
+        public_route("/", &up.url(), "")
+    ))
+    .await;
+    let stream = within(TcpStream::connect(gw.addr)).await.unwrap();
+    let (mut sender, conn) = within(hyper::client::conn::http2::handshake::<
+        _,
+        _,
+        http_body_util::StreamBody<
+            futures_util::stream::Pending<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+        >,
+    >(TokioExecutor::new(), TokioIo::new(stream)))
+    .await
+    .unwrap();
+    let done = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    // A POST whose body never ends, abandoned by the client: hyper resets the stream.
+    let request = http::Request::post(gw.url("/upload"))
+        .body(http_body_util::StreamBody::new(
+            futures_util::stream::pending(),
+        ))
+        .unwrap();
+    // A clone keeps the client's side open: only the gateway may end this connection.
+    let _open = sender.clone();
+    let abandoned = tokio::spawn(async move { sender.send_request(request).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    abandoned.abort();
+    // With nothing open, the connection is idle like any other and is sent away.
+    within(done).await.unwrap();
+    assert_eq!(closed(&gw, "idle").await, 1.0);
+}

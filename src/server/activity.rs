@@ -57,6 +57,12 @@ impl Activity {
             && !self.unclean.load(Ordering::Relaxed)
     }
 
+    /// No request body or response in progress (HTTP/2's idleness: unlike
+    /// [`Self::is_between_requests`], a stream the client reset earlier does not count).
+    pub fn nothing_open(&self) -> bool {
+        self.open.load(Ordering::Acquire) == 0
+    }
+
     /// Registers the request that asked for an upgrade; the returned handle yields the socket.
     pub fn expect_upgrade(&self) -> ClientUpgrade {
         let (tx, rx) = oneshot::channel();

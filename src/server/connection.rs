@@ -162,7 +162,7 @@ pub async fn serve(
                         break None;
                     }
                     let requests = activity.requests();
-                    if requests != seen || !activity.is_between_requests() {
+                    if requests != seen || !activity.nothing_open() {
                         (seen, last_active) = (requests, now);
                     } else if now.duration_since(last_active) >= protocols.idle_timeout {
                         metrics.connection_closed("idle");
