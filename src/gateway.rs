@@ -216,16 +216,10 @@ impl Gateway {
             .get(route.index)
             .and_then(Option::as_ref)
             .ok_or(GatewayError::Internal("route has no upstream connection"))?;
-        let route_permit =
-            match self.route_limits.get(route.index).and_then(Option::as_ref) {
-                Some(limit) => Some(limit.try_acquire().ok_or(
-                    GatewayError::UpstreamOverloaded {
-                        what: "route requests in flight",
-                        limit: limit.max(),
-                    },
-                )?),
-                None => None,
-            };
+        let route_permit = match self.route_limits.get(route.index).and_then(Option::as_ref) {
+            Some(limit) => Some(limit.acquire("route requests in flight")?),
+            None => None,
+        };
         let (mut response, elapsed) = match &credential {
             // Boxed: the vendor path's future is large and would otherwise inflate every
             // request's future (moved into hyper's dispatcher once per request).

@@ -122,12 +122,14 @@ pub fn remove_client_proxy_headers(headers: &mut HeaderMap, trusted_peer: bool) 
 /// The client's address: the peer, or with a trusted peer the first address in
 /// `X-Forwarded-For`, read from the right, that is not itself a trusted proxy (nginx
 /// `real_ip_recursive`). A value that is not an address ends the walk at the last one trusted.
+/// `trusted_peer` is `trusted.contains(peer)`, which the caller has already decided.
 pub fn client_address(
     headers: &HeaderMap,
     peer: &ClientIp,
+    trusted_peer: bool,
     trusted: &TrustedProxies,
 ) -> HeaderValue {
-    if trusted.is_empty() || !trusted.contains(peer.ip) {
+    if !trusted_peer {
         return peer.text.clone();
     }
     let mut client = peer.text.clone();
@@ -252,17 +254,21 @@ mod tests {
         ]);
         let proxy = ClientIp::new("127.0.0.1".parse().unwrap());
         let h = map(&[("x-forwarded-for", "198.51.100.7, 203.0.113.9, 10.1.2.3")]);
-        assert_eq!(client_address(&h, &proxy, &trusted), "203.0.113.9");
+        assert_eq!(client_address(&h, &proxy, true, &trusted), "203.0.113.9");
         let h = map(&[("x-forwarded-for", "garbage, 10.1.2.3")]);
-        assert_eq!(client_address(&h, &proxy, &trusted), "10.1.2.3");
+        assert_eq!(client_address(&h, &proxy, true, &trusted), "10.1.2.3");
         assert_eq!(
-            client_address(&HeaderMap::new(), &proxy, &trusted),
+            client_address(&HeaderMap::new(), &proxy, true, &trusted),
             "127.0.0.1"
         );
         // An untrusted peer's claim is never read.
         let outsider = ClientIp::new("192.0.2.1".parse().unwrap());
         let h = map(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(client_address(&h, &outsider, &trusted), "192.0.2.1");
+        let outsider_trusted = trusted.contains(outsider.ip());
+        assert_eq!(
+            client_address(&h, &outsider, outsider_trusted, &trusted),
+            "192.0.2.1"
+        );
         let mapped = "::ffff:10.9.9.9".parse().unwrap();
         assert!(trusted.contains(mapped));
     }

@@ -158,7 +158,8 @@ impl Core {
         let (request_id, client_request_id) = request_id::choose(&parts.headers, trusted_peer);
         trace.request_id = request_id;
         trace.client_request_id = client_request_id;
-        let client = forwarded::client_address(&parts.headers, peer, &self.trusted_proxies);
+        let client =
+            forwarded::client_address(&parts.headers, peer, trusted_peer, &self.trusted_proxies);
         trace.client = Some(client.clone());
 
         let (host, route) = self.route(&parts, trace)?;

@@ -122,12 +122,7 @@ pub async fn exchange(
         match via {
             Via::Pool(pool) => pool.send(request, body_limit).await,
             Via::Client(client, limit) => {
-                let permit = limit
-                    .try_acquire()
-                    .ok_or(GatewayError::UpstreamOverloaded {
-                        what: "upstream requests in flight",
-                        limit: limit.max(),
-                    })?;
+                let permit = limit.acquire("upstream requests in flight")?;
                 match client.request(request).await {
                     Ok(response) => {
                         Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))

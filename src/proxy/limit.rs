@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::error::GatewayError;
+
 /// A count with a ceiling.
 #[derive(Debug)]
 pub struct Limit {
@@ -36,6 +38,14 @@ impl Limit {
             return None;
         }
         Some(Permit(self.clone()))
+    }
+
+    /// A permit, or the `503 upstream_overloaded` refusal naming `what` is at its limit.
+    pub fn acquire(self: &Arc<Self>, what: &'static str) -> Result<Permit, GatewayError> {
+        self.try_acquire().ok_or(GatewayError::UpstreamOverloaded {
+            what,
+            limit: self.max,
+        })
     }
 
     /// The ceiling.

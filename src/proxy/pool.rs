@@ -88,13 +88,7 @@ impl Http1Pool {
         origin.path_and_query = request.uri().path_and_query().cloned();
         *request.uri_mut() = http::Uri::from_parts(origin)
             .map_err(|_| GatewayError::Internal("upstream path could not be rebuilt"))?;
-        let permit = self
-            .requests
-            .try_acquire()
-            .ok_or(GatewayError::UpstreamOverloaded {
-                what: "upstream requests in flight",
-                limit: self.requests.max(),
-            })?;
+        let permit = self.requests.acquire("upstream requests in flight")?;
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
@@ -156,13 +150,7 @@ impl Http1Pool {
 
     async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, GatewayError> {
         // Held by the connection's task: given back when the connection closes.
-        let permit = self
-            .connections
-            .try_acquire()
-            .ok_or(GatewayError::UpstreamOverloaded {
-                what: "upstream connections",
-                limit: self.connections.max(),
-            })?;
+        let permit = self.connections.acquire("upstream connections")?;
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(stream)) => stream,
