@@ -135,6 +135,15 @@ pub struct ProviderReason {
     pub reason: &'static str,
 }
 
+/// `issuer`, `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerReason {
+    /// Issuer name.
+    pub issuer: String,
+    /// Why (see [`crate::auth::keys::KeyRefusal::reason`]).
+    pub reason: &'static str,
+}
+
 /// `service`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
@@ -183,6 +192,8 @@ pub struct Metrics {
     pub auth_decisions: Family<AuthLabels, Counter>,
     /// JWKS fetches by issuer and result.
     pub jwks_fetches: Family<NameResult, Counter>,
+    /// JWKS keys skipped at load, by issuer and reason (weak, not for signatures, ...).
+    pub jwks_keys_refused: Family<IssuerReason, Counter>,
     /// Seconds since each issuer's key set was last fetched successfully.
     pub jwks_age: Family<IssuerLabel, Gauge<f64, AtomicU64>>,
     /// Earliest expiry seen per service presenting a valid token.
@@ -233,6 +244,7 @@ impl Metrics {
             connections_closed: Family::default(),
             auth_decisions: Family::default(),
             jwks_fetches: Family::default(),
+            jwks_keys_refused: Family::default(),
             jwks_age: Family::default(),
             service_token_expiry: Family::default(),
             upstream_logins: Family::default(),
@@ -288,6 +300,11 @@ impl Metrics {
             "jwks_fetches",
             "JWKS fetches by issuer and result",
             m.jwks_fetches.clone(),
+        );
+        registry.register(
+            "jwks_keys_refused",
+            "JWKS keys skipped at load by issuer and reason: weak, not for signatures, wrong curve",
+            m.jwks_keys_refused.clone(),
         );
         registry.register(
             "jwks_age_seconds",

@@ -210,12 +210,28 @@ impl JwksSource {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        let keys: Vec<VerifyKey> = document
-            .keys
-            .into_iter()
-            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
-            .filter_map(|jwk| keys::from_jwk(&jwk))
-            .collect();
+        // One refused key (weak, for encryption, wrong curve) is skipped with a warning and
+        // counted; it must not blank the set for the keys beside it.
+        let mut keys = Vec::with_capacity(document.keys.len());
+        for value in document.keys {
+            let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
+            let checked = serde_json::from_value::<Jwk>(value)
+                .map_err(|e| keys::KeyRefusal::Malformed(e.to_string()))
+                .and_then(|jwk| keys::from_jwk(&jwk));
+            match checked {
+                Ok(key) => keys.push(key),
+                Err(refusal) => {
+                    warn!(issuer = %self.issuer, kid = kid.as_deref().unwrap_or("-"), reason = %refusal, "jwks key skipped");
+                    self.metrics
+                        .jwks_keys_refused
+                        .get_or_create(&crate::metrics::IssuerReason {
+                            issuer: self.issuer.clone(),
+                            reason: refusal.reason(),
+                        })
+                        .inc();
+                }
+            }
+        }
         if keys.is_empty() {
             return Err(JwksError::Invalid {
                 url,

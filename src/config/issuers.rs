@@ -207,19 +207,10 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
             })?,
             _ => return Err(err(&key, "set exactly one of pem or pem_file".into())),
         };
-        let (family, decoding) = keys::from_pem(&pem).map_err(|e| err(&key, e))?;
-        if !wants(family) {
-            return Err(err(
-                &key,
-                format!("a {family:?} key but no {family:?} algorithm is allowed"),
-            ));
-        }
-        keys.push(VerifyKey {
-            kid: pk.kid.clone(),
-            family,
-            algorithm: None,
-            key: decoding,
-        });
+        let mut verify = keys::from_pem(&pem).map_err(|e| err(&key, e))?;
+        keys::usable_with(&verify, &algorithms).map_err(|e| err(&key, e))?;
+        verify.kid = pk.kid.clone();
+        keys.push(verify);
     }
 
     let signing_key = raw
@@ -332,12 +323,8 @@ fn load_signing_key(
     })?;
     let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, algorithm)
         .map_err(|e| ("private_key_file".to_owned(), format!("{path:?}: {e}")))?;
-    let mut verify = keys::from_jwk(&jwk).ok_or_else(|| {
-        (
-            "private_key_file".to_owned(),
-            format!("{path:?}: unsupported key"),
-        )
-    })?;
+    let mut verify = keys::from_jwk(&jwk)
+        .map_err(|e| ("private_key_file".to_owned(), format!("{path:?}: {e}")))?;
     verify.kid = raw.kid.clone();
     verify.algorithm = Some(algorithm);
     keys.push(verify);

@@ -612,6 +612,11 @@ impl JwksServer {
         *self.document.lock().unwrap() = keys.map(Self::document);
     }
 
+    /// Serves `document` as it is, however malformed.
+    pub fn set_document(&self, document: serde_json::Value) {
+        *self.document.lock().unwrap() = Some(document);
+    }
+
     /// `http://addr/jwks.json`
     pub fn url(&self) -> String {
         format!("http://{}/jwks.json", self.addr)
