@@ -14,6 +14,9 @@ pub static X_USER_ROLE: HeaderName = HeaderName::from_static("x-user-role");
 pub static X_USER_TYPE: HeaderName = HeaderName::from_static("x-user-type");
 /// `x-service-name`
 pub static X_SERVICE_NAME: HeaderName = HeaderName::from_static("x-service-name");
+/// `x-user-issuer`: the `name` of the issuer that vouched for the caller; `(issuer, user id)`
+/// is the unique key of a caller, `user id` alone is not.
+pub static X_USER_ISSUER: HeaderName = HeaderName::from_static("x-user-issuer");
 /// `x-tenant-id`
 pub static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 

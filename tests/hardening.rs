@@ -44,6 +44,8 @@ header_read_timeout = "1s"
 [[issuers]]
 issuer = "{ISS}"
 algorithms = ["RS256", "ES256"]
+# Not the [tokens] signing issuer (that is hmac-issuer), yet it mints service tokens.
+service_tokens = true
 public_keys = [
   {{ kid = "rsa", pem_file = "{rsa}" }},
   {{ kid = "ec", pem_file = "{ec}" }},

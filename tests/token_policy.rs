@@ -11,6 +11,14 @@ const PARTNER: &str = "partner";
 const PARTNER_SECRET: &str = "partner-secret-that-is-long-enough-for-hs256";
 
 async fn gateway(up: &RecordingUpstream, issuer_extra: &str) -> TestGateway {
+    gateway_with(up, issuer_extra, "").await
+}
+
+async fn gateway_with(
+    up: &RecordingUpstream,
+    issuer_extra: &str,
+    partner_extra: &str,
+) -> TestGateway {
     spawn_gateway(&format!(
         r#"
 [[issuers]]
@@ -24,6 +32,7 @@ from_cookie = "session"
 issuer = "{PARTNER}"
 algorithms = ["HS256"]
 secret = "{PARTNER_SECRET}"
+{partner_extra}
 
 [identity]
 claim_headers = {{ groups = "x-groups" }}
@@ -131,7 +140,7 @@ async fn lifetimes_beyond_the_issuers_maximum_are_refused() {
 #[tokio::test]
 async fn a_route_pinned_to_an_issuer_refuses_another_issuers_valid_token() {
     let up = RecordingUpstream::describing().await;
-    let gw = gateway(&up, "").await;
+    let gw = gateway_with(&up, "", "service_tokens = true").await;
     let ours = hs256(&service_claims(ISS, "orders"));
     let theirs = partner_token(&service_claims(PARTNER, "orders"));
     assert_eq!(status_and_reason(&gw, "/any/x", &theirs).await.0, 200);
@@ -213,4 +222,67 @@ async fn every_spelling_of_the_token_cookie_is_verified_and_removed() {
     }
     assert!(!up.raw().contains(forged), "{}", up.raw());
     assert!(up.raw().contains("cookie: theme=dark\r\n"), "{}", up.raw());
+}
+
+#[tokio::test]
+async fn the_issuer_is_part_of_the_identity_and_only_trusted_issuers_vouch_for_services() {
+    let up = RecordingUpstream::start().await;
+    let gw = gateway(&up, "").await;
+    let ours = hs256(&access_claims(ISS, "alice"));
+    let theirs = partner_token(&access_claims(PARTNER, "alice"));
+    for token in [&ours, &theirs] {
+        // The client claims to come from the other issuer; the upstream must not see it.
+        let reply = get(
+            &gw.url("/any/x"),
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("x-user-issuer", "spoofed"),
+                ("X_User_Issuer", "spoofed"),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let raw = up.raw();
+    let heads: Vec<&str> = raw.split("GET /any/x").skip(1).collect();
+    assert_eq!(heads.len(), 2, "{raw}");
+    for (head, issuer) in heads.iter().zip([ISS, PARTNER]) {
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("x-user-id: alice\r\n"), "{head}");
+        assert_eq!(
+            lower.matches("x-user-issuer").count(),
+            1,
+            "exactly one issuer header: {head}"
+        );
+        assert!(
+            lower.contains(&format!("x-user-issuer: {issuer}\r\n")),
+            "{head}"
+        );
+        assert!(!lower.contains("spoofed"), "{head}");
+    }
+
+    // A second issuer (a user IdP) cannot vouch for `orders` unless the config says so.
+    let forged_service = partner_token(&service_claims(PARTNER, "orders"));
+    assert_eq!(
+        status_and_reason(&gw, "/any/x", &forged_service).await,
+        (401, "issuer may not issue service tokens".to_owned())
+    );
+    assert_eq!(
+        status_and_reason(&gw, "/any/x", &hs256(&service_claims(ISS, "orders")))
+            .await
+            .0,
+        200,
+        "the [tokens] signing issuer mints service tokens"
+    );
+    let trusted = gateway_with(&up, "service_tokens = false", "service_tokens = true").await;
+    assert_eq!(
+        status_and_reason(&trusted, "/any/x", &forged_service)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_and_reason(&trusted, "/any/x", &hs256(&service_claims(ISS, "orders"))).await,
+        (401, "issuer may not issue service tokens".to_owned())
+    );
 }

@@ -16,8 +16,8 @@ use super::jwks::JwksSource;
 use super::keys::VerifyKey;
 use crate::config::{IdentityConfig, IssuerConfig};
 use crate::identity::{
-    Identity, TokenKind, X_SERVICE_NAME, X_TENANT_ID, X_USER_EMAIL, X_USER_ID, X_USER_ROLE,
-    X_USER_TYPE,
+    Identity, TokenKind, X_SERVICE_NAME, X_TENANT_ID, X_USER_EMAIL, X_USER_ID, X_USER_ISSUER,
+    X_USER_ROLE, X_USER_TYPE,
 };
 
 /// Longest token accepted; anything larger is refused before decoding.
@@ -81,6 +81,9 @@ pub enum AuthError {
     /// `exp - iat` (or `exp - now` without `iat`) exceeds the issuer's `max_lifetime`.
     #[error("token lifetime exceeds the issuer's maximum")]
     LifetimeTooLong,
+    /// A service token from an issuer not allowed to vouch for services (`service_tokens`).
+    #[error("issuer may not issue service tokens")]
+    ServiceIssuerNotAllowed,
 }
 
 impl AuthError {
@@ -111,6 +114,8 @@ struct PrePayload {
 
 struct IssuerVerifier {
     config: IssuerConfig,
+    /// `x-user-issuer`, built once: every identity of this issuer shares its bytes.
+    header: HeaderValue,
     // One per allowed algorithm: jsonwebtoken requires every algorithm of a Validation to be
     // of the key's family, and pinning the token's own algorithm is the strictest choice.
     validations: Vec<(Algorithm, Validation)>,
@@ -177,6 +182,9 @@ impl Verifier {
         let issuers: Vec<IssuerVerifier> = issuers
             .iter()
             .map(|config| IssuerVerifier {
+                // Checked at config load: the name is a valid header value.
+                header: HeaderValue::from_str(&config.name)
+                    .unwrap_or_else(|_| HeaderValue::from_static("-")),
                 validations: config
                     .algorithms
                     .iter()
@@ -304,7 +312,7 @@ impl Verifier {
         let claims = self
             .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
             .await?;
-        let identity = self.build_identity(&claims, &issuer.config.name)?;
+        let identity = self.build_identity(&claims, issuer)?;
         check_lifetime(&claims, identity.kind, &issuer.config, now)?;
         let identity = Arc::new(identity);
         // Once per token (later uses hit the cache): the earliest expiry per service feeds
@@ -332,8 +340,11 @@ impl Verifier {
         let hit = self.cache.as_ref()?.get(token)?;
         let issuer = self.issuers.get(hit.issuer)?;
         let current = issuer.jwks.as_ref().map_or(0, |j| j.generation());
-        // An entry never outlives the token's exp, nor a change of the issuer's key set.
-        (hit.identity.expires_at > now && hit.generation == current).then_some(hit.identity)
+        // An entry never outlives the token's exp, nor a change of the issuer's key set, nor
+        // (after a reload moved `[tokens].issuer`) the issuer's right to vouch for services.
+        let allowed = hit.identity.kind != TokenKind::Service || issuer.config.service_tokens;
+        (hit.identity.expires_at > now && hit.generation == current && allowed)
+            .then_some(hit.identity)
     }
 
     async fn verify_signature(
@@ -380,13 +391,16 @@ impl Verifier {
     fn build_identity(
         &self,
         claims: &Map<String, Value>,
-        issuer: &str,
+        issuer: &IssuerVerifier,
     ) -> Result<Identity, AuthError> {
         let kind = match claims.get("type") {
             Some(Value::String(t)) if t == "access" => TokenKind::Access,
             Some(Value::String(t)) if t == "service" => TokenKind::Service,
             _ => return Err(AuthError::TokenTypeNotAccepted),
         };
+        if kind == TokenKind::Service && !issuer.config.service_tokens {
+            return Err(AuthError::ServiceIssuerNotAllowed);
+        }
         let is_service = match claims.get("is_service") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -413,7 +427,7 @@ impl Verifier {
         let tenant = optional_scalar(claims, "tenant_id")?;
         let expires_at = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0) as u64;
 
-        let mut headers = Vec::with_capacity(6 + self.claim_headers.len());
+        let mut headers = Vec::with_capacity(7 + self.claim_headers.len());
         headers.push((X_USER_ID.clone(), header_value("user_id", &subject)?));
         if let Some(email) = &email {
             headers.push((X_USER_EMAIL.clone(), header_value("email", email)?));
@@ -422,6 +436,7 @@ impl Verifier {
             headers.push((X_USER_ROLE.clone(), header_value("role", role)?));
         }
         headers.push((X_USER_TYPE.clone(), HeaderValue::from_static(kind.as_str())));
+        headers.push((X_USER_ISSUER.clone(), issuer.header.clone()));
         if let Some(tenant) = &tenant {
             headers.push((X_TENANT_ID.clone(), header_value("tenant_id", tenant)?));
         }
@@ -438,7 +453,7 @@ impl Verifier {
         }
         Ok(Identity {
             kind,
-            issuer: issuer.to_owned(),
+            issuer: issuer.config.name.clone(),
             subject,
             role,
             service,

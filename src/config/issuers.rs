@@ -67,6 +67,8 @@ pub struct IssuerConfig {
     pub from_query: Option<String>,
     /// Key `tollgate token issue` signs with, if a private key is configured.
     pub signing_key: Option<SigningKeyConfig>,
+    /// Whether this issuer may vouch for service identities (resolved with `[tokens]`).
+    pub service_tokens: bool,
     /// Identity of this issuer's settings and key material, for reloads.
     pub fingerprint: super::Fingerprint,
 }
@@ -132,6 +134,15 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
     let err = |key: &str, reason: String| (key.to_owned(), reason);
     if raw.issuer.trim().is_empty() {
         return Err(err("issuer", "must not be empty".into()));
+    }
+    // The name is sent to upstreams in `x-user-issuer`.
+    let name = raw.name.as_deref().unwrap_or(&raw.issuer);
+    if http::HeaderValue::from_str(name).is_err() || name.trim() != name {
+        return Err(err(
+            if raw.name.is_some() { "name" } else { "issuer" },
+            "must be printable ASCII without surrounding spaces (it is sent as x-user-issuer)"
+                .into(),
+        ));
     }
     if raw.algorithms.is_empty() {
         return Err(err("algorithms", "list at least one algorithm".into()));
@@ -286,6 +297,8 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         from_cookie: raw.from_cookie.clone(),
         from_query: raw.from_query.clone(),
         signing_key,
+        // Resolved once the signing issuer is known; see `validate`.
+        service_tokens: raw.service_tokens.unwrap_or(false),
         fingerprint,
     })
 }

@@ -94,6 +94,10 @@ pub struct RawIssuer {
     /// token without `iat`. Default `{ access = "24h", service = "400d" }`.
     #[serde(default)]
     pub max_lifetime: RawMaxLifetime,
+    /// Whether tokens of this issuer may carry a service identity (`type = "service"`).
+    /// Default: true for the `[tokens]` signing issuer and for a config's only issuer, false
+    /// for every other issuer (a user IdP must not be able to vouch for `orders`).
+    pub service_tokens: Option<bool>,
 }
 
 /// `max_lifetime` of an issuer.

@@ -164,7 +164,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         level: raw.log.level.clone(),
     };
 
-    let issuers = validate_sections(
+    let mut issuers = validate_sections(
         &raw.issuers,
         "issuers",
         "issuer",
@@ -197,6 +197,12 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                 .iter()
                 .position(|i| i.secret.is_some() || i.signing_key.is_some()),
         };
+    let single = issuers.len() == 1;
+    for (i, issuer) in issuers.iter_mut().enumerate() {
+        issuer.service_tokens = raw.issuers[i]
+            .service_tokens
+            .unwrap_or(single || Some(i) == signing_issuer);
+    }
     let tokens = TokensConfig {
         signing_issuer,
         services: raw.tokens.services.clone(),
