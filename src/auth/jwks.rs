@@ -88,8 +88,8 @@ impl JwksSource {
     pub fn new(issuer: String, config: JwksConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             issuer,
+            client: crate::proxy::forward::build_client_trusting(&config.roots),
             config,
-            client: crate::proxy::forward::build_client(),
             keys: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             last_fetch: Mutex::new(None),

@@ -93,6 +93,8 @@ pub struct JwksConfig {
     pub timeout: Duration,
     /// Least time between fetches triggered by unknown key ids.
     pub min_refresh_interval: Duration,
+    /// The certificate authorities the JWKS server is checked against.
+    pub roots: super::TrustRoots,
 }
 
 /// A private signing key, loaded.
@@ -246,7 +248,11 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
                     format!("invalid URL {url:?}: need http(s)://host"),
                 ));
             }
+            super::outbound::check_transport(&uri, raw.allow_insecure_http)
+                .map_err(|e| err("jwks_url", e))?;
             Some(JwksConfig {
+                roots: super::TrustRoots::load(raw.jwks_ca_file.as_deref())
+                    .map_err(|e| err("jwks_ca_file", e))?,
                 url: uri,
                 refresh: duration_or(raw.jwks_refresh, 300),
                 timeout: duration_or(raw.jwks_timeout, 5),
@@ -254,6 +260,9 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
             })
         }
     };
+    if raw.jwks_ca_file.is_some() && jwks.is_none() {
+        return Err(err("jwks_ca_file", "has no effect without jwks_url".into()));
+    }
     if keys.is_empty() && jwks.is_none() {
         return Err(err(
             "issuer",
@@ -280,6 +289,9 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
     }
     if let Some(sk) = &signing_key {
         material.push(sk.pem.expose().to_vec());
+    }
+    if let Some(path) = &raw.jwks_ca_file {
+        material.push(std::fs::read(path).unwrap_or_default());
     }
     let fingerprint =
         super::Fingerprint::of(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());

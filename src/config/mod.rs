@@ -3,6 +3,7 @@
 
 pub mod env;
 mod issuers;
+mod outbound;
 mod providers;
 pub mod raw;
 mod validate;
@@ -22,6 +23,7 @@ pub use env::Env;
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
 };
+pub use outbound::TrustRoots;
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use validate::validate;
 

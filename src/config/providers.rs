@@ -35,6 +35,8 @@ pub struct ProviderConfig {
     pub replay_body_bytes: u64,
     /// Least time between two logins caused by the vendor refusing the token.
     pub relogin_interval: Duration,
+    /// The certificate authorities the auth API is checked against.
+    pub roots: super::TrustRoots,
     /// Identity of these settings and secrets, for reloads.
     pub fingerprint: super::Fingerprint,
 }
@@ -225,6 +227,12 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
             }
         }
     };
+    let url = match &grant {
+        Grant::Login { url, .. } => (url, "auth_url"),
+        Grant::ClientCredentials { url, .. } => (url, "token_url"),
+    };
+    super::outbound::check_transport(url.0, raw.allow_insecure_http).map_err(|e| fail(url.1, e))?;
+    let roots = super::TrustRoots::load(raw.ca_file.as_deref()).map_err(|e| fail("ca_file", e))?;
     let timeout = match raw.timeout {
         Some(t) => t.0,
         None => {
@@ -242,9 +250,15 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         Grant::Login { password, .. } => password.expose().to_vec(),
         Grant::ClientCredentials { client_secret, .. } => client_secret.expose().to_vec(),
     };
+    let ca = raw
+        .ca_file
+        .as_ref()
+        .map(|path| std::fs::read(path).unwrap_or_default())
+        .unwrap_or_default();
     let fingerprint = super::Fingerprint::of(&[
         format!("{grant:?}|{timeout:?}|{max_retries}|{raw:?}").as_bytes(),
         &secret,
+        &ca,
     ]);
     Ok(ProviderConfig {
         name: raw.name.clone(),
@@ -259,6 +273,7 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         relogin_interval: raw
             .relogin_interval
             .map_or(Duration::from_secs(10), |d| d.0),
+        roots,
         fingerprint,
     })
 }

@@ -78,6 +78,12 @@ pub struct RawIssuer {
     pub public_keys: Vec<RawPublicKey>,
     /// JWKS document URL, fetched at startup and refreshed.
     pub jwks_url: Option<String>,
+    /// PEM bundle of the certificate authorities the JWKS server's certificate is checked
+    /// against, instead of the public web roots (a private CA). Default: public roots.
+    pub jwks_ca_file: Option<String>,
+    /// Accept a plain `http://` `jwks_url` to a host that is not loopback. Default false.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// JWKS refresh period. Default `"5m"`.
     pub jwks_refresh: Option<HumanDuration>,
     /// JWKS fetch timeout. Default `"5s"`.
@@ -191,6 +197,13 @@ pub struct RawProvider {
     /// `401` is returned to the caller (or the request retried with a token a login already
     /// obtained). Default `"10s"`.
     pub relogin_interval: Option<HumanDuration>,
+    /// PEM bundle of the certificate authorities the auth API's certificate is checked
+    /// against, instead of the public web roots (a private CA). Default: public roots.
+    pub ca_file: Option<String>,
+    /// Accept a plain `http://` auth URL to a host that is not loopback (the password or
+    /// client secret then crosses the network readable). Default false.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// The credential grant a provider uses.

@@ -90,12 +90,46 @@ where
     B::Data: Send,
     B::Error: Into<crate::error::BoxError>,
 {
+    build_client_trusting(&crate::config::TrustRoots::default())
+}
+
+/// Like [`build_client`], trusting `roots` (a private CA's bundle replaces the public roots).
+pub fn build_client_trusting<B>(
+    roots: &crate::config::TrustRoots,
+) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<crate::error::BoxError>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(pool::CONNECT_TIMEOUT));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match &roots.certificates {
+        None => builder.with_webpki_roots(),
+        Some(certificates) => {
+            let mut store = rustls::RootCertStore::empty();
+            // Checked at config load: every certificate of the bundle is a usable anchor.
+            store.add_parsable_certificates(certificates.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            match rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+            {
+                Ok(config) => builder
+                    .with_tls_config(config.with_root_certificates(store).with_no_client_auth()),
+                // Unreachable with ring's default provider; fall back to refusing every
+                // certificate rather than to the public roots.
+                Err(_) => builder.with_tls_config(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                ),
+            }
+        }
+    };
+    let https = builder
         .https_or_http()
         .enable_http1()
         .enable_http2()

@@ -93,8 +93,8 @@ impl TokenCache {
     /// An empty cache for `config`.
     pub fn new(config: ProviderConfig, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
         Arc::new(Self {
+            client: crate::proxy::forward::build_client_trusting(&config.roots),
             config,
-            client: crate::proxy::forward::build_client(),
             token: ArcSwapOption::empty(),
             failure: ArcSwapOption::empty(),
             flight: Mutex::new(()),

@@ -266,6 +266,7 @@ mod tests {
             required: false,
             replay_body_bytes: 0,
             relogin_interval: Duration::from_secs(10),
+            roots: Default::default(),
             fingerprint: Default::default(),
         }
     }

@@ -775,3 +775,4 @@ pub fn vendor_jwt(id: usize, exp: u64) -> String {
 }
 pub mod nginx;
 pub mod recording;
+pub mod tls;

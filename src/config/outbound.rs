@@ -1,0 +1,119 @@
+//! Outbound connections tollgate makes on its own behalf (JWKS fetches, vendor logins): which
+//! URLs may be plain HTTP, and which certificate authorities their TLS trusts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::Uri;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// The roots an outbound client trusts: the public web roots, or only a configured bundle.
+#[derive(Clone, Default)]
+pub struct TrustRoots {
+    /// `None`: the public web roots; `Some`: only these certificates (a private CA).
+    pub certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The bundle's path, for messages.
+    pub file: Option<String>,
+}
+
+impl std::fmt::Debug for TrustRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "TrustRoots({file})"),
+            None => f.write_str("TrustRoots(public web roots)"),
+        }
+    }
+}
+
+impl TrustRoots {
+    /// Loads a PEM bundle; it must hold at least one certificate.
+    pub fn load(path: Option<&str>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {path:?}: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{path:?}: not a PEM certificate bundle: {e}"))?;
+        if certificates.is_empty() {
+            return Err(format!("{path:?} holds no PEM certificate"));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        let (_, refused) = store.add_parsable_certificates(certificates.iter().cloned());
+        if refused > 0 {
+            return Err(format!(
+                "{path:?}: {refused} certificate(s) cannot be used as a trust anchor"
+            ));
+        }
+        Ok(Self {
+            certificates: Some(Arc::new(certificates)),
+            file: Some(path.to_owned()),
+        })
+    }
+}
+
+/// Refuses plain `http://` to anything but a loopback host unless `allow_insecure_http` says
+/// so: JWKS keys and vendor passwords would be readable, and replaceable, on the path.
+pub fn check_transport(uri: &Uri, allow_insecure_http: bool) -> Result<(), String> {
+    if uri.scheme_str() != Some("http") || allow_insecure_http || is_loopback(uri) {
+        return Ok(());
+    }
+    Err(format!(
+        "plain http:// to {} sends it readable and forgeable on the network; use https:// \
+         (with a ca_file for a private CA), or set allow_insecure_http = true",
+        uri.host().unwrap_or_default()
+    ))
+}
+
+fn is_loopback(uri: &Uri) -> bool {
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_loopback_unless_allowed() {
+        for url in [
+            "https://idp.example/jwks",
+            "http://127.0.0.1:8080/x",
+            "http://127.9.9.9/x",
+            "http://[::1]:9/x",
+            "http://localhost/x",
+            "http://LOCALHOST:1/x",
+        ] {
+            assert!(
+                check_transport(&url.parse().unwrap(), false).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://idp.example/jwks",
+            "http://10.0.0.1/x",
+            "http://[::2]/x",
+            "http://localhost.evil.example/x",
+            "http://127.0.0.1.nip.io/x",
+        ] {
+            let uri = url.parse().unwrap();
+            let err = check_transport(&uri, false).unwrap_err();
+            assert!(err.contains("allow_insecure_http"), "{url}: {err}");
+            assert!(check_transport(&uri, true).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_bundle_must_hold_usable_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = TrustRoots::load(empty.to_str()).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        assert!(TrustRoots::load(Some("/nonexistent/ca.pem")).is_err());
+        assert!(TrustRoots::load(None).unwrap().certificates.is_none());
+    }
+}
