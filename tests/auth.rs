@@ -346,7 +346,7 @@ async fn invalid_tokens_get_401_with_precise_reasons() {
         (
             "missing audience",
             hs256(&with(json!({"iss": "https://aud.test"}))),
-            "audience not accepted",
+            "missing claim aud",
         ),
         (
             "wrong key",

@@ -528,9 +528,14 @@ fn pre_parse(token: &str) -> Result<(PreHeader, String), AuthError> {
     }
     let header: PreHeader = decode_json(header)?;
     let payload: PrePayload = decode_json(payload)?;
-    // jsonwebtoken reports a non-numeric exp as missing; say what is really wrong.
+    // jsonwebtoken reports an exp it cannot read as a time (a string, a negative number,
+    // 1e300) as missing; say what is really wrong.
+    let is_time = |v: &Value| {
+        v.as_f64()
+            .is_some_and(|t| t.is_finite() && (0.0..=u64::MAX as f64).contains(&t))
+    };
     for (name, value) in [("exp", &payload.exp), ("nbf", &payload.nbf)] {
-        if value.as_ref().is_some_and(|v| !v.is_number()) {
+        if value.as_ref().is_some_and(|v| !v.is_null() && !is_time(v)) {
             return Err(AuthError::InvalidClaim(name.to_owned()));
         }
     }
@@ -582,7 +587,6 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::InvalidAudience => AuthError::AudienceNotAccepted,
         ErrorKind::InvalidSignature => AuthError::SignatureInvalid,
         ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::AudienceNotAccepted,
         ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
         ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim.clone()),
         _ => AuthError::Malformed,

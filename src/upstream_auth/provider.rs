@@ -164,16 +164,19 @@ fn build_request(grant: &Grant) -> Request<Full<Bytes>> {
     request
 }
 
-/// Reads the token and its lifetime from a successful response.
-fn parse_response(
+/// Reads the token and its lifetime from a successful response (public for the property tests).
+pub fn parse_response(
     json: &Value,
     config: &ProviderConfig,
     now: SystemTime,
 ) -> Result<Fetched, ProviderError> {
-    if let Some(code) = json.get("statusCode").and_then(Value::as_i64)
-        && code >= 400
+    // Whatever its spelling (500, 500.0, "500"), a failure status in the body is a failure.
+    if let Some(code) = json.get("statusCode").and_then(|v| match v {
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        other => other.as_f64(),
+    }) && code >= 400.0
     {
-        return Err(ProviderError::BodyStatus(code));
+        return Err(ProviderError::BodyStatus(code.min(i64::MAX as f64) as i64));
     }
     let paths: Vec<&str> = match &config.grant {
         Grant::Login { token_paths, .. } => token_paths.iter().map(String::as_str).collect(),
@@ -200,14 +203,16 @@ fn parse_response(
     let expires_at = match jwt_expiry(token) {
         Some(Some(at)) => at,
         Some(None) => return Err(unrepresentable("the token's exp")),
-        None => match json
-            .get("expires_in")
-            .or_else(|| json.get("expiresIn"))
-            .and_then(Value::as_u64)
-        {
-            Some(secs) => now
-                .checked_add(Duration::from_secs(secs))
-                .ok_or_else(|| unrepresentable("expires_in"))?,
+        None => match json.get("expires_in").or_else(|| json.get("expiresIn")) {
+            // Whole seconds, as a number or (some OAuth servers) a string of digits; a
+            // negative, fractional or other value is not silently replaced by the ttl.
+            Some(value) => match value {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse::<u64>().ok(),
+                _ => None,
+            }
+            .and_then(|secs| now.checked_add(Duration::from_secs(secs)))
+            .ok_or_else(|| unrepresentable("expires_in"))?,
             None => now
                 .checked_add(config.ttl)
                 .ok_or_else(|| unrepresentable("ttl"))?,
