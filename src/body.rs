@@ -1,7 +1,9 @@
 //! Body types of the data path: streamed from the peer, or produced by the gateway.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -30,10 +32,47 @@ pub trait EndWatcher: Unpin {
     fn failed(&mut self) {}
 }
 
+/// Why a streamed body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The peer's framing was broken, or the connection ended mid-body.
+    #[error("{0}")]
+    Read(#[source] hyper::Error),
+    /// The peer sent nothing for this long in the middle of the body.
+    #[error("no body data for {0:?}")]
+    Stalled(Duration),
+}
+
+/// A deadline between two pieces of a body, armed only while the body waits on its peer:
+/// a body that arrives without waiting never allocates a timer.
+struct IdleDeadline {
+    after: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl IdleDeadline {
+    /// Ready once the peer has been silent for `after` since the body last made progress.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            let at = tokio::time::Instant::now() + self.after;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+    }
+}
+
 /// A body streamed from a peer that tells its watcher when it has been read to its end.
 pub struct Watched<W: EndWatcher> {
     inner: Incoming,
     watcher: W,
+    idle: Option<IdleDeadline>,
 }
 
 impl<W: EndWatcher> Watched<W> {
@@ -42,7 +81,22 @@ impl<W: EndWatcher> Watched<W> {
         if inner.is_end_stream() {
             watcher.ended();
         }
-        Self { inner, watcher }
+        Self {
+            inner,
+            watcher,
+            idle: None,
+        }
+    }
+
+    /// Fails the body with [`BodyError::Stalled`] when the peer sends nothing for `after` in
+    /// the middle of it, which frees whatever waits on it (a buffer, a connection, a permit).
+    pub fn idle_timeout(mut self, after: Duration) -> Self {
+        self.idle = Some(IdleDeadline {
+            after,
+            timer: None,
+            armed: false,
+        });
+        self
     }
 }
 
@@ -55,12 +109,12 @@ impl<W: EndWatcher> Watched<W> {
 
 impl<W: EndWatcher> Body for Watched<W> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         match &frame {
@@ -68,9 +122,21 @@ impl<W: EndWatcher> Body for Watched<W> {
             // The last frame of a body of known length: hyper may not poll again.
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.watcher.ended(),
             Poll::Ready(Some(Err(_))) => this.watcher.failed(),
+            Poll::Pending => {
+                if let Some(idle) = &mut this.idle
+                    && idle.poll_expired(cx)
+                {
+                    this.watcher.failed();
+                    return Poll::Ready(Some(Err(BodyError::Stalled(idle.after))));
+                }
+                return Poll::Pending;
+            }
             _ => {}
         }
-        frame
+        if let Some(idle) = &mut this.idle {
+            idle.armed = false;
+        }
+        frame.map_err(BodyError::Read)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -87,17 +153,18 @@ impl<W: EndWatcher> Body for Watched<W> {
 pub struct ClientBody(Watched<RequestProgress>);
 
 impl ClientBody {
-    /// Wraps the body hyper read from a client.
-    pub fn new(inner: Incoming, progress: RequestProgress) -> Self {
-        Self(Watched::new(inner, progress))
+    /// Wraps the body hyper read from a client, failing it when the client stops sending for
+    /// `idle` mid-body.
+    pub fn new(inner: Incoming, progress: RequestProgress, idle: Duration) -> Self {
+        Self(Watched::new(inner, progress).idle_timeout(idle))
     }
 }
 
-/// The client's request body failed: malformed chunked framing, or the client went away
-/// before sending all of it.
+/// The client's request body failed: malformed chunked framing, the client went away before
+/// sending all of it, or it stopped sending.
 #[derive(Debug, thiserror::Error)]
 #[error("client request body: {0}")]
-pub struct ClientBodyError(#[source] hyper::Error);
+pub struct ClientBodyError(#[source] pub BodyError);
 
 impl Body for ClientBody {
     type Data = Bytes;

@@ -32,6 +32,10 @@ pub enum GatewayError {
     /// The client's body broke off or was malformed while it was being forwarded.
     #[error("client body failed: {0}")]
     ClientBody(#[source] BoxError),
+    /// The client stopped sending its body (`limits.body_read_timeout` of silence), or did
+    /// not finish the part the gateway must hold within the route's timeout.
+    #[error("request body timed out after {0:?}")]
+    RequestBodyTimeout(std::time::Duration),
     /// The request target is longer than `limits.max_uri_bytes`.
     #[error("request target longer than {0} bytes")]
     UriTooLong(usize),
@@ -90,6 +94,9 @@ impl GatewayError {
             GatewayError::BadHost(_) => (StatusCode::BAD_REQUEST, "invalid host"),
             GatewayError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
             GatewayError::ClientBody(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            GatewayError::RequestBodyTimeout(_) => {
+                (StatusCode::REQUEST_TIMEOUT, "request body timed out")
+            }
             GatewayError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "request target too long"),
             GatewayError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
@@ -128,6 +135,10 @@ impl GatewayError {
             GatewayError::BadHost(e) => Some(e.to_string()),
             GatewayError::BadRequest(r) => Some((*r).to_owned()),
             GatewayError::ClientBody(_) => Some("request body malformed or incomplete".to_owned()),
+            GatewayError::RequestBodyTimeout(after) => Some(format!(
+                "no complete body within {}",
+                humantime::format_duration(*after)
+            )),
             GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
             GatewayError::Unauthenticated(e) => Some(e.to_string()),
             GatewayError::Forbidden(e) => Some(e.to_string()),

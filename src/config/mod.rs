@@ -162,6 +162,8 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// Deadline for a whole request head.
     pub header_read_timeout: Duration,
+    /// Longest silence in the middle of a client's request body.
+    pub body_read_timeout: Duration,
     /// How long an HTTP/2 connection may go without a stream (also its ping interval).
     pub idle_timeout: Duration,
     /// Connections older than this are drained.

@@ -327,6 +327,10 @@ pub struct RawLimits {
     /// A client must send its whole request head within this time. Default `"10s"`.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
+    /// A client that sends nothing for this long in the middle of its request body gets 408
+    /// and its buffer is freed. Default `"15s"`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
     /// An HTTP/2 connection with no stream opened or open for this long gets GOAWAY and is
     /// closed (checked every second); also the HTTP/2 ping interval. (HTTP/1 idle connections close after `header_read_timeout`.) Default
     /// `"60s"`.
@@ -371,6 +375,7 @@ impl Default for RawLimits {
             max_headers: default_max_headers(),
             max_uri_bytes: default_max_uri_bytes(),
             header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connection_age: default_max_connection_age(),
             max_concurrent_streams: default_max_concurrent_streams(),
@@ -395,6 +400,9 @@ fn default_max_uri_bytes() -> usize {
 }
 fn default_header_read_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
+}
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15))
 }
 fn default_idle_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))

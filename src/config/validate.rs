@@ -135,6 +135,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         max_headers: l.max_headers,
         max_uri_bytes: l.max_uri_bytes,
         header_read_timeout: l.header_read_timeout.0,
+        body_read_timeout: l.body_read_timeout.0,
         idle_timeout: l.idle_timeout.0,
         max_connection_age: l.max_connection_age.0,
         max_concurrent_streams: l.max_concurrent_streams,

@@ -194,8 +194,10 @@ pub async fn exchange(
     }
     remove_hop_by_hop(response.headers_mut());
     let (parts, body) = response.into_parts();
+    // The route's timeout also bounds each silence inside the response body: a stalled
+    // upstream ends the response (and frees its connection) instead of holding it forever.
     Ok((
-        Response::from_parts(parts, Either::Left(body)),
+        Response::from_parts(parts, Either::Left(body.idle_timeout(timeout))),
         upstream_time,
     ))
 }
@@ -229,7 +231,10 @@ pub fn classify(error: crate::error::BoxError, body_limit: u64) -> GatewayError 
         if e.is::<LengthLimitError>() {
             return GatewayError::BodyTooLarge { limit: body_limit };
         }
-        if e.is::<ClientBodyError>() {
+        if let Some(ClientBodyError(body)) = e.downcast_ref::<ClientBodyError>() {
+            if let crate::body::BodyError::Stalled(after) = body {
+                return GatewayError::RequestBodyTimeout(*after);
+            }
             return GatewayError::ClientBody(error);
         }
         if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {

@@ -41,6 +41,7 @@ pub struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    body_read_timeout: Duration,
     idle_timeout: Duration,
     max_age: Duration,
     max_connections_per_ip: usize,
@@ -67,6 +68,7 @@ impl Protocols {
             http1,
             http2,
             header_read_timeout: limits.header_read_timeout,
+            body_read_timeout: limits.body_read_timeout,
             idle_timeout: limits.idle_timeout,
             max_age: limits.max_connection_age,
             max_connections_per_ip: limits.max_connections_per_ip,
@@ -96,11 +98,12 @@ pub async fn serve(
     let counted = Arc::new(ConnectionGuard::new(metrics.clone()));
     let tracked = activity.clone();
     let client = ClientIp::new(remote.ip());
+    let body_read_timeout = protocols.body_read_timeout;
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
         let progress = RequestProgress::new(tracked.busy());
-        let mut request = request.map(|body| ClientBody::new(body, progress));
+        let mut request = request.map(|body| ClientBody::new(body, progress, body_read_timeout));
         if request.version() == http::Version::HTTP_11
             && request.headers().contains_key(http::header::UPGRADE)
         {

@@ -91,9 +91,12 @@ pub async fn forward_with_credential(
         let request = Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
         return forward::exchange(via, request, route.timeout, upgrade, route.max_body_bytes).await;
     }
-    let bytes = Limited::new(body, usize::try_from(keep).unwrap_or(usize::MAX))
-        .collect()
+    // The body is held whole before anything is sent, so the route's timeout bounds reading it
+    // too: a client trickling its declared bytes gets 408, not an indefinite hold on the buffer.
+    let collect = Limited::new(body, usize::try_from(keep).unwrap_or(usize::MAX)).collect();
+    let bytes = tokio::time::timeout(route.timeout, collect)
         .await
+        .map_err(|_| GatewayError::RequestBodyTimeout(route.timeout))?
         .map_err(|e| forward::classify(e, route.max_body_bytes))?
         .to_bytes();
     let retry = Request::builder()
