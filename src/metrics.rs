@@ -181,6 +181,8 @@ pub struct Metrics {
     pub upstream_duration: Family<RouteLabel, Histogram>,
     /// Requests being handled.
     pub in_flight: Gauge,
+    /// Requests whose handling panicked (answered 500): each one is a bug to report.
+    pub request_panics: Counter,
     /// Open client connections by protocol (counted from their first request).
     pub connections: Family<ProtocolLabel, Gauge>,
     /// Idle HTTP/1 connections whose buffers have been freed while they wait.
@@ -239,6 +241,7 @@ impl Metrics {
             request_duration: Family::new_with_constructor(latency_histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
+            request_panics: Counter::default(),
             connections: Family::default(),
             connections_parked: Gauge::default(),
             connections_closed: Family::default(),
@@ -270,6 +273,11 @@ impl Metrics {
             "upstream_duration_seconds",
             "Time to the upstream's response head, by route",
             m.upstream_duration.clone(),
+        );
+        registry.register(
+            "request_panics",
+            "Requests whose handling panicked and were answered 500 (each one is a bug)",
+            m.request_panics.clone(),
         );
         registry.register(
             "requests_in_flight",

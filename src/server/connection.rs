@@ -117,7 +117,9 @@ pub async fn serve(
         let gateway = current.load_full();
         let client = client.clone();
         Box::pin(async move {
-            let response = gateway.handle(request, client).await?;
+            let metrics = gateway.metrics().clone();
+            let response =
+                super::backstop::answer_panics(gateway.handle(request, client), &metrics).await;
             Ok::<_, std::convert::Infallible>(response.map(|body| ServedBody::new(body, busy)))
         })
     });

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod backstop;
 pub mod connection;
 pub mod listener;
 pub mod reload;
