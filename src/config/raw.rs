@@ -13,15 +13,23 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
+        parse_duration(&text)
             .map(HumanDuration)
             .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
     }
 }
 
-/// Parses a humantime duration (`30s`, `15m`, `365d`).
-pub fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text)
+/// The longest duration accepted anywhere: far beyond any sensible setting, and far enough
+/// below the clocks' limits that adding it to "now" can never overflow (and panic).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a humantime duration (`30s`, `15m`, `365d`), at most [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > MAX_DURATION {
+        return Err("longer than 100 years".to_owned());
+    }
+    Ok(duration)
 }
 
 /// The whole file.

@@ -666,6 +666,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.header_read_timeout"), "{err}");
+        // A duration so long that "now + it" would overflow the clock (and panic) is refused.
+        let err = load("[limits]\nbody_read_timeout = \"500000000years\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.body_read_timeout") && err.contains("longer than 100 years"),
+            "{err}"
+        );
         let err =
             load("[[routes]]\nprefix = \"/a\"\nupstream = \"${MISSING}\"\npolicy = \"public\"\n")
                 .unwrap_err()
