@@ -267,6 +267,8 @@ mod tests {
                 issuers: Vec::new(),
             },
             upstream_auth: None,
+            sends_identity: true,
+            sends_forwarded: true,
         })
     }
 

@@ -229,6 +229,10 @@ pub struct Route {
     pub policy: RoutePolicy,
     /// Index into [`Config::providers`] of the credential attached upstream, if any.
     pub upstream_auth: Option<usize>,
+    /// Inject the caller's identity headers (off by default on third-party routes).
+    pub sends_identity: bool,
+    /// Set `X-Forwarded-*` and `X-Real-IP` (off by default on third-party routes).
+    pub sends_forwarded: bool,
 }
 
 /// Where a route forwards to.

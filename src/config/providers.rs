@@ -35,6 +35,8 @@ pub struct ProviderConfig {
     pub replay_body_bytes: u64,
     /// Least time between two logins caused by the vendor refusing the token.
     pub relogin_interval: Duration,
+    /// Longest a request waits for a token (the route's timeout caps it too).
+    pub acquire_timeout: Duration,
     /// The certificate authorities the auth API is checked against.
     pub roots: super::TrustRoots,
     /// Identity of these settings and secrets, for reloads.
@@ -149,6 +151,34 @@ fn parse_url(text: &str, key: &str) -> Result<Uri, Failure> {
     Ok(uri)
 }
 
+/// Most retries after a failed login attempt.
+pub const MAX_RETRIES: u32 = 10;
+/// Longest single login attempt.
+pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A duration from the environment: bare seconds as the seed wrote them (`30`, `2.5`), or
+/// humantime like every other duration (`30s`, `1m`).
+fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Failure> {
+    let Some(text) = env.get(var).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let seconds = text
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok());
+    match seconds {
+        Some(d) => Ok(Some(d)),
+        None => super::raw::parse_duration(text).map(Some).map_err(|e| {
+            fail(
+                key,
+                format!("environment variable {var} is not seconds or a duration ({e}): {text:?}"),
+            )
+        }),
+    }
+}
+
 fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<Option<T>, Failure> {
     match env.get(var).filter(|v| !v.trim().is_empty()) {
         None => Ok(None),
@@ -236,16 +266,36 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
     let timeout = match raw.timeout {
         Some(t) => t.0,
         None => {
-            Duration::from_secs(env_number(env, "API_EXECUTOR_TIMEOUT", "timeout")?.unwrap_or(30))
+            env_duration(env, "API_EXECUTOR_TIMEOUT", "timeout")?.unwrap_or(Duration::from_secs(30))
         }
     };
-    if timeout.is_zero() {
-        return Err(fail("timeout", "must be greater than 0"));
+    if timeout.is_zero() || timeout > MAX_ATTEMPT_TIMEOUT {
+        return Err(fail(
+            "timeout",
+            format!(
+                "must be between 1ms and {} per attempt (got {})",
+                humantime::format_duration(MAX_ATTEMPT_TIMEOUT),
+                humantime::format_duration(timeout)
+            ),
+        ));
     }
     let max_retries = match raw.max_retries {
         Some(n) => n,
         None => env_number(env, "API_EXECUTOR_MAX_RETRIES", "max_retries")?.unwrap_or(3),
     };
+    if max_retries > MAX_RETRIES {
+        return Err(fail(
+            "max_retries",
+            format!(
+                "at most {MAX_RETRIES} (got {max_retries}); requests wait at most their route's \
+                 timeout anyway, and a login that fails {MAX_RETRIES} times in a row is better \
+                 retried after failure_cooldown"
+            ),
+        ));
+    }
+    if raw.acquire_timeout.is_some_and(|t| t.0.is_zero()) {
+        return Err(fail("acquire_timeout", "must be greater than 0"));
+    }
     let secret = match &grant {
         Grant::Login { password, .. } => password.expose().to_vec(),
         Grant::ClientCredentials { client_secret, .. } => client_secret.expose().to_vec(),
@@ -273,6 +323,9 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         relogin_interval: raw
             .relogin_interval
             .map_or(Duration::from_secs(10), |d| d.0),
+        acquire_timeout: raw
+            .acquire_timeout
+            .map_or(super::raw::MAX_DURATION, |d| d.0),
         roots,
         fingerprint,
     })

@@ -205,6 +205,9 @@ pub struct RawProvider {
     /// `401` is returned to the caller (or the request retried with a token a login already
     /// obtained). Default `"10s"`.
     pub relogin_interval: Option<HumanDuration>,
+    /// Longest a request waits for a token (also capped by its route's `timeout`); past it
+    /// the request gets 503 at once while the login goes on. Default: the route's timeout.
+    pub acquire_timeout: Option<HumanDuration>,
     /// PEM bundle of the certificate authorities the auth API's certificate is checked
     /// against, instead of the public web roots (a private CA). Default: public roots.
     pub ca_file: Option<String>,
@@ -524,6 +527,14 @@ pub struct RawRoute {
     /// client, e.g. on the login service's route. Default false (removed).
     #[serde(default)]
     pub allow_token_cookie: bool,
+    /// On an `upstream_auth` (third-party) route: also send the caller's identity headers.
+    /// Default false: a vendor gets no internal names, ids or e-mail addresses.
+    #[serde(default)]
+    pub send_identity: bool,
+    /// On an `upstream_auth` (third-party) route: also send `X-Forwarded-*` and `X-Real-IP`.
+    /// Default false: a vendor gets no internal addresses or host names.
+    #[serde(default)]
+    pub send_forwarded: bool,
 }
 
 /// A route's access policy.

@@ -241,6 +241,22 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                 ));
             }
             route.upstream_auth = Some(index);
+            // A vendor is a third party: internal identity and addresses only on request.
+            route.sends_identity = raw.routes[i].send_identity;
+            route.sends_forwarded = raw.routes[i].send_forwarded;
+        } else {
+            for (set, name) in [
+                (raw.routes[i].send_identity, "send_identity"),
+                (raw.routes[i].send_forwarded, "send_forwarded"),
+            ] {
+                if set {
+                    return Err(invalid(
+                        file,
+                        &format!("{key}.{name}"),
+                        "only has an effect on an upstream_auth route (other routes always send it)",
+                    ));
+                }
+            }
         }
         if route.policy.policy != Policy::Public && issuers.is_empty() {
             return Err(invalid(
@@ -543,6 +559,8 @@ fn validate_route(
             issuers: route.issuers.clone(),
         },
         upstream_auth: None,
+        sends_identity: true,
+        sends_forwarded: true,
     })
 }
 

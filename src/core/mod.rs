@@ -249,7 +249,8 @@ impl Core {
         };
         // Boxed: the token cache's future is large, and inline it would grow every request's
         // future, vendor route or not.
-        let bearer = Box::pin(cache.bearer())
+        let wait = route.timeout.min(cache.config().acquire_timeout);
+        let bearer = Box::pin(cache.bearer(wait))
             .await
             .map_err(GatewayError::CredentialsUnavailable)?;
         headers.insert(AUTHORIZATION, bearer.clone());

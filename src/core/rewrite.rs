@@ -12,6 +12,9 @@
 //! 6. the request id; 7. the verified identity; 8. `X-Forwarded-*` and `X-Real-IP`;
 //! 9. `Host`; 10. the allowed upgrade.
 //!
+//! On a third-party (vendor) route, rules 7 and 8 apply only when the route opts in
+//! (`send_identity`, `send_forwarded`); without rule 8 every proxy header is removed.
+//!
 //! The vendor credential, when a route has one, is attached last by the core.
 
 use std::borrow::Cow;
@@ -74,17 +77,24 @@ pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
         remove_method_overrides(headers);
     }
     headers.insert(X_REQUEST_ID.clone(), inputs.request_id.clone());
-    if let Some(identity) = inputs.identity {
+    if let Some(identity) = inputs.identity
+        && inputs.route.sends_identity
+    {
         identity::inject(headers, identity);
     }
     let host = inputs.host.map(CanonicalHost::header);
-    forwarded::set_forwarded(
-        headers,
-        inputs.peer,
-        inputs.trusted_peer,
-        inputs.client,
-        host,
-    );
+    if inputs.route.sends_forwarded {
+        forwarded::set_forwarded(
+            headers,
+            inputs.peer,
+            inputs.trusted_peer,
+            inputs.client,
+            host,
+        );
+    } else {
+        // Not even a trusted proxy's chain: the route's upstream is a third party.
+        forwarded::remove_client_proxy_headers(headers, false);
+    }
     set_host(headers, inputs.route, host);
     if let Some(protocols) = inputs.upgrade {
         super::upgrade::set(headers, protocols);
@@ -163,6 +173,8 @@ mod tests {
                 issuers: Vec::new(),
             },
             upstream_auth: None,
+            sends_identity: true,
+            sends_forwarded: true,
         }
     }
 

@@ -131,8 +131,11 @@ impl TokenCache {
     }
 
     /// The `Authorization` value to attach: the cached token while it is valid (starting a
-    /// background refresh once it is within `refresh_before` of expiry), else a fresh login.
-    pub async fn bearer(self: &Arc<Self>) -> Result<HeaderValue, CredentialError> {
+    /// background refresh once it is within `refresh_before` of expiry), else a fresh login,
+    /// waited for at most `wait` (the smaller of the route's timeout and the provider's
+    /// `acquire_timeout`). A login outlives a caller that stopped waiting: it runs in its own
+    /// task, so the next caller finds its token.
+    pub async fn bearer(self: &Arc<Self>, wait: Duration) -> Result<HeaderValue, CredentialError> {
         let now = Instant::now();
         let observed = match self.token.load().as_ref() {
             Some(token) if now < token.expires_at => {
@@ -145,7 +148,20 @@ impl TokenCache {
             Some(token) => Some(token.generation),
             None => None,
         };
-        self.refresh(observed).await.map(|t| t.header.clone())
+        let this = self.clone();
+        let login = tokio::spawn(async move { this.refresh(observed).await });
+        match tokio::time::timeout(wait, login).await {
+            Ok(Ok(result)) => result.map(|t| t.header.clone()),
+            Ok(Err(_)) => Err(CredentialError {
+                reason: "the login task failed".to_owned(),
+            }),
+            Err(_) => Err(CredentialError {
+                reason: format!(
+                    "no token within {}; the login continues in the background",
+                    humantime::format_duration(wait)
+                ),
+            }),
+        }
     }
 
     /// The vendor refused `refused`. Drops it and allows one new login, at most one per

@@ -114,7 +114,7 @@ pub async fn forward_with_credential(
     }
     let fresh = attached
         .cache
-        .bearer()
+        .bearer(route.timeout.min(attached.cache.config().acquire_timeout))
         .await
         .map_err(GatewayError::CredentialsUnavailable)?;
     let mut request = retry

@@ -271,6 +271,7 @@ mod tests {
             required: false,
             replay_body_bytes: 0,
             relogin_interval: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(1),
             roots: Default::default(),
             fingerprint: Default::default(),
         }
