@@ -450,7 +450,21 @@ impl Metrics {
             .set(i64::try_from(secs).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// Every metric, in the format the scraper asked for: OpenMetrics when its `Accept` names
+    /// `application/openmetrics-text` (as Prometheus does), else the classic text format 0.0.4
+    /// that every other scraper parses. Returns the body and its content type.
+    pub fn render_for(&self, accept: Option<&str>) -> (String, &'static str) {
+        let openmetrics = self.render();
+        if accept.is_some_and(|a| {
+            a.to_ascii_lowercase()
+                .contains("application/openmetrics-text")
+        }) {
+            return (openmetrics, OPENMETRICS_CONTENT_TYPE);
+        }
+        (to_text_format(&openmetrics), TEXT_CONTENT_TYPE)
+    }
+
+    /// The OpenMetrics exposition of every metric.
     pub fn render(&self) -> String {
         if let Ok(last) = self.jwks_last_success.lock() {
             for (issuer, at) in last.iter() {
@@ -467,6 +481,52 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// `Content-Type` of the OpenMetrics exposition.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// `Content-Type` of the classic Prometheus text exposition.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Rewrites prometheus-client's OpenMetrics text as text format 0.0.4: a counter family is
+/// named after its samples (`x_total`, so its HELP and TYPE apply to them), and the
+/// OpenMetrics-only `# UNIT` and `# EOF` lines go.
+fn to_text_format(openmetrics: &str) -> String {
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let counter_family = |l: &str| {
+            l.strip_prefix("# TYPE ")
+                .and_then(|rest| rest.strip_suffix(" counter"))
+                .map(str::to_owned)
+        };
+        // HELP precedes TYPE: look at the TYPE line that follows this HELP line.
+        let family = if line.starts_with("# HELP ") {
+            lines.get(i + 1).and_then(|next| counter_family(next))
+        } else {
+            counter_family(line)
+        };
+        match family {
+            Some(name) if !name.ends_with("_total") => {
+                let prefix = if line.starts_with("# HELP ") {
+                    "# HELP "
+                } else {
+                    "# TYPE "
+                };
+                out.push_str(prefix);
+                out.push_str(&name);
+                out.push_str("_total");
+                out.push_str(&line[prefix.len() + name.len()..]);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Counts a connection under its protocol from its first request until it closes.

@@ -141,11 +141,18 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
         "/metrics" => match &state.gateway {
             Some(gateway) => {
                 let metrics = gateway.load().metrics().clone();
-                let mut response = Response::new(full(metrics.render()));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
+                let accept = request
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|a| a.to_str().ok());
+                let (body, content_type) = metrics.render_for(accept);
+                let mut response = Response::new(full(body));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                response
+                    .headers_mut()
+                    .insert(http::header::VARY, HeaderValue::from_static("accept"));
                 response
             }
             None => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#),

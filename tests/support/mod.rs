@@ -774,5 +774,6 @@ pub fn vendor_jwt(id: usize, exp: u64) -> String {
     )
 }
 pub mod nginx;
+pub mod python;
 pub mod recording;
 pub mod tls;
