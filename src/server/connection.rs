@@ -118,8 +118,8 @@ pub async fn serve(
         let client = client.clone();
         Box::pin(async move {
             let metrics = gateway.metrics().clone();
-            let response =
-                super::backstop::answer_panics(gateway.handle(request, client), &metrics).await;
+            let handling = std::pin::pin!(gateway.handle(request, client));
+            let response = super::backstop::answer_panics(handling, &metrics).await;
             Ok::<_, std::convert::Infallible>(response.map(|body| ServedBody::new(body, busy)))
         })
     });
