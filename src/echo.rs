@@ -32,7 +32,10 @@ pub fn respond<B>(request: &Request<B>) -> Response<ResponseBody> {
         query,
         headers: map,
     };
-    let body = serde_json::to_vec_pretty(&echo).unwrap_or_default();
+    let mut body = serde_json::to_vec_pretty(&echo).unwrap_or_default();
+    // A trailing newline, so a terminal prompt (or the next command's output) starts on its
+    // own line after `curl`.
+    body.push(b'\n');
     let mut response = Response::new(full(body));
     response
         .headers_mut()

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default).
-    Serve(ConfigArg),
+    Serve(ServeArgs),
     /// Load and validate the config, print the route table.
     Check(ConfigArg),
     /// Issue and verify tokens.
@@ -42,6 +42,25 @@ enum Command {
     Keys(KeysCommand),
     /// Exit 0 when the admin health endpoint answers 200 (for container health checks).
     Health(HealthArgs),
+}
+
+/// Where `serve` gets its config: a file, or `--upstream` for a one-route local proxy.
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Path to the config file [default: config/tollgate.toml].
+    #[arg(long, short, env = "TOLLGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Front this URL without a config file: one route on the defaults (development secret
+    /// unless TOLLGATE_JWT_SECRET is set, loopback listeners); prints a ready-to-paste token.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// With --upstream: the route's prefix.
+    #[arg(long, default_value = "/", requires = "upstream")]
+    prefix: String,
+    /// With --upstream: who may use the route.
+    #[arg(long, default_value = "authenticated", requires = "upstream",
+          value_parser = PossibleValuesParser::new(tollgate::config::local::POLICIES))]
+    policy: String,
 }
 
 #[derive(clap::Args)]
@@ -62,8 +81,11 @@ enum TokenCommand {
 }
 
 #[derive(clap::Args)]
+#[command(
+    override_usage = "tollgate token issue <SERVICE>... [OPTIONS]\n       tollgate token issue --all [OPTIONS]"
+)]
 struct IssueArgs {
-    /// Service names.
+    /// Service names (or --all: one token per service of the config's [tokens] services).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     services: Vec<String>,
     /// One token per service listed in the config's `[tokens] services`.
@@ -162,16 +184,18 @@ fn main() -> ExitCode {
     let env = Env::from_process();
     match cli.command {
         Some(Command::Check(arg)) => check(&arg, &env),
-        Some(Command::Serve(arg)) => serve(&arg, &env),
+        Some(Command::Serve(args)) => serve(&args, &env),
         Some(Command::Token(TokenCommand::Issue(args))) => issue(&args, &env),
         Some(Command::Token(TokenCommand::IssueAccess(args))) => issue_access(&args, &env),
         Some(Command::Token(TokenCommand::Verify(args))) => verify(&args, &env),
         Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
         Some(Command::Health(args)) => health(&args),
         None => serve(
-            &ConfigArg {
-                config: std::env::var_os("TOLLGATE_CONFIG")
-                    .map_or_else(|| PathBuf::from("config/tollgate.toml"), PathBuf::from),
+            &ServeArgs {
+                config: std::env::var_os("TOLLGATE_CONFIG").map(PathBuf::from),
+                prefix: "/".to_owned(),
+                policy: "authenticated".to_owned(),
+                ..ServeArgs::default()
             },
             &env,
         ),
@@ -191,6 +215,16 @@ fn check(arg: &ConfigArg, env: &Env) -> ExitCode {
         Err(code) => return code,
     };
     println!("{}: ok", arg.config.display());
+    for (i, issuer) in config.issuers.iter().enumerate() {
+        if issuer.uses_development_secret() {
+            eprintln!(
+                "warning: issuers[{i}] ({}) uses the built-in development secret, which is public: \
+                 anyone can sign tokens it accepts. Fine on a laptop; set TOLLGATE_JWT_SECRET (32+ \
+                 bytes, e.g. from `tollgate keys generate --alg HS256 --out DIR`) anywhere else",
+                issuer.name
+            );
+        }
+    }
     println!("{}", tollgate::server::describe_routes(&config));
     ExitCode::SUCCESS
 }
@@ -334,26 +368,59 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .map_err(|e| fail(format!("cannot start the runtime: {e}")))
 }
 
-fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
-    // Baseline taken before the config is read, so a change made while starting is not missed
-    // (at worst the same config is applied twice).
-    let watcher = ConfigWatcher::new(&arg.config, POLL_INTERVAL);
-    let config = match load(arg, env) {
-        Ok(config) => config,
-        Err(code) => return code,
+/// The default config file.
+const DEFAULT_CONFIG: &str = "config/tollgate.toml";
+
+fn serve(args: &ServeArgs, env: &Env) -> ExitCode {
+    // Either a file (watched and reloaded) or --upstream's one-route config, never both.
+    let (config, file) = match (&args.upstream, &args.config) {
+        (Some(_), Some(path)) => {
+            return fail(format!(
+                "--upstream builds its own one-route config, and a config file was also given \
+                 ({}, from --config or TOLLGATE_CONFIG): use one or the other (to front an \
+                 upstream with your file's settings, add a [[routes]] entry to it)",
+                path.display()
+            ));
+        }
+        (Some(upstream), None) => {
+            let text =
+                tollgate::config::local::upstream_config(upstream, &args.prefix, &args.policy);
+            match Config::from_toml(&text, "--upstream", env) {
+                Ok(config) => (config, None),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        (None, path) => {
+            let arg = ConfigArg {
+                config: path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+            };
+            // Baseline taken before the config is read, so a change made while starting is
+            // not missed (at worst the same config is applied twice).
+            let watcher = ConfigWatcher::new(&arg.config, POLL_INTERVAL);
+            match load(&arg, env) {
+                Ok(config) => (config, Some((arg.config, watcher))),
+                Err(code) => return code,
+            }
+        }
     };
     tollgate::telemetry::init(&config.log);
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let path = arg.config.clone();
+    let upstream = args.upstream.clone();
     runtime.block_on(async move {
         // Installed before the listeners open: a signal never finds its default action.
         let signals = match Signals::install() {
             Ok(signals) => signals,
             Err(e) => return fail(format!("cannot install signal handlers: {e}")),
         };
+        let hint = Hint::of(&config, file.as_ref().map(|(path, _)| path.as_path()));
         let running = match tollgate::start(config).await {
             Ok(running) => running,
             Err(e) => {
@@ -361,12 +428,94 @@ fn serve(arg: &ConfigArg, env: &Env) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        serve_until_shutdown(&running, &path, signals, watcher).await;
+        hint.print(&running, upstream.as_deref());
+        serve_until_shutdown(&running, signals, file).await;
         info!("shutdown signal received");
         running.shutdown();
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// What to tell a developer at startup: how to get a token for this gateway.
+struct Hint {
+    /// `--config PATH` when the config is not the default one.
+    config_flag: String,
+    /// A token minted for `serve --upstream` (development only: printed to stdout, never
+    /// to the log), and the route's policy.
+    local: Option<(Option<String>, String)>,
+}
+
+impl Hint {
+    fn of(config: &Config, file: Option<&std::path::Path>) -> Self {
+        let config_flag = match file {
+            Some(path) if path != std::path::Path::new(DEFAULT_CONFIG) => {
+                format!(" --config {}", path.display())
+            }
+            _ => String::new(),
+        };
+        let local = file.is_none().then(|| {
+            let route = &config.routes[0];
+            let policy = route.policy.policy.as_str().to_owned();
+            let token = Signer::from_config(config).ok().and_then(|signer| {
+                let now = tokens::now();
+                match route.policy.policy {
+                    tollgate::auth::policy::Policy::Public => None,
+                    tollgate::auth::policy::Policy::Service => tokens::issue_service_tokens(
+                        &signer,
+                        &["local-dev".to_owned()],
+                        tokens::DEFAULT_SERVICE_ROLE,
+                        Duration::from_secs(24 * 3600),
+                        now,
+                    )
+                    .ok()
+                    .and_then(|mut issued| issued.pop())
+                    .map(|t| t.token),
+                    _ => tokens::issue_access_token(
+                        &signer,
+                        &AccessSubject {
+                            user_id: "developer".to_owned(),
+                            email: Some("developer@localhost".to_owned()),
+                            role: None,
+                            tenant_id: None,
+                        },
+                        Duration::from_secs(3600),
+                        now,
+                    )
+                    .ok()
+                    .map(|t| t.token),
+                }
+            });
+            (token, policy)
+        });
+        Self { config_flag, local }
+    }
+
+    fn print(&self, running: &tollgate::RunningGateway, upstream: Option<&str>) {
+        let Some(addr) = running.data_addrs.first() else {
+            return;
+        };
+        match (&self.local, upstream) {
+            (Some((token, policy)), Some(upstream)) => {
+                println!("tollgate: fronting {upstream} on http://{addr}/ (policy: {policy})");
+                match token {
+                    Some(token) => println!(
+                        "try it (token valid for {}):\n  curl -H \"Authorization: Bearer {token}\" http://{addr}/",
+                        if policy == "service" {
+                            "24h, service local-dev"
+                        } else {
+                            "1h, user developer"
+                        }
+                    ),
+                    None => println!("try it:\n  curl http://{addr}/"),
+                }
+            }
+            _ => info!(
+                "get a development token: tollgate token issue-access --user-id alice{0}   (service: tollgate token issue my-service{0})",
+                self.config_flag
+            ),
+        }
+    }
 }
 
 /// SIGTERM, SIGINT and SIGHUP, listened to from startup on.
@@ -387,22 +536,33 @@ impl Signals {
     }
 }
 
-/// Serves until SIGTERM or SIGINT; reloads the config on SIGHUP and when the file changes.
+/// Serves until SIGTERM or SIGINT; reloads the config file, if there is one, on SIGHUP and
+/// when it changes.
 async fn serve_until_shutdown(
     running: &tollgate::RunningGateway,
-    path: &std::path::Path,
     mut signals: Signals,
-    mut watcher: ConfigWatcher,
+    mut file: Option<(PathBuf, ConfigWatcher)>,
 ) {
     loop {
+        let changed = async {
+            match &mut file {
+                Some((_, watcher)) => watcher.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = signals.term.recv() => return,
             _ = signals.int.recv() => return,
-            _ = signals.hup.recv() => {
-                reload_from_file(running, path, "SIGHUP");
-            }
-            _ = watcher.changed() => {
-                reload_from_file(running, path, "file changed");
+            _ = signals.hup.recv() => match &file {
+                Some((path, _)) => {
+                    reload_from_file(running, path, "SIGHUP");
+                }
+                None => info!("SIGHUP ignored: --upstream has no config file to reload"),
+            },
+            _ = changed => {
+                if let Some((path, _)) = &file {
+                    reload_from_file(running, path, "file changed");
+                }
             }
         }
     }

@@ -137,3 +137,60 @@ fn the_development_secret_is_refused_off_loopback_by_check_and_serve() {
         );
     }
 }
+
+#[test]
+fn check_shows_each_routes_policy_and_warns_about_the_development_secret() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Unset, and set but empty (`${TOLLGATE_JWT_SECRET:-...}` falls back on both).
+    for secret in [None, Some("")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command
+            .arg("check")
+            .current_dir(root)
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_JWT_SECRET");
+        if let Some(value) = secret {
+            command.env("TOLLGATE_JWT_SECRET", value);
+        }
+        let out = command.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("warning: issuers[0] (tollgate) uses the built-in development secret"),
+            "{secret:?}: {stderr}"
+        );
+        let internal = stdout
+            .lines()
+            .find(|l| l.starts_with("internal "))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(internal.contains(" service "), "{internal}");
+        assert!(
+            stdout.lines().nth(1).unwrap().contains("policy"),
+            "{stdout}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("check")
+        .current_dir(root)
+        .env_remove("TOLLGATE_CONFIG")
+        .env(
+            "TOLLGATE_JWT_SECRET",
+            "a-real-secret-of-at-least-thirty-two-bytes",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("development secret"));
+}
+
+#[test]
+fn token_issue_without_services_points_at_all() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tollgate(&["token", "issue"], root);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--all"), "{stderr}");
+}

@@ -52,6 +52,8 @@ fn readme_walkthrough_works_when_pasted() {
         "{stdout}"
     );
     assert!(stdout.contains("\"x-user-type\""), "{stdout}");
+    // Step 2's answer ends with a newline: step 3's output starts on its own line.
+    assert!(stdout.contains("\n}\n"), "{stdout}");
     assert!(
         stdout.trim_end().ends_with("403"),
         "a user token is refused on /internal: {stdout}"
@@ -69,4 +71,22 @@ fn readme_walkthrough_works_when_pasted() {
             "{wanted} missing from startup output"
         );
     }
+}
+
+#[test]
+fn reference_config_in_the_readme_passes_check_as_pasted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## Configuration")
+        .expect("Configuration section")..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let env = tollgate::Env::from_map::<_, String, String>([]);
+    let config = tollgate::Config::from_toml(block, "README.md", &env)
+        .unwrap_or_else(|e| panic!("the reference config as pasted: {e}"));
+    assert!(config.routes.iter().any(|r| r.upstream_auth.is_some()));
 }

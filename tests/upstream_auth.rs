@@ -568,8 +568,18 @@ async fn the_vendor_example_config_works_from_environment_variables_alone() {
     );
 
     let mut config = tollgate::Config::load(&path, &tollgate::Env::from_map(env)).unwrap();
-    assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
-    assert_eq!(config.admin_listen, Some("127.0.0.1:9901".parse().unwrap()));
+    // Beside the quick-start gateway (8080/9901) by default, and the container's listen
+    // variables move it.
+    assert_eq!(config.listen, vec!["127.0.0.1:8090".parse().unwrap()]);
+    assert_eq!(config.admin_listen, Some("127.0.0.1:9902".parse().unwrap()));
+    let mut container = env.to_vec();
+    container.push(("TOLLGATE_LISTEN", "0.0.0.0:8080"));
+    container.push((
+        "TOLLGATE_JWT_SECRET",
+        "a-real-secret-of-at-least-thirty-two-bytes",
+    ));
+    let moved = tollgate::Config::load(&path, &tollgate::Env::from_map(container)).unwrap();
+    assert_eq!(moved.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
     config.listen = vec!["127.0.0.1:0".parse().unwrap()];
     config.admin_listen = None;
     let running = tollgate::start(config).await.unwrap();

@@ -3,6 +3,7 @@
 
 pub mod env;
 mod issuers;
+pub mod local;
 mod outbound;
 mod providers;
 pub mod raw;

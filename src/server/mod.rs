@@ -195,11 +195,6 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     for line in describe_routes(&config).lines() {
         info!("{line}");
     }
-    if config.tokens.signing_issuer.is_some() {
-        info!(
-            "get a development token: tollgate token issue-access --user-id alice   (service: tollgate token issue my-service)"
-        );
-    }
     if let Some(addr) = admin_addr {
         info!(%addr, "admin listening");
     }
@@ -240,6 +235,21 @@ async fn drain(
     }
 }
 
+/// `service [billing, orders]`, `access roles [admin]`, `public`: who may use a route.
+fn describe_policy(policy: &crate::auth::policy::RoutePolicy) -> String {
+    let mut text = policy.policy.as_str().to_owned();
+    if !policy.services.is_empty() {
+        text.push_str(&format!(" [{}]", policy.services.join(", ")));
+    }
+    if !policy.roles.is_empty() {
+        text.push_str(&format!(" roles [{}]", policy.roles.join(", ")));
+    }
+    if !policy.issuers.is_empty() {
+        text.push_str(&format!(" from [{}]", policy.issuers.join(", ")));
+    }
+    text
+}
+
 /// The route table as `tollgate check` and startup print it, in matching order.
 pub fn describe_routes(config: &Config) -> String {
     use std::fmt::Write;
@@ -247,8 +257,8 @@ pub fn describe_routes(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<20} {:<16} upstream",
-        "route", "prefix", "host"
+        "{:<16} {:<20} {:<16} {:<28} upstream",
+        "route", "prefix", "host", "policy"
     );
     for route in table.routes() {
         let upstream = match &route.upstream {
@@ -267,10 +277,16 @@ pub fn describe_routes(config: &Config) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:<20} {:<16} {upstream}",
+            "{:<16} {:<20} {:<16} {:<28} {upstream}{}",
             route.name,
             prefix,
             route.host.as_deref().unwrap_or("*"),
+            describe_policy(&route.policy),
+            route
+                .upstream_auth
+                .and_then(|i| config.providers.get(i))
+                .map(|p| format!(" (vendor token: {})", p.name))
+                .unwrap_or_default(),
         );
     }
     out
