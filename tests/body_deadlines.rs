@@ -28,12 +28,9 @@ async fn stalled_post(addr: std::net::SocketAddr, path: &str, sent: &[u8]) -> (S
     )
 }
 
-fn status_of(answer: &str) -> &str {
-    answer.split(' ').nth(1).unwrap_or_default()
-}
-
-#[tokio::test]
-async fn a_client_that_stops_sending_its_body_gets_408_on_plain_and_vendor_routes() {
+/// A plain and a vendor route to one upstream, with `body_read_timeout = "1s"` and the routes'
+/// `timeout`.
+async fn gateway(route_timeout: &str) -> (TestGateway, MockUpstream, AuthServer) {
     let upstream = MockUpstream::echo().await;
     let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
     let gw = spawn_gateway(&format!(
@@ -52,19 +49,29 @@ password = "hunter2-vendor-password"
 prefix = "/plain"
 upstream = "{up}"
 policy = "public"
-timeout = "10s"
+timeout = "{route_timeout}"
 
 [[routes]]
 prefix = "/vendor"
 upstream = "{up}"
 policy = "public"
 upstream_auth = "vendor"
-timeout = "10s"
+timeout = "{route_timeout}"
 "#,
         auth = auth.url(),
         up = upstream.url(),
     ))
     .await;
+    (gw, upstream, auth)
+}
+
+fn status_of(answer: &str) -> &str {
+    answer.split(' ').nth(1).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408_on_plain_and_vendor_routes() {
+    let (gw, upstream, _auth) = gateway("10s").await;
     for path in ["/plain/x", "/vendor/x"] {
         let (answer, took) = stalled_post(gw.addr, path, b"{\"partial\":").await;
         assert_eq!(status_of(&answer), "408", "{path}: {answer}");
@@ -87,31 +94,7 @@ timeout = "10s"
 
 #[tokio::test]
 async fn a_trickled_vendor_body_is_bounded_by_the_route_timeout() {
-    let upstream = MockUpstream::echo().await;
-    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
-    let gw = spawn_gateway(&format!(
-        r#"
-[limits]
-body_read_timeout = "1s"
-
-[[providers]]
-name = "vendor"
-kind = "login"
-auth_url = "{}"
-email = "svc@example.com"
-password = "hunter2-vendor-password"
-
-[[routes]]
-prefix = "/vendor"
-upstream = "{}"
-policy = "public"
-upstream_auth = "vendor"
-timeout = "2s"
-"#,
-        auth.url(),
-        upstream.url(),
-    ))
-    .await;
+    let (gw, upstream, _auth) = gateway("2s").await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     stream
         .write_all(b"POST /vendor/x HTTP/1.1\r\nhost: gw.test\r\ncontent-length: 100\r\n\r\n")

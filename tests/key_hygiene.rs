@@ -47,16 +47,6 @@ fn rsa_jwk(key: &RsaPublicKey, kid: &str, extra: serde_json::Value) -> serde_jso
     jwk
 }
 
-async fn status(gw: &TestGateway, token: &str) -> u16 {
-    get(
-        &gw.url("/x"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await
-    .status
-    .as_u16()
-}
-
 #[tokio::test]
 async fn jwks_keys_that_are_weak_or_not_for_signatures_are_skipped_and_counted() {
     let good = fixture_pair("rsa.key");
@@ -95,19 +85,18 @@ policy = "authenticated"
     .await;
 
     let good_token = rsa_token(&good, "good");
-    within(async {
-        while status(&gw, &good_token).await != 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    until_bearer_status(&gw, "/x", &good_token, 200).await;
     for (kid, key) in [
         ("enc", &other),
         ("ops", &other),
         ("weak-e3", &weak),
         ("short", &short),
     ] {
-        assert_eq!(status(&gw, &rsa_token(key, kid)).await, 401, "kid {kid}");
+        assert_eq!(
+            bearer_status(&gw, "/x", &rsa_token(key, kid)).await,
+            401,
+            "kid {kid}"
+        );
     }
     let ec_token = mint(
         &service_claims(ISS, "orders"),
@@ -116,12 +105,12 @@ policy = "authenticated"
         Some("curve"),
     );
     assert_eq!(
-        status(&gw, &ec_token).await,
+        bearer_status(&gw, "/x", &ec_token).await,
         401,
         "P-256 key declared ES384"
     );
     // The good key still verifies after the refreshes those unknown kids caused.
-    assert_eq!(status(&gw, &good_token).await, 200);
+    assert_eq!(bearer_status(&gw, "/x", &good_token).await, 200);
 
     let metrics = get(&format!("http://{}/metrics", gw.admin.unwrap()), &[])
         .await

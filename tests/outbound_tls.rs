@@ -27,16 +27,6 @@ upstream = "echo"
     )
 }
 
-async fn status(gw: &TestGateway, token: &str) -> u16 {
-    get(
-        &gw.url("/x"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await
-    .status
-    .as_u16()
-}
-
 #[tokio::test]
 async fn a_jwks_behind_a_private_ca_is_trusted_only_through_jwks_ca_file() {
     let jwks = JwksServer::start(Some(&[("k1", "rsa.key", RS256)])).await;
@@ -45,7 +35,7 @@ async fn a_jwks_behind_a_private_ca_is_trusted_only_through_jwks_ca_file() {
 
     // Public roots only: the handshake fails, no key is ever loaded, the token is refused.
     let untrusting = spawn_gateway(&jwks_config(&front.url("/jwks.json"), "")).await;
-    assert_eq!(status(&untrusting, &token).await, 401);
+    assert_eq!(bearer_status(&untrusting, "/x", &token).await, 401);
     let metrics = get(
         &format!("http://{}/metrics", untrusting.admin.unwrap()),
         &[],
@@ -68,12 +58,7 @@ async fn a_jwks_behind_a_private_ca_is_trusted_only_through_jwks_ca_file() {
         &format!("jwks_ca_file = {:?}", front.ca_file),
     ))
     .await;
-    within(async {
-        while status(&trusting, &token).await != 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    until_bearer_status(&trusting, "/x", &token, 200).await;
     assert!(jwks.fetches() >= 1);
 }
 

@@ -305,6 +305,27 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     send(builder.body(Full::new(Bytes::new())).unwrap()).await
 }
 
+/// The status of `GET path` with `Authorization: Bearer token`.
+pub async fn bearer_status(gw: &TestGateway, path: &str, token: &str) -> u16 {
+    get(
+        &gw.url(path),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+/// Polls [`bearer_status`] until it is `want` (a background fetch landing), within [`TIMEOUT`].
+pub async fn until_bearer_status(gw: &TestGateway, path: &str, token: &str, want: u16) {
+    within(async {
+        while bearer_status(gw, path, token).await != want {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// Parses the echo upstream's JSON header map into name → values.
 pub fn echoed_headers(reply: &Reply) -> HashMap<String, Vec<String>> {
     serde_json::from_value(reply.json()["headers"].clone()).expect("echo headers")
