@@ -57,6 +57,11 @@ pub struct Identity {
     pub service: Option<String>,
     /// The token's `exp`, in seconds since the epoch.
     pub expires_at: u64,
+    /// The token's `jti`, by which it can be revoked.
+    pub token_id: Option<String>,
+    /// The token's `iat`, in seconds since the epoch (a service revocation refuses tokens
+    /// issued at or before it).
+    pub issued_at: Option<u64>,
     /// Headers to inject, in order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -152,6 +157,8 @@ mod tests {
             role: None,
             service: Some("orders".into()),
             expires_at: 0,
+            token_id: None,
+            issued_at: None,
             headers: vec![(X_SERVICE_NAME.clone(), HeaderValue::from_static("orders"))],
         };
         let mut h = HeaderMap::new();

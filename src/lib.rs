@@ -17,6 +17,7 @@ pub mod keygen;
 pub mod metrics;
 pub mod proxy;
 pub mod request_id;
+pub mod revocation;
 pub mod routing;
 pub mod server;
 pub mod telemetry;

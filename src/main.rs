@@ -78,6 +78,30 @@ enum TokenCommand {
     IssueAccess(IssueAccessArgs),
     /// Verify a token as the gateway would and explain the verdict (exit 1 when invalid).
     Verify(VerifyArgs),
+    /// Revoke a token (by jti or the token itself), or every token of a service issued until
+    /// now; gateways reading the same state store refuse it within a second.
+    Revoke(RevokeArgs),
+    /// List the revocations in force.
+    Revoked(ConfigArg),
+}
+
+#[derive(clap::Args)]
+#[command(
+    override_usage = "tollgate token revoke <JTI | TOKEN | -> [--reason TEXT] [OPTIONS]\n       tollgate token revoke --service NAME [--reason TEXT] [OPTIONS]"
+)]
+struct RevokeArgs {
+    /// The token's jti, the token itself, or `-` to read the token from stdin.
+    #[arg(required_unless_present = "service", conflicts_with = "service")]
+    target: Option<String>,
+    /// Revoke every token of this service issued until now (tokens issued later pass: this is
+    /// how a service's token is rotated).
+    #[arg(long)]
+    service: Option<String>,
+    /// Why, for whoever reads `tollgate token revoked`.
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(clap::Args)]
@@ -170,12 +194,7 @@ struct GenerateArgs {
 #[derive(clap::Args, Default)]
 struct ConfigArg {
     /// Path to the config file.
-    #[arg(
-        long,
-        short,
-        default_value = "config/tollgate.toml",
-        env = "TOLLGATE_CONFIG"
-    )]
+    #[arg(long, short, default_value = DEFAULT_CONFIG, env = "TOLLGATE_CONFIG")]
     config: PathBuf,
 }
 
@@ -188,6 +207,8 @@ fn main() -> ExitCode {
         Some(Command::Token(TokenCommand::Issue(args))) => issue(&args, &env),
         Some(Command::Token(TokenCommand::IssueAccess(args))) => issue_access(&args, &env),
         Some(Command::Token(TokenCommand::Verify(args))) => verify(&args, &env),
+        Some(Command::Token(TokenCommand::Revoke(args))) => revoke(&args, &env),
+        Some(Command::Token(TokenCommand::Revoked(arg))) => revoked(&arg, &env),
         Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
         Some(Command::Health(args)) => health(&args),
         None => serve(
@@ -323,6 +344,71 @@ fn verify(args: &VerifyArgs, env: &Env) -> ExitCode {
         eprintln!("{summary}");
         ExitCode::FAILURE
     }
+}
+
+fn revoke(args: &RevokeArgs, env: &Env) -> ExitCode {
+    use tollgate::revocation::{self, Target};
+    let config = match load(&args.config, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let target = match (&args.service, args.target.as_deref()) {
+        (Some(service), _) => Target::Service(service.clone()),
+        (None, Some("-")) => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return fail(format!("cannot read the token from stdin: {e}"));
+            }
+            Target::token_or_jti(&text)
+        }
+        (None, Some(text)) => Target::token_or_jti(text),
+        (None, None) => return fail("name a jti, a token or --service"),
+    };
+    let now = tokens::now();
+    let revocation = match revocation::plan(&config, target, args.reason.clone(), now) {
+        Ok(revocation) => revocation,
+        Err(e) => return fail(e),
+    };
+    match revocation::store::add(&config.state.path, revocation.clone(), now) {
+        Ok(all) => {
+            println!(
+                "revoked {} (kept until {}); {} revocation(s) in {}",
+                revocation.target(),
+                humantime::format_rfc3339_seconds(unix_time(revocation.expires_at)),
+                all.len(),
+                config.state.path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
+    let config = match load(arg, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = tokens::now();
+    let list = match tollgate::revocation::store::read(&config.state.path) {
+        Ok(list) => list,
+        Err(e) => return fail(e),
+    };
+    println!("{:<48} {:<22} {:<22} reason", "revoked", "at", "kept until");
+    for r in list.iter().filter(|r| r.expires_at > now) {
+        println!(
+            "{:<48} {:<22} {:<22} {}",
+            r.target(),
+            humantime::format_rfc3339_seconds(unix_time(r.revoked_at)).to_string(),
+            humantime::format_rfc3339_seconds(unix_time(r.expires_at)).to_string(),
+            r.reason.as_deref().unwrap_or("-")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn unix_time(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs.min(tollgate::config::raw::MAX_DURATION.as_secs() * 3))
 }
 
 fn generate(args: &GenerateArgs) -> ExitCode {

@@ -183,6 +183,10 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests whose handling panicked (answered 500): each one is a bug to report.
     pub request_panics: Counter,
+    /// Revocations (tokens and services) the gateway enforces.
+    pub revocations_in_force: Gauge,
+    /// Times the revocation list could not be read (the previous one stayed in force).
+    pub revocation_load_failures: Counter,
     /// Open client connections by protocol (counted from their first request).
     pub connections: Family<ProtocolLabel, Gauge>,
     /// Idle HTTP/1 connections whose buffers have been freed while they wait.
@@ -242,6 +246,8 @@ impl Metrics {
             upstream_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             request_panics: Counter::default(),
+            revocations_in_force: Gauge::default(),
+            revocation_load_failures: Counter::default(),
             connections: Family::default(),
             connections_parked: Gauge::default(),
             connections_closed: Family::default(),
@@ -273,6 +279,16 @@ impl Metrics {
             "upstream_duration_seconds",
             "Time to the upstream's response head, by route",
             m.upstream_duration.clone(),
+        );
+        registry.register(
+            "revocations_in_force",
+            "Revoked tokens and services the gateway refuses",
+            m.revocations_in_force.clone(),
+        );
+        registry.register(
+            "revocation_load_failures",
+            "Times the revocation list could not be read; the previous one stayed in force",
+            m.revocation_load_failures.clone(),
         );
         registry.register(
             "request_panics",

@@ -132,6 +132,8 @@ mod tests {
             role: role.map(Into::into),
             service: service.map(Into::into),
             expires_at: u64::MAX,
+            token_id: None,
+            issued_at: None,
             headers: Vec::new(),
         }
     }

@@ -84,6 +84,9 @@ pub enum AuthError {
     /// A service token from an issuer not allowed to vouch for services (`service_tokens`).
     #[error("issuer may not issue service tokens")]
     ServiceIssuerNotAllowed,
+    /// The token's `jti`, or its service before it was issued, is revoked.
+    #[error("token revoked")]
+    Revoked,
 }
 
 impl AuthError {
@@ -136,6 +139,7 @@ pub struct Verifier {
     claim_headers: Vec<(Vec<String>, HeaderName)>,
     claim_header_names: Vec<HeaderName>,
     cache: Option<Arc<quick_cache::sync::Cache<String, Cached>>>,
+    revocations: Arc<crate::revocation::Revocations>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -161,7 +165,7 @@ impl Verifier {
         identity: &IdentityConfig,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
-        Self::reusing(issuers, identity, metrics, None)
+        Self::reusing(issuers, identity, crate::revocation::Revocations::none(), metrics, None)
     }
 
     /// Like [`Verifier::new`], keeping the JWKS sources of issuers whose settings and keys are
@@ -169,6 +173,7 @@ impl Verifier {
     pub fn reusing(
         issuers: &[IssuerConfig],
         identity: &IdentityConfig,
+        revocations: Arc<crate::revocation::Revocations>,
         metrics: Arc<crate::metrics::Metrics>,
         previous: Option<&Verifier>,
     ) -> Self {
@@ -235,17 +240,24 @@ impl Verifier {
                 .collect(),
             claim_headers: identity.claim_headers.clone(),
             cache,
+            revocations,
             metrics,
         }
     }
 
     /// Starts fetching JWKS key sets in the background; the listener does not wait for them.
     pub fn start(&self) {
+        self.revocations.start();
         for issuer in &self.issuers {
             if let Some(jwks) = &issuer.jwks {
                 jwks.spawn_refresher();
             }
         }
+    }
+
+    /// The revocation list this verifier enforces.
+    pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
+        &self.revocations
     }
 
     /// How many verified tokens are cached.
@@ -280,6 +292,8 @@ impl Verifier {
         }
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(hit) = self.cached(token, now) {
+            // Revocation is checked on every use, cached or not: it takes effect at once.
+            self.revocations.check(&hit)?;
             return Ok(hit);
         }
         let (header, iss) = pre_parse(token)?;
@@ -314,6 +328,7 @@ impl Verifier {
             .await?;
         let identity = self.build_identity(&claims, issuer)?;
         check_lifetime(&claims, identity.kind, &issuer.config, now)?;
+        self.revocations.check(&identity)?;
         let identity = Arc::new(identity);
         // Once per token (later uses hit the cache): the earliest expiry per service feeds
         // the "service token expiring" alert.
@@ -426,6 +441,8 @@ impl Verifier {
         let role = optional_text(claims, "role")?;
         let tenant = optional_scalar(claims, "tenant_id")?;
         let expires_at = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0) as u64;
+        let token_id = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
 
         let mut headers = Vec::with_capacity(7 + self.claim_headers.len());
         headers.push((X_USER_ID.clone(), header_value("user_id", &subject)?));
@@ -458,6 +475,8 @@ impl Verifier {
             role,
             service,
             expires_at,
+            token_id,
+            issued_at,
             headers,
         })
     }

@@ -123,6 +123,15 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Routes, in file order.
     pub routes: Vec<Arc<Route>>,
+    /// Where the revocation list lives.
+    pub state: StateConfig,
+}
+
+/// The state store (`[state]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The embedded file store's path.
+    pub path: std::path::PathBuf,
 }
 
 /// Limits of the admin listener: tight, since it serves only probes and scrapes.

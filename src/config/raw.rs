@@ -60,6 +60,39 @@ pub struct RawConfig {
     /// Routes, matched by host and longest path prefix.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Where shared state (the revocation list) lives.
+    #[serde(default)]
+    pub state: RawState,
+}
+
+/// `[state]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `"file"`: the embedded store, one JSON file on this machine. Default `"file"`.
+    #[serde(default = "default_state_backend")]
+    pub backend: String,
+    /// The file store's path. Default `"tollgate-state/revocations.json"` (relative to the
+    /// working directory).
+    #[serde(default = "default_state_path")]
+    pub path: String,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        Self {
+            backend: default_state_backend(),
+            path: default_state_path(),
+        }
+    }
+}
+
+fn default_state_backend() -> String {
+    "file".to_owned()
+}
+
+fn default_state_path() -> String {
+    "tollgate-state/revocations.json".to_owned()
 }
 
 /// `[[issuers]]`: who may sign tokens, and with which keys.

@@ -302,6 +302,26 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         providers,
         tokens,
         routes,
+        state: validate_state(&raw.state, file)?,
+    })
+}
+
+fn validate_state(raw: &super::raw::RawState, file: &str) -> Result<super::StateConfig, ConfigError> {
+    if raw.backend != "file" {
+        return Err(invalid(
+            file,
+            "state.backend",
+            format!(
+                "{:?} is not available; \"file\" (the embedded store) is (a shared Redis store for fleets is planned)",
+                raw.backend
+            ),
+        ));
+    }
+    if raw.path.trim().is_empty() {
+        return Err(invalid(file, "state.path", "must not be empty"));
+    }
+    Ok(super::StateConfig {
+        path: raw.path.clone().into(),
     })
 }
 

@@ -118,6 +118,14 @@ impl Core {
             verifier: Verifier::reusing(
                 &config.issuers,
                 &config.identity,
+                // The list (and its watcher) survives a reload that keeps its path.
+                match previous.map(|p| p.verifier.revocations()) {
+                    Some(kept) if kept.path() == Some(config.state.path.as_path()) => kept.clone(),
+                    _ => crate::revocation::Revocations::from_file(
+                        config.state.path.clone(),
+                        metrics.clone(),
+                    ),
+                },
                 metrics.clone(),
                 previous.map(|p| &p.verifier),
             ),

@@ -222,6 +222,8 @@ mod tests {
             role: None,
             service: Some("orders".into()),
             expires_at: 0,
+            token_id: None,
+            issued_at: None,
             headers: vec![(
                 identity::X_USER_ID.clone(),
                 HeaderValue::from_static("orders"),

@@ -470,7 +470,12 @@ pub fn issue_access_token(
 /// Verifies `token` with the gateway's own [`Verifier`] for `config`. Issuers with a
 /// `jwks_url` fetch their key set on demand, so they need the network.
 pub async fn inspect(config: &Config, token: &str) -> Inspection {
-    let verifier = Verifier::new(&config.issuers, &config.identity, Default::default());
+    // The config's revocation list too: a revoked token is reported as such.
+    let metrics: std::sync::Arc<crate::metrics::Metrics> = Default::default();
+    let revocations =
+        crate::revocation::Revocations::from_file(config.state.path.clone(), metrics.clone());
+    let verifier =
+        Verifier::reusing(&config.issuers, &config.identity, revocations, metrics, None);
     let verdict = verifier.verify(token).await;
     let mut parts = token.split('.');
     let header = parts.next().and_then(decode_part);

@@ -1,0 +1,376 @@
+//! Revoked tokens and services: what the gateway refuses although the signature is good.
+//!
+//! The list lives in a state store (`[state]`; for now the embedded file store, see [`store`]):
+//! `tollgate token revoke` writes it, every gateway reading that store picks the change up by
+//! itself within [`POLL_INTERVAL`], and each request costs one hash lookup in memory.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::identity::Identity;
+
+/// How often a gateway looks for a changed revocation list (a metadata check; the file is read
+/// only when it changed).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One revocation, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The revoked token's `jti`, for a single token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The revoked service, for every token of it issued at or before `revoked_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// When it was revoked, seconds since the epoch.
+    pub revoked_at: u64,
+    /// When it may be forgotten: no token it refuses can be valid any more by then.
+    pub expires_at: u64,
+    /// Why, for the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Revocation {
+    /// `jti <id>` or `service <name>`.
+    pub fn target(&self) -> String {
+        match (&self.jti, &self.service) {
+            (Some(jti), _) => format!("jti {jti}"),
+            (None, Some(service)) => format!("service {service}"),
+            (None, None) => "nothing".to_owned(),
+        }
+    }
+}
+
+/// What `tollgate token revoke` was asked to revoke.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A token: its `jti` is read from it (unverified: revoking a forged token is harmless).
+    Token(String),
+    /// A `jti`.
+    Jti(String),
+    /// Every token of a service issued until now.
+    Service(String),
+}
+
+impl Target {
+    /// A token (three dot-separated parts) or a `jti`.
+    pub fn token_or_jti(text: &str) -> Self {
+        let text = text.trim();
+        if text.split('.').count() == 3 {
+            Target::Token(text.to_owned())
+        } else {
+            Target::Jti(text.to_owned())
+        }
+    }
+}
+
+/// Why a revocation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// The token carries no `jti`.
+    #[error("the token has no jti to revoke it by; revoke its service instead (--service NAME)")]
+    NoJti,
+    /// The token's payload could not be read.
+    #[error("not a JWT: {0}")]
+    NotAToken(String),
+    /// Nothing to revoke: the token is already past its `exp`.
+    #[error("the token expired already; nothing to revoke")]
+    AlreadyExpired,
+    /// An empty `jti` or service name.
+    #[error("an empty jti or service name revokes nothing")]
+    Empty,
+}
+
+/// The revocation for `target` at `now`, kept until no token it refuses can still be valid:
+/// the token's own `exp`, else the longest lifetime the config's issuers accept.
+pub fn plan(
+    config: &crate::Config,
+    target: Target,
+    reason: Option<String>,
+    now: u64,
+) -> Result<Revocation, RevokeError> {
+    let leeway = config.issuers.iter().map(|i| i.leeway.as_secs()).max().unwrap_or(0);
+    let longest = |service_only: bool| {
+        config
+            .issuers
+            .iter()
+            .map(|i| {
+                if service_only {
+                    i.max_service_lifetime
+                } else {
+                    i.max_service_lifetime.max(i.max_access_lifetime)
+                }
+            })
+            .max()
+            .unwrap_or_default()
+            .as_secs()
+    };
+    let until = |lifetime: u64| now.saturating_add(lifetime).saturating_add(leeway);
+    let (jti, service, expires_at) = match target {
+        Target::Service(name) if !name.trim().is_empty() => (None, Some(name), until(longest(true))),
+        Target::Jti(jti) if !jti.is_empty() => (Some(jti), None, until(longest(false))),
+        Target::Token(token) => {
+            use base64::Engine;
+            let payload = token.split('.').nth(1).unwrap_or_default();
+            let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| RevokeError::NotAToken("its payload is not base64url JSON".into()))?;
+            let jti = claims["jti"]
+                .as_str()
+                .filter(|j| !j.is_empty())
+                .ok_or(RevokeError::NoJti)?
+                .to_owned();
+            let exp = claims["exp"]
+                .as_f64()
+                .map(|e| e.max(0.0) as u64)
+                .map_or(until(longest(false)), |exp| {
+                    exp.saturating_add(leeway).min(until(longest(false)))
+                });
+            if exp <= now {
+                return Err(RevokeError::AlreadyExpired);
+            }
+            (Some(jti), None, exp)
+        }
+        _ => return Err(RevokeError::Empty),
+    };
+    Ok(Revocation {
+        jti,
+        service,
+        revoked_at: now,
+        expires_at,
+        reason,
+    })
+}
+
+/// The revocations in force, indexed for the request path.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    tokens: HashMap<String, u64>,
+    /// Service name → tokens issued at or before this time are refused.
+    services: HashMap<String, u64>,
+}
+
+impl RevocationSet {
+    /// Indexes `revocations`, skipping those already expired at `now`.
+    pub fn new(revocations: &[Revocation], now: u64) -> Self {
+        let mut set = Self::default();
+        for r in revocations.iter().filter(|r| r.expires_at > now) {
+            if let Some(jti) = &r.jti {
+                set.tokens.insert(jti.clone(), r.expires_at);
+            } else if let Some(service) = &r.service {
+                let at = set.services.entry(service.clone()).or_default();
+                *at = (*at).max(r.revoked_at);
+            }
+        }
+        set
+    }
+
+    /// How many revocations are in force.
+    pub fn len(&self) -> usize {
+        self.tokens.len() + self.services.len()
+    }
+
+    /// Whether nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty() && self.services.is_empty()
+    }
+
+    /// Whether `identity`'s token is revoked: its `jti` is listed, or its service was revoked
+    /// at or after the token was issued (a token without `iat` counts as issued at 0).
+    pub fn refuses(&self, identity: &Identity) -> bool {
+        if let Some(jti) = &identity.token_id
+            && self.tokens.contains_key(jti.as_str())
+        {
+            return true;
+        }
+        match &identity.service {
+            Some(service) if !self.services.is_empty() => self
+                .services
+                .get(service.as_str())
+                .is_some_and(|revoked_at| identity.issued_at.unwrap_or(0) <= *revoked_at),
+            _ => false,
+        }
+    }
+}
+
+/// The list a gateway enforces, refreshed from its store in the background.
+pub struct Revocations {
+    path: Option<PathBuf>,
+    set: ArcSwap<RevocationSet>,
+    started: AtomicBool,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations")
+            .field("path", &self.path)
+            .field("in_force", &self.set.load().len())
+            .finish()
+    }
+}
+
+impl Revocations {
+    /// Nothing is ever revoked (tools that verify a token offline, tests).
+    pub fn none() -> Arc<Self> {
+        Arc::new(Self {
+            path: None,
+            set: ArcSwap::from_pointee(RevocationSet::default()),
+            started: AtomicBool::new(true),
+            metrics: None,
+        })
+    }
+
+    /// The list in the file store at `path`, read now (a missing file is an empty list);
+    /// [`Revocations::start`] keeps it current.
+    pub fn from_file(path: PathBuf, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+        let this = Arc::new(Self {
+            path: Some(path),
+            set: ArcSwap::from_pointee(RevocationSet::default()),
+            started: AtomicBool::new(false),
+            metrics: Some(metrics),
+        });
+        this.reload();
+        this
+    }
+
+    /// Where the list is read from, if anywhere.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// Refuses a revoked token. An empty list costs one atomic load.
+    pub fn check(&self, identity: &Identity) -> Result<(), crate::auth::AuthError> {
+        let set = self.set.load();
+        if !set.is_empty() && set.refuses(identity) {
+            return Err(crate::auth::AuthError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Watches the store until the last reference is dropped.
+    pub fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut last = weak.upgrade().and_then(|this| this.stamp());
+            loop {
+                tokio::time::sleep(POLL_INTERVAL).await;
+                let Some(this) = weak.upgrade() else { return };
+                let now = this.stamp();
+                if now != last {
+                    last = now;
+                    this.reload();
+                }
+            }
+        });
+    }
+
+    /// Identity of the file's current version: device, inode (an atomic rename changes it),
+    /// size and modification time.
+    fn stamp(&self) -> Option<(u64, u64, u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
+        Some((
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        ))
+    }
+
+    fn reload(&self) {
+        let Some(path) = &self.path else { return };
+        match store::read(path) {
+            Ok(revocations) => {
+                let set = RevocationSet::new(&revocations, crate::tokens::now());
+                let in_force = set.len();
+                self.set.store(Arc::new(set));
+                if let Some(metrics) = &self.metrics {
+                    metrics
+                        .revocations_in_force
+                        .set(i64::try_from(in_force).unwrap_or(i64::MAX));
+                }
+                info!(path = %path.display(), in_force, "revocation list loaded");
+            }
+            Err(e) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.revocation_load_failures.inc();
+                }
+                warn!(error = %e, "revocation list not loaded; the previous one stays in force");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::TokenKind;
+
+    fn identity(jti: Option<&str>, service: Option<&str>, iat: Option<u64>) -> Identity {
+        Identity {
+            kind: if service.is_some() {
+                TokenKind::Service
+            } else {
+                TokenKind::Access
+            },
+            issuer: "t".into(),
+            subject: "s".into(),
+            role: None,
+            service: service.map(str::to_owned),
+            expires_at: 0,
+            token_id: jti.map(str::to_owned),
+            issued_at: iat,
+            headers: Vec::new(),
+        }
+    }
+
+    fn revocation(jti: Option<&str>, service: Option<&str>, at: u64, until: u64) -> Revocation {
+        Revocation {
+            jti: jti.map(str::to_owned),
+            service: service.map(str::to_owned),
+            revoked_at: at,
+            expires_at: until,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_token_is_refused_by_jti_and_a_service_up_to_its_revocation_time() {
+        let set = RevocationSet::new(
+            &[
+                revocation(Some("leaked"), None, 100, 1_000),
+                revocation(None, Some("orders"), 500, 1_000),
+                revocation(Some("forgotten"), None, 100, 150),
+            ],
+            200,
+        );
+        assert_eq!(set.len(), 2, "an expired revocation is not kept");
+        assert!(set.refuses(&identity(Some("leaked"), None, Some(1))));
+        assert!(!set.refuses(&identity(Some("forgotten"), None, Some(1))));
+        assert!(set.refuses(&identity(Some("x"), Some("orders"), Some(500))));
+        assert!(set.refuses(&identity(Some("x"), Some("orders"), None)));
+        assert!(
+            !set.refuses(&identity(Some("x"), Some("orders"), Some(501))),
+            "a token issued after the revocation is the rotation's new token"
+        );
+        assert!(!set.refuses(&identity(Some("x"), Some("billing"), Some(1))));
+        assert!(!set.refuses(&identity(None, None, None)));
+    }
+}

@@ -1,0 +1,133 @@
+//! The embedded state store: one JSON file, written whole by `tollgate token revoke` under an
+//! exclusive lock and replaced by an atomic rename, so a gateway reading it never sees half a
+//! list. Chosen over an embedded database: no dependency, nothing to migrate, readable with
+//! `cat`, and readers need no lock (redb and SQLite would tie the file to one writer process or
+//! add a C library for what is a short list).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Revocation;
+
+/// Why the store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file (or its lock or temporary file) could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a revocation list.
+    #[error("{path}: not a revocation list: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    revocations: Vec<Revocation>,
+}
+
+/// The revocations in the file; a missing file is an empty list.
+pub fn read(path: &Path) -> Result<Vec<Revocation>, StoreError> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let document: Document =
+        serde_json::from_slice(&text).map_err(|e| StoreError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    for r in &document.revocations {
+        if r.jti.is_some() == r.service.is_some() {
+            return Err(StoreError::Invalid {
+                path: path.to_owned(),
+                reason: "each revocation names exactly one of jti or service".to_owned(),
+            });
+        }
+    }
+    Ok(document.revocations)
+}
+
+/// Adds `revocation` and drops those expired at `now`; returns the list written.
+pub fn add(path: &Path, revocation: Revocation, now: u64) -> Result<Vec<Revocation>, StoreError> {
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |source| StoreError::Io { path: p, source }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    // Two revokes at once must not lose one: read-modify-write under an exclusive lock.
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    let mut revocations: Vec<Revocation> = read(path)?
+        .into_iter()
+        .filter(|r| r.expires_at > now && *r != revocation)
+        .collect();
+    revocations.push(revocation);
+    let document = Document { revocations };
+    let text = serde_json::to_vec_pretty(&document).map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary).map_err(io(&temporary))?;
+    file.write_all(&text)
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(io(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(io(path))?;
+    Ok(document.revocations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_jti(jti: &str, until: u64) -> Revocation {
+        Revocation {
+            jti: Some(jti.into()),
+            service: None,
+            revoked_at: 1,
+            expires_at: until,
+            reason: Some("leaked".into()),
+        }
+    }
+
+    #[test]
+    fn adding_keeps_the_list_small_and_the_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/revocations.json");
+        assert!(read(&path).unwrap().is_empty(), "a missing file is an empty list");
+        add(&path, by_jti("a", 100), 10).unwrap();
+        add(&path, by_jti("b", 20), 10).unwrap();
+        add(&path, by_jti("a", 100), 10).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2, "the same revocation is stored once");
+        // Later, "b" could not be valid any more: it is dropped at the next write.
+        let written = add(&path, by_jti("c", 100), 50).unwrap();
+        let jtis: Vec<_> = written.iter().filter_map(|r| r.jti.as_deref()).collect();
+        assert_eq!(jtis, ["a", "c"]);
+        std::fs::write(&path, b"{\"revocations\":[{\"revoked_at\":1,\"expires_at\":2}]}").unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("exactly one of jti or service"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Revocation through the embedded state store: `tollgate token revoke` run as an operator
+//! would, against a running gateway process that picks the change up by itself.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::recording::RecordingUpstream;
+use support::*;
+
+struct Fleet {
+    gw: GatewayProcess,
+    _state: tempfile::TempDir,
+}
+
+fn config(upstream: &str, state: &std::path::Path) -> String {
+    format!(
+        r#"
+[[issuers]]
+issuer = "tollgate"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+
+[state]
+path = "{}"
+
+[[routes]]
+prefix = "/internal"
+upstream = "{upstream}"
+policy = "service"
+"#,
+        state.join("revocations.json").display()
+    )
+}
+
+fn start(upstream: &RecordingUpstream) -> Fleet {
+    let state = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::spawn(&config(&upstream.url(), state.path()), &[]);
+    Fleet { gw, _state: state }
+}
+
+/// Runs the CLI with the gateway's config; returns (success, stdout, stderr).
+fn cli(fleet: &Fleet, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .arg("--config")
+        .arg(&fleet.gw.config_path)
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn issue(fleet: &Fleet, service: &str) -> String {
+    let (ok, token, err) = cli(fleet, &["token", "issue", service]);
+    assert!(ok, "{err}");
+    token.trim().to_owned()
+}
+
+async fn status_and_reason(fleet: &Fleet, token: &str) -> (u16, String) {
+    let reply = get(
+        &fleet.gw.url("/internal/x"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    let reason = if reply.status.is_success() {
+        String::new()
+    } else {
+        reply.json()["reason"].as_str().unwrap_or_default().to_owned()
+    };
+    (reply.status.as_u16(), reason)
+}
+
+/// How long until `token` is refused as revoked.
+async fn refused_after(fleet: &Fleet, token: &str, since: Instant) -> Duration {
+    within(async {
+        loop {
+            if status_and_reason(fleet, token).await == (401, "token revoked".to_owned()) {
+                return since.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_within_two_seconds_and_others_pass() {
+    let upstream = RecordingUpstream::start().await;
+    let fleet = start(&upstream);
+    let leaked = issue(&fleet, "orders");
+    let other = issue(&fleet, "orders");
+    assert_eq!(status_and_reason(&fleet, &leaked).await.0, 200);
+
+    let started = Instant::now();
+    let (ok, out, err) = cli(&fleet, &["token", "revoke", &leaked, "--reason", "pasted in a ticket"]);
+    assert!(ok && out.starts_with("revoked jti "), "{out}{err}");
+    let took = refused_after(&fleet, &leaked, started).await;
+    eprintln!("revocation propagated in {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(status_and_reason(&fleet, &other).await.0, 200, "only that token");
+
+    // By jti, the way an audit log names a token.
+    let mut claims = service_claims("tollgate", "billing");
+    claims["jti"] = "jti-from-the-audit-log".into();
+    let by_jti = hs256(&claims);
+    assert_eq!(status_and_reason(&fleet, &by_jti).await.0, 200);
+    let started = Instant::now();
+    assert!(cli(&fleet, &["token", "revoke", "jti-from-the-audit-log"]).0);
+    refused_after(&fleet, &by_jti, started).await;
+
+    // The operator's view, and `token verify` agrees with the gateway.
+    let (ok, list, _) = cli(&fleet, &["token", "revoked"]);
+    assert!(ok);
+    assert!(list.contains("jti jti-from-the-audit-log"), "{list}");
+    assert!(list.contains("pasted in a ticket"), "{list}");
+    assert!(!list.contains(&leaked), "tokens themselves are never stored: {list}");
+    let (valid, _, verdict) = cli(&fleet, &["token", "verify", &leaked]);
+    assert!(!valid && verdict.contains("token revoked"), "{verdict}");
+    let metrics = get(&format!("http://{}/metrics", fleet.gw.admin), &[]).await.text();
+    assert_eq!(scrape_value(&metrics, "tollgate_revocations_in_force"), Some(2.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn revoking_a_service_rotates_its_token_without_a_flag_day() {
+    let upstream = RecordingUpstream::start().await;
+    let fleet = start(&upstream);
+    let old = issue(&fleet, "orders");
+    let billing = issue(&fleet, "billing");
+    let started = Instant::now();
+    assert!(cli(&fleet, &["token", "revoke", "--service", "orders", "--reason", "rotation"]).0);
+    refused_after(&fleet, &old, started).await;
+    assert_eq!(status_and_reason(&fleet, &billing).await.0, 200, "other services unaffected");
+    // `iat` has one-second resolution: a token issued in a later second is the new one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let new = issue(&fleet, "orders");
+    assert_eq!(status_and_reason(&fleet, &new).await.0, 200);
+    assert_eq!(status_and_reason(&fleet, &old).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_broken_list_keeps_the_previous_one_in_force() {
+    let upstream = RecordingUpstream::start().await;
+    let fleet = start(&upstream);
+    let leaked = issue(&fleet, "orders");
+    let started = Instant::now();
+    assert!(cli(&fleet, &["token", "revoke", &leaked]).0);
+    refused_after(&fleet, &leaked, started).await;
+    let path = fleet._state.path().join("revocations.json");
+    std::fs::write(&path, b"{ not json").unwrap();
+    let url = format!("http://{}/metrics", fleet.gw.admin);
+    within(async {
+        loop {
+            let metrics = get(&url, &[]).await.text();
+            if scrape_value(&metrics, "tollgate_revocation_load_failures_total") == Some(1.0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(status_and_reason(&fleet, &leaked).await, (401, "token revoked".to_owned()));
+    // A token without a jti cannot be revoked alone; the CLI says what to do instead.
+    let mut claims = service_claims("tollgate", "orders");
+    claims.as_object_mut().unwrap().remove("jti");
+    let (ok, _, err) = cli(&fleet, &["token", "revoke", &hs256(&claims)]);
+    assert!(!ok && err.contains("--service NAME"), "{err}");
+}
