@@ -9,6 +9,7 @@
 # per request from /proc/<pid>/stat (the figure that holds best on a shared, noisy machine).
 # Writes bench/results.md (override with OUT=...). Needs root or sudo for apt-get on first run.
 # ONLY=<regex> runs only the matching rows (ratios are then against the first row run).
+# REVOCATIONS=<n> loads a revocation list of n tokens into tollgate (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -219,6 +220,17 @@ max_connections_per_ip = 20000
 [log]
 level = "warn"
 CONF
+  # REVOCATIONS=N: the gateway enforces a revocation list of N tokens (none of them the
+  # benchmark's), to measure what the per-request revocation check costs with a full list.
+  if [ "${REVOCATIONS:-0}" -gt 0 ]; then
+    python3 - "$WORK/revocations.json" "$REVOCATIONS" <<'PY'
+import json, sys, time
+now = int(time.time())
+entries = [{"jti": f"revoked-{i:06d}", "revoked_at": now, "expires_at": now + 86400} for i in range(int(sys.argv[2]))]
+json.dump({"revocations": entries}, open(sys.argv[1], "w"))
+PY
+    printf '[state]\npath = "%s"\n' "$WORK/revocations.json"
+  fi
   issuers
   cat <<CONF
 [[providers]]

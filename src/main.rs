@@ -408,7 +408,8 @@ fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
 }
 
 fn unix_time(secs: u64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + Duration::from_secs(secs.min(tollgate::config::raw::MAX_DURATION.as_secs() * 3))
+    std::time::UNIX_EPOCH
+        + Duration::from_secs(secs.min(tollgate::config::raw::MAX_DURATION.as_secs() * 3))
 }
 
 fn generate(args: &GenerateArgs) -> ExitCode {

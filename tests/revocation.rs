@@ -71,7 +71,10 @@ async fn status_and_reason(fleet: &Fleet, token: &str) -> (u16, String) {
     let reason = if reply.status.is_success() {
         String::new()
     } else {
-        reply.json()["reason"].as_str().unwrap_or_default().to_owned()
+        reply.json()["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     (reply.status.as_u16(), reason)
 }
@@ -98,12 +101,19 @@ async fn a_revoked_token_is_refused_within_two_seconds_and_others_pass() {
     assert_eq!(status_and_reason(&fleet, &leaked).await.0, 200);
 
     let started = Instant::now();
-    let (ok, out, err) = cli(&fleet, &["token", "revoke", &leaked, "--reason", "pasted in a ticket"]);
+    let (ok, out, err) = cli(
+        &fleet,
+        &["token", "revoke", &leaked, "--reason", "pasted in a ticket"],
+    );
     assert!(ok && out.starts_with("revoked jti "), "{out}{err}");
     let took = refused_after(&fleet, &leaked, started).await;
     eprintln!("revocation propagated in {took:?}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    assert_eq!(status_and_reason(&fleet, &other).await.0, 200, "only that token");
+    assert_eq!(
+        status_and_reason(&fleet, &other).await.0,
+        200,
+        "only that token"
+    );
 
     // By jti, the way an audit log names a token.
     let mut claims = service_claims("tollgate", "billing");
@@ -119,11 +129,20 @@ async fn a_revoked_token_is_refused_within_two_seconds_and_others_pass() {
     assert!(ok);
     assert!(list.contains("jti jti-from-the-audit-log"), "{list}");
     assert!(list.contains("pasted in a ticket"), "{list}");
-    assert!(!list.contains(&leaked), "tokens themselves are never stored: {list}");
+    assert!(
+        !list.contains(&leaked),
+        "tokens themselves are never stored: {list}"
+    );
     let (valid, _, verdict) = cli(&fleet, &["token", "verify", &leaked]);
     assert!(!valid && verdict.contains("token revoked"), "{verdict}");
-    let metrics = get(&format!("http://{}/metrics", fleet.gw.admin), &[]).await.text();
-    assert_eq!(scrape_value(&metrics, "tollgate_revocations_in_force"), Some(2.0), "{metrics}");
+    let metrics = get(&format!("http://{}/metrics", fleet.gw.admin), &[])
+        .await
+        .text();
+    assert_eq!(
+        scrape_value(&metrics, "tollgate_revocations_in_force"),
+        Some(2.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -133,9 +152,26 @@ async fn revoking_a_service_rotates_its_token_without_a_flag_day() {
     let old = issue(&fleet, "orders");
     let billing = issue(&fleet, "billing");
     let started = Instant::now();
-    assert!(cli(&fleet, &["token", "revoke", "--service", "orders", "--reason", "rotation"]).0);
+    assert!(
+        cli(
+            &fleet,
+            &[
+                "token",
+                "revoke",
+                "--service",
+                "orders",
+                "--reason",
+                "rotation"
+            ]
+        )
+        .0
+    );
     refused_after(&fleet, &old, started).await;
-    assert_eq!(status_and_reason(&fleet, &billing).await.0, 200, "other services unaffected");
+    assert_eq!(
+        status_and_reason(&fleet, &billing).await.0,
+        200,
+        "other services unaffected"
+    );
     // `iat` has one-second resolution: a token issued in a later second is the new one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let new = issue(&fleet, "orders");
@@ -164,7 +200,10 @@ async fn a_broken_list_keeps_the_previous_one_in_force() {
         }
     })
     .await;
-    assert_eq!(status_and_reason(&fleet, &leaked).await, (401, "token revoked".to_owned()));
+    assert_eq!(
+        status_and_reason(&fleet, &leaked).await,
+        (401, "token revoked".to_owned())
+    );
     // A token without a jti cannot be revoked alone; the CLI says what to do instead.
     let mut claims = service_claims("tollgate", "orders");
     claims.as_object_mut().unwrap().remove("jti");

@@ -165,7 +165,13 @@ impl Verifier {
         identity: &IdentityConfig,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
-        Self::reusing(issuers, identity, crate::revocation::Revocations::none(), metrics, None)
+        Self::reusing(
+            issuers,
+            identity,
+            crate::revocation::Revocations::none(),
+            metrics,
+            None,
+        )
     }
 
     /// Like [`Verifier::new`], keeping the JWKS sources of issuers whose settings and keys are

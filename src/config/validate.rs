@@ -306,7 +306,10 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     })
 }
 
-fn validate_state(raw: &super::raw::RawState, file: &str) -> Result<super::StateConfig, ConfigError> {
+fn validate_state(
+    raw: &super::raw::RawState,
+    file: &str,
+) -> Result<super::StateConfig, ConfigError> {
     if raw.backend != "file" {
         return Err(invalid(
             file,

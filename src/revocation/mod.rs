@@ -99,7 +99,12 @@ pub fn plan(
     reason: Option<String>,
     now: u64,
 ) -> Result<Revocation, RevokeError> {
-    let leeway = config.issuers.iter().map(|i| i.leeway.as_secs()).max().unwrap_or(0);
+    let leeway = config
+        .issuers
+        .iter()
+        .map(|i| i.leeway.as_secs())
+        .max()
+        .unwrap_or(0);
     let longest = |service_only: bool| {
         config
             .issuers
@@ -117,7 +122,9 @@ pub fn plan(
     };
     let until = |lifetime: u64| now.saturating_add(lifetime).saturating_add(leeway);
     let (jti, service, expires_at) = match target {
-        Target::Service(name) if !name.trim().is_empty() => (None, Some(name), until(longest(true))),
+        Target::Service(name) if !name.trim().is_empty() => {
+            (None, Some(name), until(longest(true)))
+        }
         Target::Jti(jti) if !jti.is_empty() => (Some(jti), None, until(longest(false))),
         Target::Token(token) => {
             use base64::Engine;
@@ -126,7 +133,9 @@ pub fn plan(
                 .decode(payload)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| RevokeError::NotAToken("its payload is not base64url JSON".into()))?;
+                .ok_or_else(|| {
+                    RevokeError::NotAToken("its payload is not base64url JSON".into())
+                })?;
             let jti = claims["jti"]
                 .as_str()
                 .filter(|j| !j.is_empty())

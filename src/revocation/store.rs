@@ -51,11 +51,10 @@ pub fn read(path: &Path) -> Result<Vec<Revocation>, StoreError> {
             });
         }
     };
-    let document: Document =
-        serde_json::from_slice(&text).map_err(|e| StoreError::Invalid {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let document: Document = serde_json::from_slice(&text).map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     for r in &document.revocations {
         if r.jti.is_some() == r.service.is_some() {
             return Err(StoreError::Invalid {
@@ -118,16 +117,32 @@ mod tests {
     fn adding_keeps_the_list_small_and_the_file_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/revocations.json");
-        assert!(read(&path).unwrap().is_empty(), "a missing file is an empty list");
+        assert!(
+            read(&path).unwrap().is_empty(),
+            "a missing file is an empty list"
+        );
         add(&path, by_jti("a", 100), 10).unwrap();
         add(&path, by_jti("b", 20), 10).unwrap();
         add(&path, by_jti("a", 100), 10).unwrap();
-        assert_eq!(read(&path).unwrap().len(), 2, "the same revocation is stored once");
+        assert_eq!(
+            read(&path).unwrap().len(),
+            2,
+            "the same revocation is stored once"
+        );
         // Later, "b" could not be valid any more: it is dropped at the next write.
         let written = add(&path, by_jti("c", 100), 50).unwrap();
         let jtis: Vec<_> = written.iter().filter_map(|r| r.jti.as_deref()).collect();
         assert_eq!(jtis, ["a", "c"]);
-        std::fs::write(&path, b"{\"revocations\":[{\"revoked_at\":1,\"expires_at\":2}]}").unwrap();
-        assert!(read(&path).unwrap_err().to_string().contains("exactly one of jti or service"));
+        std::fs::write(
+            &path,
+            b"{\"revocations\":[{\"revoked_at\":1,\"expires_at\":2}]}",
+        )
+        .unwrap();
+        assert!(
+            read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one of jti or service")
+        );
     }
 }

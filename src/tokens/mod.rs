@@ -474,8 +474,13 @@ pub async fn inspect(config: &Config, token: &str) -> Inspection {
     let metrics: std::sync::Arc<crate::metrics::Metrics> = Default::default();
     let revocations =
         crate::revocation::Revocations::from_file(config.state.path.clone(), metrics.clone());
-    let verifier =
-        Verifier::reusing(&config.issuers, &config.identity, revocations, metrics, None);
+    let verifier = Verifier::reusing(
+        &config.issuers,
+        &config.identity,
+        revocations,
+        metrics,
+        None,
+    );
     let verdict = verifier.verify(token).await;
     let mut parts = token.split('.');
     let header = parts.next().and_then(decode_part);
