@@ -369,14 +369,18 @@ fn revoke(args: &RevokeArgs, env: &Env) -> ExitCode {
         Ok(revocation) => revocation,
         Err(e) => return fail(e),
     };
-    match revocation::store::add(&config.state.path, revocation.clone(), now) {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(revocation::add(&config.state, revocation.clone(), now)) {
         Ok(all) => {
             println!(
                 "revoked {} (kept until {}); {} revocation(s) in {}",
                 revocation.target(),
                 humantime::format_rfc3339_seconds(unix_time(revocation.expires_at)),
                 all.len(),
-                config.state.path.display()
+                config.state.describe()
             );
             ExitCode::SUCCESS
         }
@@ -390,7 +394,11 @@ fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
         Err(code) => return code,
     };
     let now = tokens::now();
-    let list = match tollgate::revocation::store::read(&config.state.path) {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let list = match runtime.block_on(tollgate::revocation::list(&config.state)) {
         Ok(list) => list,
         Err(e) => return fail(e),
     };

@@ -187,6 +187,8 @@ pub struct Metrics {
     pub revocations_in_force: Gauge,
     /// Times the revocation list could not be read (the previous one stayed in force).
     pub revocation_load_failures: Counter,
+    /// 1 while the shared state store answers, 0 while it does not.
+    pub state_store_up: Gauge,
     /// Open client connections by protocol (counted from their first request).
     pub connections: Family<ProtocolLabel, Gauge>,
     /// Idle HTTP/1 connections whose buffers have been freed while they wait.
@@ -248,6 +250,11 @@ impl Metrics {
             request_panics: Counter::default(),
             revocations_in_force: Gauge::default(),
             revocation_load_failures: Counter::default(),
+            state_store_up: {
+                let up = Gauge::default();
+                up.set(1);
+                up
+            },
             connections: Family::default(),
             connections_parked: Gauge::default(),
             connections_closed: Family::default(),
@@ -289,6 +296,11 @@ impl Metrics {
             "revocation_load_failures",
             "Times the revocation list could not be read; the previous one stayed in force",
             m.revocation_load_failures.clone(),
+        );
+        registry.register(
+            "state_store_up",
+            "1 while the state store (revocations) answers; while 0 the last list read stays in force",
+            m.state_store_up.clone(),
         );
         registry.register(
             "request_panics",

@@ -129,9 +129,33 @@ pub struct Config {
 
 /// The state store (`[state]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateConfig {
-    /// The embedded file store's path.
-    pub path: std::path::PathBuf,
+pub enum StateConfig {
+    /// The embedded store: one JSON file.
+    File {
+        /// Its path.
+        path: std::path::PathBuf,
+    },
+    /// Redis, shared by every replica of a fleet.
+    Redis {
+        /// `redis://host:port/db` (no credentials: those are in `password`).
+        url: String,
+        /// `AUTH` password.
+        password: Option<Secret>,
+        /// Prefix of every key.
+        key_prefix: String,
+    },
+}
+
+impl StateConfig {
+    /// Where the list lives, for messages: the file's path or the Redis URL.
+    pub fn describe(&self) -> String {
+        match self {
+            StateConfig::File { path } => path.display().to_string(),
+            StateConfig::Redis {
+                url, key_prefix, ..
+            } => format!("{url} ({key_prefix}*)"),
+        }
+    }
 }
 
 /// Limits of the admin listener: tight, since it serves only probes and scrapes.

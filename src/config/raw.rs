@@ -69,13 +69,21 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
-    /// `"file"`: the embedded store, one JSON file on this machine. Default `"file"`.
+    /// `"file"` (the embedded store, one JSON file on this machine) or `"redis"` (shared by a
+    /// fleet). Default `"file"`.
     #[serde(default = "default_state_backend")]
     pub backend: String,
-    /// The file store's path. Default `"tollgate-state/revocations.json"` (relative to the
+    /// file: the file's path. Default `"tollgate-state/revocations.json"` (relative to the
     /// working directory).
     #[serde(default = "default_state_path")]
     pub path: String,
+    /// redis: `redis://host:port/db`, usually `"${REDIS_URL}"`.
+    pub url: Option<String>,
+    /// redis: the password (`AUTH`), usually `"${REDIS_PASSWORD}"`. Default: none.
+    pub password: Option<String>,
+    /// redis: prefix of every key tollgate uses. Default `"tollgate:"`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
 }
 
 impl Default for RawState {
@@ -83,8 +91,15 @@ impl Default for RawState {
         Self {
             backend: default_state_backend(),
             path: default_state_path(),
+            url: None,
+            password: None,
+            key_prefix: default_key_prefix(),
         }
     }
+}
+
+fn default_key_prefix() -> String {
+    "tollgate:".to_owned()
 }
 
 fn default_state_backend() -> String {

@@ -310,22 +310,59 @@ fn validate_state(
     raw: &super::raw::RawState,
     file: &str,
 ) -> Result<super::StateConfig, ConfigError> {
-    if raw.backend != "file" {
-        return Err(invalid(
+    match raw.backend.as_str() {
+        "file" => {
+            if raw.url.is_some() || raw.password.is_some() {
+                return Err(invalid(
+                    file,
+                    "state.url",
+                    "url and password are for backend = \"redis\"",
+                ));
+            }
+            if raw.path.trim().is_empty() {
+                return Err(invalid(file, "state.path", "must not be empty"));
+            }
+            Ok(super::StateConfig::File {
+                path: raw.path.clone().into(),
+            })
+        }
+        "redis" => {
+            let url = raw
+                .url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| invalid(file, "state.url", "required for backend = \"redis\""))?;
+            if super::has_userinfo(url) {
+                return Err(invalid(
+                    file,
+                    "state.url",
+                    "credentials in the URL are refused (they would be printed); use state.password",
+                ));
+            }
+            if !url.starts_with("redis://") {
+                return Err(invalid(
+                    file,
+                    "state.url",
+                    format!("need redis://host:port/db, got {url:?}"),
+                ));
+            }
+            crate::revocation::redis::RedisStore::new(url, &raw.key_prefix, None)
+                .map_err(|e| invalid(file, "state.url", e.to_string()))?;
+            Ok(super::StateConfig::Redis {
+                url: url.to_owned(),
+                password: raw
+                    .password
+                    .as_ref()
+                    .map(|p| super::Secret::new(p.as_bytes().to_vec())),
+                key_prefix: raw.key_prefix.clone(),
+            })
+        }
+        other => Err(invalid(
             file,
             "state.backend",
-            format!(
-                "{:?} is not available; \"file\" (the embedded store) is (a shared Redis store for fleets is planned)",
-                raw.backend
-            ),
-        ));
+            format!("expected \"file\" or \"redis\", got {other:?}"),
+        )),
     }
-    if raw.path.trim().is_empty() {
-        return Err(invalid(file, "state.path", "must not be empty"));
-    }
-    Ok(super::StateConfig {
-        path: raw.path.clone().into(),
-    })
 }
 
 fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, ConfigError> {

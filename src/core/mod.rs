@@ -120,11 +120,10 @@ impl Core {
                 &config.identity,
                 // The list (and its watcher) survives a reload that keeps its path.
                 match previous.map(|p| p.verifier.revocations()) {
-                    Some(kept) if kept.path() == Some(config.state.path.as_path()) => kept.clone(),
-                    _ => crate::revocation::Revocations::from_file(
-                        config.state.path.clone(),
-                        metrics.clone(),
-                    ),
+                    Some(kept) if kept.serves(&config.state) => kept.clone(),
+                    _ => {
+                        crate::revocation::Revocations::from_config(&config.state, metrics.clone())
+                    }
                 },
                 metrics.clone(),
                 previous.map(|p| &p.verifier),

@@ -4,6 +4,7 @@
 //! `tollgate token revoke` writes it, every gateway reading that store picks the change up by
 //! itself within [`POLL_INTERVAL`], and each request costs one hash lookup in memory.
 
+pub mod redis;
 pub mod store;
 
 use std::collections::HashMap;
@@ -214,18 +215,31 @@ impl RevocationSet {
     }
 }
 
+/// Where a gateway's list comes from.
+enum Source {
+    /// Nothing is ever revoked.
+    Nothing,
+    /// The embedded file store.
+    File(PathBuf),
+    /// The shared Redis store.
+    Redis(redis::RedisStore),
+}
+
 /// The list a gateway enforces, refreshed from its store in the background.
 pub struct Revocations {
-    path: Option<PathBuf>,
+    source: Source,
+    state: Option<crate::config::StateConfig>,
     set: ArcSwap<RevocationSet>,
     started: AtomicBool,
+    /// Whether the store answered last time it was asked (always true for the file store).
+    up: AtomicBool,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Revocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revocations")
-            .field("path", &self.path)
+            .field("store", &self.state.as_ref().map(|s| s.describe()))
             .field("in_force", &self.set.load().len())
             .finish()
     }
@@ -235,29 +249,68 @@ impl Revocations {
     /// Nothing is ever revoked (tools that verify a token offline, tests).
     pub fn none() -> Arc<Self> {
         Arc::new(Self {
-            path: None,
+            source: Source::Nothing,
+            state: None,
             set: ArcSwap::from_pointee(RevocationSet::default()),
             started: AtomicBool::new(true),
+            up: AtomicBool::new(true),
             metrics: None,
         })
     }
 
-    /// The list in the file store at `path`, read now (a missing file is an empty list);
-    /// [`Revocations::start`] keeps it current.
-    pub fn from_file(path: PathBuf, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+    /// The list in `state`'s store. The file store is read now (a missing file is an empty
+    /// list); Redis is read by [`Revocations::start`]'s watcher, which keeps either current.
+    pub fn from_config(
+        state: &crate::config::StateConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
+        use crate::config::StateConfig;
+        let source = match state {
+            StateConfig::File { path } => Source::File(path.clone()),
+            StateConfig::Redis {
+                url,
+                password,
+                key_prefix,
+            } => {
+                match redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))
+                {
+                    Ok(store) => Source::Redis(store),
+                    // Checked at config load; unreachable in practice.
+                    Err(e) => {
+                        warn!(error = %e, "state store unusable; nothing is revoked");
+                        Source::Nothing
+                    }
+                }
+            }
+        };
         let this = Arc::new(Self {
-            path: Some(path),
+            source,
+            state: Some(state.clone()),
             set: ArcSwap::from_pointee(RevocationSet::default()),
             started: AtomicBool::new(false),
+            up: AtomicBool::new(true),
             metrics: Some(metrics),
         });
-        this.reload();
+        if let Source::File(path) = &this.source {
+            this.apply(store::read(path).map_err(|e| e.to_string()));
+        }
         this
     }
 
-    /// Where the list is read from, if anywhere.
-    pub fn path(&self) -> Option<&std::path::Path> {
-        self.path.as_deref()
+    /// Whether this list comes from `state` (a reload that keeps it keeps the watcher).
+    pub fn serves(&self, state: &crate::config::StateConfig) -> bool {
+        self.state.as_ref() == Some(state)
+    }
+
+    /// The store, for messages (`None`: nothing is ever revoked).
+    pub fn store(&self) -> Option<String> {
+        self.state.as_ref().map(|s| s.describe())
+    }
+
+    /// Whether the store answered when last asked: while it does not, the last list read stays
+    /// in force.
+    pub fn store_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
     }
 
     /// Refuses a revoked token. An empty list costs one atomic load.
@@ -275,37 +328,73 @@ impl Revocations {
             return;
         }
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut last = weak.upgrade().and_then(|this| this.stamp());
-            loop {
-                tokio::time::sleep(POLL_INTERVAL).await;
-                let Some(this) = weak.upgrade() else { return };
-                let now = this.stamp();
-                if now != last {
-                    last = now;
-                    this.reload();
+        match &self.source {
+            Source::Nothing => {}
+            Source::File(path) => {
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let mut last = stamp(&path);
+                    loop {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                        let Some(this) = weak.upgrade() else { return };
+                        let now = stamp(&path);
+                        if now != last {
+                            last = now;
+                            this.apply(store::read(&path).map_err(|e| e.to_string()));
+                        }
+                    }
+                });
+            }
+            Source::Redis(store) => {
+                let store = store.clone();
+                let (for_apply, for_up) = (weak.clone(), weak);
+                tokio::spawn(async move {
+                    store
+                        .watch(
+                            |list| match for_apply.upgrade() {
+                                Some(this) => {
+                                    this.apply(Ok(list));
+                                    true
+                                }
+                                None => false,
+                            },
+                            |error| {
+                                if let Some(this) = for_up.upgrade() {
+                                    this.mark(error);
+                                }
+                            },
+                        )
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// Enforces `list` from now on (a one-off read, e.g. by `tollgate token verify`).
+    pub fn load(&self, list: Vec<Revocation>) {
+        self.apply(Ok(list));
+    }
+
+    /// Records whether the store answers; logs the transitions only.
+    fn mark(&self, error: Option<&store::StoreError>) {
+        let up = error.is_none();
+        if let Some(metrics) = &self.metrics {
+            metrics.state_store_up.set(i64::from(up));
+        }
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            match error {
+                None => {
+                    info!(store = %self.store().unwrap_or_default(), "state store reachable again")
+                }
+                Some(e) => {
+                    warn!(error = %e, "state store unreachable; the last revocation list read stays in force")
                 }
             }
-        });
+        }
     }
 
-    /// Identity of the file's current version: device, inode (an atomic rename changes it),
-    /// size and modification time.
-    fn stamp(&self) -> Option<(u64, u64, u64, i64, i64)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(self.path.as_ref()?).ok()?;
-        Some((
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-        ))
-    }
-
-    fn reload(&self) {
-        let Some(path) = &self.path else { return };
-        match store::read(path) {
+    fn apply(&self, list: Result<Vec<Revocation>, String>) {
+        match list {
             Ok(revocations) => {
                 let set = RevocationSet::new(&revocations, crate::tokens::now());
                 let in_force = set.len();
@@ -315,7 +404,7 @@ impl Revocations {
                         .revocations_in_force
                         .set(i64::try_from(in_force).unwrap_or(i64::MAX));
                 }
-                info!(path = %path.display(), in_force, "revocation list loaded");
+                info!(store = %self.store().unwrap_or_default(), in_force, "revocation list loaded");
             }
             Err(e) => {
                 if let Some(metrics) = &self.metrics {
@@ -323,6 +412,58 @@ impl Revocations {
                 }
                 warn!(error = %e, "revocation list not loaded; the previous one stays in force");
             }
+        }
+    }
+}
+
+/// Identity of a file's current version: device, inode (an atomic rename changes it), size
+/// and modification time.
+fn stamp(path: &std::path::Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    ))
+}
+
+/// Adds a revocation to `state`'s store; returns the list as stored.
+pub async fn add(
+    state: &crate::config::StateConfig,
+    revocation: Revocation,
+    now: u64,
+) -> Result<Vec<Revocation>, store::StoreError> {
+    match state {
+        crate::config::StateConfig::File { path } => store::add(path, revocation, now),
+        crate::config::StateConfig::Redis {
+            url,
+            password,
+            key_prefix,
+        } => {
+            redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))?
+                .add(revocation, now)
+                .await
+        }
+    }
+}
+
+/// Every revocation in `state`'s store (expired ones included).
+pub async fn list(
+    state: &crate::config::StateConfig,
+) -> Result<Vec<Revocation>, store::StoreError> {
+    match state {
+        crate::config::StateConfig::File { path } => store::read(path),
+        crate::config::StateConfig::Redis {
+            url,
+            password,
+            key_prefix,
+        } => {
+            redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))?
+                .read()
+                .await
         }
     }
 }

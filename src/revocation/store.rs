@@ -23,6 +23,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The shared store did not answer.
+    #[error("state store {store} unavailable: {reason}")]
+    Unavailable {
+        /// Which store (its URL, without credentials).
+        store: String,
+        /// Why.
+        reason: String,
+    },
     /// The file is not a revocation list.
     #[error("{path}: not a revocation list: {reason}")]
     Invalid {

@@ -86,7 +86,7 @@ fn jwks_response(body: Bytes) -> Response<ResponseBody> {
 }
 
 /// `/readyz`: 503 while draining or while a `required` provider has no valid token; the body
-/// lists every provider's state.
+/// lists every provider's state and whether the state store answers.
 fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let mut ready = !state.is_draining();
     let mut providers = serde_json::Map::new();
@@ -118,6 +118,16 @@ fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let mut body = serde_json::json!({ "status": status });
     if !providers.is_empty() {
         body["providers"] = serde_json::Value::Object(providers);
+    }
+    // Reported, not a reason to turn unready: an unreachable store leaves the last list read
+    // in force, and taking every replica out of rotation would be the bigger outage.
+    if let Some(revocations) = gateway.as_ref().map(|g| g.verifier().revocations())
+        && let Some(store) = revocations.store()
+    {
+        body["state_store"] = serde_json::json!({
+            "store": store,
+            "reachable": revocations.store_up(),
+        });
     }
     let code = if ready {
         StatusCode::OK

@@ -797,4 +797,5 @@ pub fn vendor_jwt(id: usize, exp: u64) -> String {
 pub mod nginx;
 pub mod python;
 pub mod recording;
+pub mod redis;
 pub mod tls;
