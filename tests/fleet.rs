@@ -165,3 +165,145 @@ async fn three_replicas_share_revocations_and_ride_out_a_redis_outage() {
         "{list}"
     );
 }
+
+fn vendor_config(redis: &Redis, auth: &[&AuthServer], vendor: &RecordingUpstream) -> String {
+    let mut toml = format!(
+        "[state]\nbackend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"fleet-vendor:\"\n",
+        redis.url()
+    );
+    for (i, auth) in auth.iter().enumerate() {
+        toml.push_str(&format!(
+            r#"
+[[providers]]
+name = "vendor{i}"
+kind = "login"
+auth_url = "{}"
+email = "svc@example.com"
+password = "hunter2-vendor-password"
+timeout = "3s"
+max_retries = 0
+failure_cooldown = "1s"
+
+[[routes]]
+prefix = "/vendor{i}"
+upstream = "{}"
+policy = "public"
+upstream_auth = "vendor{i}"
+"#,
+            auth.url(),
+            vendor.url()
+        ));
+    }
+    toml
+}
+
+#[tokio::test]
+async fn a_fleet_logs_in_to_the_vendor_once_and_survives_the_death_of_the_replica_logging_in() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let (dying, cold) = (
+        AuthServer::start(AuthReply::Field("accessToken")).await,
+        AuthServer::start(AuthReply::Field("accessToken")).await,
+    );
+    let vendor = RecordingUpstream::start().await;
+    let toml = vendor_config(&redis, &[&dying, &cold], &vendor);
+    let mut replicas: Vec<GatewayProcess> =
+        (0..3).map(|_| GatewayProcess::spawn(&toml, &[])).collect();
+
+    // 3 replicas × 100 concurrent cold requests: one login for the whole fleet.
+    cold.set_delay(Duration::from_millis(300));
+    let requests: Vec<_> = replicas
+        .iter()
+        .flat_map(|replica| (0..100).map(move |i| replica.url(&format!("/vendor1/{i}"))))
+        .map(|url| tokio::spawn(async move { get(&url, &[]).await.status }))
+        .collect();
+    for request in requests {
+        assert_eq!(within(request).await.unwrap(), 200);
+    }
+    assert_eq!(cold.logins(), 1, "one login for 300 requests on 3 replicas");
+    assert_eq!(vendor.requests(), 300);
+
+    // The replica holding the login lock dies mid-login: the others get a token after its
+    // lease (3 s timeout × 1 attempt + 2 s margin), not never.
+    dying.set_delay(Duration::from_secs(2));
+    let first = replicas[0].url("/vendor0/x");
+    // This request dies with its replica: its error is the point, not a test failure.
+    let orphaned = tokio::spawn(async move {
+        let request = http::Request::get(first).body(Default::default()).unwrap();
+        let _ = client().request(request).await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        dying.logins(),
+        1,
+        "replica 0 holds the lock and is logging in"
+    );
+    replicas[0].child.kill().unwrap();
+    let _ = orphaned.await;
+    dying.set_delay(Duration::ZERO);
+    let started = Instant::now();
+    let replica = &replicas[1];
+    let reply = get(&replica.url("/vendor0/x"), &[]).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    eprintln!("a replica got a token {waited:?} after the lock holder died");
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    assert_eq!(dying.logins(), 2, "the orphaned login and one more");
+    let reply = get(&replicas[2].url("/vendor0/y"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        dying.logins(),
+        2,
+        "replica 2 took the token replica 1 stored"
+    );
+}
+
+#[tokio::test]
+async fn a_vendor_401_makes_the_fleet_log_in_once_not_once_per_replica() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
+    // Once told to, the vendor refuses the first token (as if revoked on its side).
+    let refusing = Arc::new(AtomicBool::new(false));
+    let flag = refusing.clone();
+    let vendor = MockUpstream::start(move |request| {
+        let refused =
+            flag.load(Ordering::SeqCst) && request.headers["authorization"] == "Bearer tok-1";
+        async move {
+            let status = if refused {
+                http::StatusCode::UNAUTHORIZED
+            } else {
+                http::StatusCode::OK
+            };
+            json_response(status, &serde_json::json!({}))
+        }
+    })
+    .await;
+    let recording = RecordingUpstream::start().await;
+    let toml = vendor_config(&redis, &[&auth], &recording).replace(&recording.url(), &vendor.url());
+    let replicas: Vec<GatewayProcess> = (0..3).map(|_| GatewayProcess::spawn(&toml, &[])).collect();
+    for replica in &replicas {
+        assert_eq!(get(&replica.url("/vendor0/x"), &[]).await.status, 200);
+    }
+    assert_eq!(auth.logins(), 1, "every replica holds the fleet's tok-1");
+    refusing.store(true, Ordering::SeqCst);
+    // Each replica is refused with tok-1 once; the first to ask replaces it for everyone.
+    for replica in &replicas {
+        let reply = get(&replica.url("/vendor0/y"), &[]).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "replayed with the fleet's new token: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        auth.logins(),
+        2,
+        "one re-login for the whole fleet, not one per replica"
+    );
+}

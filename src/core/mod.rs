@@ -130,6 +130,7 @@ impl Core {
             ),
             providers: Providers::reusing(
                 &config.providers,
+                &config.state,
                 &metrics,
                 previous.map(|p| &p.providers),
             ),

@@ -78,6 +78,10 @@ pub struct TokenCache {
     generation: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
     started: AtomicBool,
+    /// The fleet's shared token (Redis state store), and the store it came from.
+    shared: Option<(Arc<super::shared::SharedTokens>, crate::config::StateConfig)>,
+    /// The token the vendor last refused, never to be taken from the fleet again.
+    refused: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -104,7 +108,35 @@ impl TokenCache {
             generation: AtomicU64::new(0),
             metrics,
             started: AtomicBool::new(false),
+            shared: None,
+            refused: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Shares tokens with the fleet through `shared` (built for `state`), when there is one.
+    /// Called once, on a new cache.
+    pub fn sharing(
+        self: Arc<Self>,
+        state: &crate::config::StateConfig,
+        shared: Option<super::shared::SharedTokens>,
+    ) -> Arc<Self> {
+        match (Arc::try_unwrap(self), shared) {
+            (Ok(mut cache), Some(shared)) => {
+                cache.shared = Some((Arc::new(shared), state.clone()));
+                Arc::new(cache)
+            }
+            (Ok(cache), None) => Arc::new(cache),
+            (Err(cache), _) => cache,
+        }
+    }
+
+    /// Whether this cache shares its token through `state` (or shares nothing while `state`
+    /// is not a shared store).
+    pub fn shares_through(&self, state: &crate::config::StateConfig) -> bool {
+        match &self.shared {
+            Some((_, current)) => current == state,
+            None => super::shared::SharedTokens::from_state(state).is_none(),
+        }
     }
 
     /// The provider's name.
@@ -191,6 +223,19 @@ impl TokenCache {
             *last = Some(Instant::now());
         }
         self.rejected.store(true, Ordering::Release);
+        if let Some(refused) = refused
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(refused.to_owned());
+            if let Some((shared, _)) = &self.shared {
+                // Once for the fleet: deleted only while it is still the refused token.
+                let (shared, name, refused) =
+                    (shared.clone(), self.config.name.clone(), refused.to_owned());
+                tokio::spawn(async move { shared.invalidate(&name, &refused).await });
+            }
+        }
         self.token.compare_and_swap(&current, None);
         info!(provider = %self.config.name, "vendor refused the cached token; dropped it");
         AfterRejection::Retry
@@ -285,7 +330,7 @@ impl TokenCache {
             })
             .inc();
         info!(provider = %self.config.name, reason, "fetching upstream token");
-        match self.login_with_retries().await {
+        match self.obtain().await {
             Ok(fetched) => {
                 let token = self.store(fetched);
                 self.failure.store(None);
@@ -337,6 +382,72 @@ impl TokenCache {
         self.metrics
             .record_token_expiry(&self.config.name, token.expires_at_wall);
         token
+    }
+
+    /// A new token: the fleet's, when another replica already has a newer one; else a login,
+    /// made by one replica of the fleet at a time (the lock's lease bounds a dead holder).
+    async fn obtain(&self) -> Result<provider::Fetched, ProviderError> {
+        let Some((shared, _)) = &self.shared else {
+            return self.login_with_retries().await;
+        };
+        let name = &self.config.name;
+        let current = self.token.load_full().map(|t| t.header.clone());
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let usable = |fetched: &provider::Fetched| {
+            let header = format!("Bearer {}", fetched.token);
+            Some(&fetched.token) != refused.as_ref()
+                && current
+                    .as_ref()
+                    .is_none_or(|c| c.as_bytes() != header.as_bytes())
+                && fetched.expires_at > SystemTime::now() + Duration::from_secs(1)
+        };
+        let lease = self.login_lease();
+        let give_up = Instant::now() + lease;
+        loop {
+            match shared.get(name).await {
+                Ok(Some(fetched)) if usable(&fetched) => {
+                    info!(provider = %name, "using the upstream token another replica obtained");
+                    return Ok(fetched);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(provider = %name, error = %e, "state store unreachable; logging in without the fleet");
+                    return self.login_with_retries().await;
+                }
+            }
+            match shared.try_lock(name, lease).await {
+                Ok(true) => {
+                    let result = self.login_with_retries().await;
+                    if let Ok(fetched) = &result
+                        && let Err(e) = shared.put(name, fetched).await
+                    {
+                        warn!(provider = %name, error = %e, "upstream token not shared with the fleet");
+                    }
+                    shared.unlock(name).await;
+                    return result;
+                }
+                Ok(false) if Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // The holder outlived its lease without storing a token, or Redis failed.
+                _ => return self.login_with_retries().await,
+            }
+        }
+    }
+
+    /// How long one replica may hold the fleet's login lock: every attempt's timeout and the
+    /// backoffs between them, plus a margin.
+    fn login_lease(&self) -> Duration {
+        let attempts = self.config.max_retries.saturating_add(1);
+        self.config
+            .timeout
+            .saturating_mul(attempts)
+            .saturating_add(MAX_BACKOFF.saturating_mul(self.config.max_retries))
+            .saturating_add(Duration::from_secs(2))
     }
 
     async fn login_with_retries(&self) -> Result<provider::Fetched, ProviderError> {

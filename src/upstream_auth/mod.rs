@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod provider;
+pub mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ impl Providers {
     /// from `previous` keep their cache and token.
     pub fn reusing(
         configs: &[ProviderConfig],
+        state: &crate::config::StateConfig,
         metrics: &Arc<crate::metrics::Metrics>,
         previous: Option<&Providers>,
     ) -> Self {
@@ -38,12 +40,15 @@ impl Providers {
             .map(|config| {
                 previous
                     .and_then(|p| {
-                        p.caches
-                            .iter()
-                            .find(|c| c.config().fingerprint == config.fingerprint)
+                        p.caches.iter().find(|c| {
+                            c.config().fingerprint == config.fingerprint && c.shares_through(state)
+                        })
                     })
                     .cloned()
-                    .unwrap_or_else(|| TokenCache::new(config.clone(), metrics.clone()))
+                    .unwrap_or_else(|| {
+                        TokenCache::new(config.clone(), metrics.clone())
+                            .sharing(state, shared::SharedTokens::from_state(state))
+                    })
             })
             .collect();
         Self { caches }
