@@ -295,11 +295,14 @@ pub fn public_jwk(
 }
 
 /// The JWKS document the admin listener serves at `/.well-known/jwks.json`: the public keys
-/// of the issuers' signing keys, never HMAC secrets. `None` when no signing key is configured.
+/// of all the issuers' signing keys, never HMAC secrets. `None` when no signing key is
+/// configured.
 pub fn published_jwks(issuers: &[IssuerConfig]) -> Option<Bytes> {
     let keys: Vec<Jwk> = issuers
         .iter()
-        .filter_map(|issuer| issuer.signing_key.as_ref())
+        // Every signing key, the ones not yet signing included: verifiers learn a new key
+        // before the first token it signs reaches them.
+        .flat_map(|issuer| issuer.signing_keys.iter())
         .filter_map(|signing| {
             let jwk = encoding_key(signing).and_then(|key| {
                 public_jwk(&key, signing.algorithm, signing.kid.as_deref()).map_err(|source| {
@@ -396,6 +399,7 @@ fn jwks_document(
         kid: kid.map(str::to_owned),
         pem: private_pem.clone(),
         file: "(generated)".to_owned(),
+        active_from: None,
     };
     let key_error = |source| KeygenError::Key {
         file: signing.file.clone(),

@@ -65,15 +65,57 @@ pub struct IssuerConfig {
     pub from_cookie: Option<String>,
     /// Query parameter carrying tokens, if enabled.
     pub from_query: Option<String>,
-    /// Key `tollgate token issue` signs with, if a private key is configured.
-    pub signing_key: Option<SigningKeyConfig>,
+    /// Private keys `tollgate token issue` signs with (`signing_key` and `signing_keys`), all
+    /// published and accepted; [`IssuerConfig::signing_key_at`] picks the one that signs.
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// HMAC secrets with key ids (`secrets`), all accepted; the active one signs.
+    pub kid_secrets: Vec<KidSecret>,
     /// Whether this issuer may vouch for service identities (resolved with `[tokens]`).
     pub service_tokens: bool,
     /// Identity of this issuer's settings and key material, for reloads.
     pub fingerprint: super::Fingerprint,
 }
 
+/// An HMAC secret with a key id, for rotation.
+#[derive(Debug, Clone)]
+pub struct KidSecret {
+    /// Key id.
+    pub kid: String,
+    /// The secret.
+    pub secret: Secret,
+    /// When it starts signing.
+    pub active_from: Option<std::time::SystemTime>,
+}
+
+/// The entry with the latest `active_from` not after `now` (an entry without one counts as
+/// active since forever); the newest wins a tie, being listed later.
+fn active_at<T>(
+    entries: &[T],
+    active_from: impl Fn(&T) -> Option<std::time::SystemTime>,
+    now: std::time::SystemTime,
+) -> Option<&T> {
+    entries
+        .iter()
+        .filter(|e| active_from(e).is_none_or(|t| t <= now))
+        .max_by_key(|e| active_from(e))
+}
+
 impl IssuerConfig {
+    /// The private key that signs at `now`, if the issuer has any.
+    pub fn signing_key_at(&self, now: std::time::SystemTime) -> Option<&SigningKeyConfig> {
+        active_at(&self.signing_keys, |k| k.active_from, now)
+    }
+
+    /// The kid-tagged HMAC secret that signs at `now`, if the issuer has any.
+    pub fn secret_at(&self, now: std::time::SystemTime) -> Option<&KidSecret> {
+        active_at(&self.kid_secrets, |s| s.active_from, now)
+    }
+
+    /// Whether the issuer has anything to sign tokens with.
+    pub fn can_sign(&self) -> bool {
+        self.secret.is_some() || !self.signing_keys.is_empty() || !self.kid_secrets.is_empty()
+    }
+
     /// Whether this issuer still uses the built-in development secret.
     pub fn uses_development_secret(&self) -> bool {
         self.secret
@@ -108,6 +150,8 @@ pub struct SigningKeyConfig {
     pub pem: Secret,
     /// Where it was read from.
     pub file: String,
+    /// When it starts signing (until then: published and accepted only).
+    pub active_from: Option<std::time::SystemTime>,
 }
 
 impl fmt::Debug for SigningKeyConfig {
@@ -201,10 +245,10 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
             algorithm: None,
             key: DecodingKey::from_secret(secret.expose()),
         });
-    } else if wants(Family::Hmac) {
+    } else if wants(Family::Hmac) && raw.secrets.is_empty() {
         return Err(err(
             "secret",
-            "HS algorithms need a secret or secret_file".into(),
+            "HS algorithms need a secret, secret_file or secrets".into(),
         ));
     }
 
@@ -226,12 +270,68 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         keys.push(verify);
     }
 
-    let signing_key = raw
-        .signing_key
-        .as_ref()
-        .map(|sk| load_signing_key(sk, &mut keys))
-        .transpose()
-        .map_err(|(k, r)| (format!("signing_key.{k}"), r))?;
+    let mut signing_keys = Vec::new();
+    if let Some(sk) = &raw.signing_key {
+        signing_keys.push(
+            load_signing_key(sk, &mut keys).map_err(|(k, r)| (format!("signing_key.{k}"), r))?,
+        );
+    }
+    for (i, sk) in raw.signing_keys.iter().enumerate() {
+        let loaded = load_signing_key(sk, &mut keys)
+            .map_err(|(k, r)| (format!("signing_keys[{i}].{k}"), r))?;
+        if loaded.kid.is_none() {
+            return Err(err(
+                &format!("signing_keys[{i}].kid"),
+                "required: tokens name the key that signed them".into(),
+            ));
+        }
+        signing_keys.push(loaded);
+    }
+    let mut kid_secrets = Vec::new();
+    for (i, rs) in raw.secrets.iter().enumerate() {
+        let key = format!("secrets[{i}]");
+        let secret = match (&rs.secret, &rs.secret_file) {
+            (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
+            (None, Some(path)) => {
+                let text = std::fs::read(path).map_err(|e| {
+                    err(
+                        &format!("{key}.secret_file"),
+                        format!("cannot read {path:?}: {e}"),
+                    )
+                })?;
+                let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
+                Secret::new(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
+            }
+            _ => return Err(err(&key, "set exactly one of secret or secret_file".into())),
+        };
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(err(
+                &key,
+                format!(
+                    "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    secret.expose().len()
+                ),
+            ));
+        }
+        if !wants(Family::Hmac) {
+            return Err(err(
+                &key,
+                "a secret needs an HS256/384/512 algorithm".into(),
+            ));
+        }
+        keys.push(VerifyKey {
+            kid: Some(rs.kid.clone()),
+            family: Family::Hmac,
+            algorithm: None,
+            key: DecodingKey::from_secret(secret.expose()),
+        });
+        kid_secrets.push(KidSecret {
+            kid: rs.kid.clone(),
+            secret,
+            active_from: parse_active_from(rs.active_from.as_deref())
+                .map_err(|e| err(&format!("{key}.active_from"), e))?,
+        });
+    }
 
     let jwks = match &raw.jwks_url {
         None => None,
@@ -266,7 +366,8 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
     if keys.is_empty() && jwks.is_none() {
         return Err(err(
             "issuer",
-            "no keys: set secret, secret_file, public_keys, signing_key or jwks_url".into(),
+            "no keys: set secret, secret_file, secrets, public_keys, signing_key(s) or jwks_url"
+                .into(),
         ));
     }
     for (key, value) in [
@@ -287,8 +388,11 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
             material.push(std::fs::read(path).unwrap_or_default());
         }
     }
-    if let Some(sk) = &signing_key {
+    for sk in &signing_keys {
         material.push(sk.pem.expose().to_vec());
+    }
+    for ks in &kid_secrets {
+        material.push(ks.secret.expose().to_vec());
     }
     if let Some(path) = &raw.jwks_ca_file {
         material.push(std::fs::read(path).unwrap_or_default());
@@ -308,7 +412,8 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
         jwks,
         from_cookie: raw.from_cookie.clone(),
         from_query: raw.from_query.clone(),
-        signing_key,
+        signing_keys,
+        kid_secrets,
         // Resolved once the signing issuer is known; see `validate`.
         service_tokens: raw.service_tokens.unwrap_or(false),
         fingerprint,
@@ -358,5 +463,16 @@ fn load_signing_key(
         kid: raw.kid.clone(),
         pem: Secret::new(pem),
         file: path.clone(),
+        active_from: parse_active_from(raw.active_from.as_deref())
+            .map_err(|e| ("active_from".to_owned(), e))?,
     })
+}
+
+/// `active_from`: an RFC 3339 time.
+fn parse_active_from(text: Option<&str>) -> Result<Option<std::time::SystemTime>, String> {
+    text.map(|t| {
+        humantime::parse_rfc3339_weak(t)
+            .map_err(|e| format!("{t:?} is not an RFC 3339 time like 2026-01-15T00:00:00Z: {e}"))
+    })
+    .transpose()
 }

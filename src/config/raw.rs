@@ -152,6 +152,14 @@ pub struct RawIssuer {
     pub from_query: Option<String>,
     /// Private key used by `tollgate token issue`; its public half is also accepted.
     pub signing_key: Option<RawSigningKey>,
+    /// Several private keys, for rotation: each is published and accepted; the one with the
+    /// latest `active_from` already reached signs. Default: none.
+    #[serde(default)]
+    pub signing_keys: Vec<RawSigningKey>,
+    /// Several HMAC secrets with key ids, for rotation: each is accepted (by `kid`); the one
+    /// with the latest `active_from` already reached signs. Default: none.
+    #[serde(default)]
+    pub secrets: Vec<RawSecret>,
     /// Longest token lifetime accepted, per token type: `exp - iat`, or `exp - now` for a
     /// token without `iat`. Default `{ access = "24h", service = "400d" }`.
     #[serde(default)]
@@ -194,6 +202,23 @@ pub struct RawSigningKey {
     pub algorithm: String,
     /// Key id written in the token header.
     pub kid: Option<String>,
+    /// When it starts signing (RFC 3339, e.g. `"2026-01-15T00:00:00Z"`); until then it is only
+    /// published and accepted. Default: at once.
+    pub active_from: Option<String>,
+}
+
+/// One of an issuer's HMAC secrets (`secrets = [...]`), for rotating them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Key id written in the token header and matched against it. Required.
+    pub kid: String,
+    /// The secret (at least 32 bytes), usually `"${SOME_VAR}"`.
+    pub secret: Option<String>,
+    /// File holding the secret (trailing newline ignored).
+    pub secret_file: Option<String>,
+    /// When it starts signing (RFC 3339); until then it is only accepted. Default: at once.
+    pub active_from: Option<String>,
 }
 
 /// `[[providers]]`: how to obtain a vendor's bearer token.

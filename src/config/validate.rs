@@ -194,9 +194,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                     )
                 },
             )?),
-            None => issuers
-                .iter()
-                .position(|i| i.secret.is_some() || i.signing_key.is_some()),
+            None => issuers.iter().position(|i| i.can_sign()),
         };
     let single = issuers.len() == 1;
     for (i, issuer) in issuers.iter_mut().enumerate() {

@@ -240,10 +240,23 @@ impl Signer {
         Self::for_issuer(issuer)
     }
 
-    /// Signs with the issuer's `signing_key` if it has one, else with its HMAC secret and the
-    /// first HS algorithm it allows.
+    /// Signs with the issuer's private key active now if it has one, else with its HMAC secret
+    /// active now (`secrets`, then `secret`) and the first HS algorithm it allows.
     pub fn for_issuer(issuer: &IssuerConfig) -> Result<Self, TokenError> {
-        let (algorithm, kid, key) = match (&issuer.signing_key, &issuer.secret) {
+        let now = std::time::SystemTime::now();
+        let hmac = issuer
+            .secret_at(now)
+            .map(|s| (Some(s.kid.clone()), &s.secret))
+            .or_else(|| issuer.secret.as_ref().map(|s| (None, s)));
+        let hmac_algorithm = || {
+            issuer
+                .algorithms
+                .iter()
+                .copied()
+                .find(|a| Family::of(*a) == Some(Family::Hmac))
+                .ok_or_else(|| TokenError::NoHmacAlgorithm(issuer.issuer.clone()))
+        };
+        let (algorithm, kid, key) = match (issuer.signing_key_at(now), hmac) {
             (Some(signing), _) if !issuer.algorithms.contains(&signing.algorithm) => {
                 return Err(TokenError::AlgorithmNotAllowed {
                     issuer: issuer.issuer.clone(),
@@ -255,15 +268,11 @@ impl Signer {
                 signing.kid.clone(),
                 keygen::encoding_key(signing)?,
             ),
-            (None, Some(secret)) => {
-                let algorithm = issuer
-                    .algorithms
-                    .iter()
-                    .copied()
-                    .find(|a| Family::of(*a) == Some(Family::Hmac))
-                    .ok_or_else(|| TokenError::NoHmacAlgorithm(issuer.issuer.clone()))?;
-                (algorithm, None, EncodingKey::from_secret(secret.expose()))
-            }
+            (None, Some((kid, secret))) => (
+                hmac_algorithm()?,
+                kid,
+                EncodingKey::from_secret(secret.expose()),
+            ),
             (None, None) => return Err(TokenError::NoSigningMaterial(issuer.issuer.clone())),
         };
         Ok(Self {
