@@ -70,6 +70,7 @@ impl Gateway {
     /// Builds the handler for a reloaded config, keeping from `previous` the upstream
     /// connection pool and the caches of unchanged issuers and providers.
     pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
+        metrics.set_service_registry(&config.tokens.services);
         let client = previous.map_or_else(forward::build_client, |p| p.client.clone());
         Self {
             core: Core::new(config, metrics.clone(), previous.map(|p| &p.core)),

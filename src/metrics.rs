@@ -144,6 +144,22 @@ pub struct IssuerReason {
     pub reason: &'static str,
 }
 
+/// `service`, `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceResult {
+    /// A service of the registry (`[tokens] services`), or `other` (shared: no allocation).
+    pub service: Arc<str>,
+    /// `allowed`, `forbidden` or `revoked`.
+    pub result: &'static str,
+}
+
+/// `service`, from the registry.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceSeen {
+    /// A service of the registry, or `other`.
+    pub service: Arc<str>,
+}
+
 /// `service`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
@@ -183,6 +199,12 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests whose handling panicked (answered 500): each one is a bug to report.
     pub request_panics: Counter,
+    /// Requests made with a valid service token, by service and result.
+    pub service_requests: Family<ServiceResult, Counter>,
+    /// When each service last presented a valid token (unix seconds).
+    pub service_last_seen: Family<ServiceSeen, Gauge>,
+    /// The service registry bounding the `service` label (`[tokens] services`), and `other`.
+    service_registry: std::sync::RwLock<(Vec<Arc<str>>, Arc<str>)>,
     /// Revocations (tokens and services) the gateway enforces.
     pub revocations_in_force: Gauge,
     /// Times the revocation list could not be read (the previous one stayed in force).
@@ -248,6 +270,9 @@ impl Metrics {
             upstream_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             request_panics: Counter::default(),
+            service_requests: Family::default(),
+            service_last_seen: Family::default(),
+            service_registry: std::sync::RwLock::new((Vec::new(), Arc::from("other"))),
             revocations_in_force: Gauge::default(),
             revocation_load_failures: Counter::default(),
             state_store_up: {
@@ -286,6 +311,16 @@ impl Metrics {
             "upstream_duration_seconds",
             "Time to the upstream's response head, by route",
             m.upstream_duration.clone(),
+        );
+        registry.register(
+            "service_requests",
+            "Requests with a valid service token by service (registry, else other) and result",
+            m.service_requests.clone(),
+        );
+        registry.register(
+            "service_last_seen_timestamp_seconds",
+            "When each service last presented a valid token",
+            m.service_last_seen.clone(),
         );
         registry.register(
             "revocations_in_force",
@@ -420,6 +455,42 @@ impl Metrics {
                     route: route.clone(),
                 })
                 .observe(duration.as_secs_f64()),
+        }
+    }
+
+    /// Sets the service registry that bounds the `service` label (a reload may change it).
+    pub fn set_service_registry(&self, services: &[String]) {
+        if let Ok(mut registry) = self.service_registry.write() {
+            registry.0 = services.iter().map(|s| Arc::from(s.as_str())).collect();
+        }
+    }
+
+    /// Counts a request made with `service`'s valid token; services outside the registry are
+    /// counted as `other`, so no caller can grow the label set.
+    pub fn record_service_request(&self, service: &str, result: &'static str) {
+        let Ok(registry) = self.service_registry.read() else {
+            return;
+        };
+        let service = registry
+            .0
+            .iter()
+            .find(|s| &***s == service)
+            .unwrap_or(&registry.1)
+            .clone();
+        drop(registry);
+        self.service_requests
+            .get_or_create(&ServiceResult {
+                service: service.clone(),
+                result,
+            })
+            .inc();
+        if result != "revoked" {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.service_last_seen
+                .get_or_create(&ServiceSeen { service })
+                .set(i64::try_from(now).unwrap_or(i64::MAX));
         }
     }
 
@@ -599,5 +670,37 @@ impl Drop for ConnectionGuard {
                 .get_or_create(&ProtocolLabel { protocol })
                 .dec();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_labels_are_bounded_by_the_registry() {
+        let metrics = Metrics::new();
+        metrics.set_service_registry(&["orders".to_owned()]);
+        metrics.record_service_request("orders", "allowed");
+        for i in 0..50 {
+            metrics.record_service_request(&format!("made-up-{i}"), "forbidden");
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"tollgate_service_requests_total{service="orders",result="allowed"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tollgate_service_requests_total{service="other",result="forbidden"} 50"#
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("made-up"),
+            "a caller cannot grow the label set"
+        );
     }
 }

@@ -306,6 +306,8 @@ fn alert_rules_are_valid_and_use_exported_metrics() {
         "tollgate_upstream_token_expiry_timestamp_seconds",
         "tollgate_jwks_age_seconds",
         "tollgate_requests_total",
+        "tollgate_service_requests_total",
+        "tollgate_service_last_seen_timestamp_seconds",
     ];
     let mut names = Vec::new();
     for rule in rules {
@@ -325,6 +327,9 @@ fn alert_rules_are_valid_and_use_exported_metrics() {
         "TollgateUpstreamCredentialRefreshFailing",
         "TollgateJwksStale",
         "TollgateHigh5xxRatio",
+        "TollgateRevokedServiceTokenUsed",
+        "TollgateServiceTokenExpiringInUse",
+        "TollgateServiceRefusalsRising",
     ] {
         assert!(names.iter().any(|n| n == wanted), "{wanted} missing");
     }

@@ -261,6 +261,18 @@ impl Verifier {
         }
     }
 
+    /// Refuses a revoked token, counting the attempt against its service (the alert on a
+    /// revoked service token still in use reads that count).
+    fn refuse_revoked(&self, identity: &Identity) -> Result<(), AuthError> {
+        let refused = self.revocations.check(identity);
+        if refused.is_err()
+            && let Some(service) = &identity.service
+        {
+            self.metrics.record_service_request(service, "revoked");
+        }
+        refused
+    }
+
     /// The revocation list this verifier enforces.
     pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
         &self.revocations
@@ -299,7 +311,7 @@ impl Verifier {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(hit) = self.cached(token, now) {
             // Revocation is checked on every use, cached or not: it takes effect at once.
-            self.revocations.check(&hit)?;
+            self.refuse_revoked(&hit)?;
             return Ok(hit);
         }
         let (header, iss) = pre_parse(token)?;
@@ -334,7 +346,7 @@ impl Verifier {
             .await?;
         let identity = self.build_identity(&claims, issuer)?;
         check_lifetime(&claims, identity.kind, &issuer.config, now)?;
-        self.revocations.check(&identity)?;
+        self.refuse_revoked(&identity)?;
         let identity = Arc::new(identity);
         // Once per token (later uses hit the cache): the earliest expiry per service feeds
         // the "service token expiring" alert.

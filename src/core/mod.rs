@@ -301,6 +301,9 @@ impl Core {
             Err(GatewayError::Unauthenticated(e)) => e.kind(),
             Err(_) => "invalid",
         };
+        if let Some(service) = caller.as_ref().and_then(|c| c.service.as_deref()) {
+            self.metrics.record_service_request(service, result);
+        }
         self.metrics
             .auth_decisions
             .get_or_create(&AuthLabels {
