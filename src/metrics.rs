@@ -204,7 +204,7 @@ pub struct Metrics {
     /// When each service last presented a valid token (unix seconds).
     pub service_last_seen: Family<ServiceSeen, Gauge>,
     /// The service registry bounding the `service` label (`[tokens] services`), and `other`.
-    service_registry: std::sync::RwLock<(Vec<Arc<str>>, Arc<str>)>,
+    service_registry: std::sync::RwLock<ServiceRegistry>,
     /// Revocations (tokens and services) the gateway enforces.
     pub revocations_in_force: Gauge,
     /// Times the revocation list could not be read (the previous one stayed in force).
@@ -272,7 +272,7 @@ impl Metrics {
             request_panics: Counter::default(),
             service_requests: Family::default(),
             service_last_seen: Family::default(),
-            service_registry: std::sync::RwLock::new((Vec::new(), Arc::from("other"))),
+            service_registry: std::sync::RwLock::new(ServiceRegistry::default()),
             revocations_in_force: Gauge::default(),
             revocation_load_failures: Counter::default(),
             state_store_up: {
@@ -459,9 +459,41 @@ impl Metrics {
     }
 
     /// Sets the service registry that bounds the `service` label (a reload may change it).
+    /// Each service's series are resolved here, once, so a request only finds its handles.
     pub fn set_service_registry(&self, services: &[String]) {
-        if let Ok(mut registry) = self.service_registry.write() {
-            registry.0 = services.iter().map(|s| Arc::from(s.as_str())).collect();
+        let handles = |service: &str| self.service_handles(service);
+        let registry = ServiceRegistry {
+            services: services
+                .iter()
+                .map(|s| (Arc::<str>::from(s.as_str()), handles(s)))
+                .collect(),
+            other: Some(handles("other")),
+        };
+        if let Ok(mut current) = self.service_registry.write() {
+            *current = registry;
+        }
+    }
+
+    fn service_handles(&self, service: &str) -> ServiceHandles {
+        let service: Arc<str> = Arc::from(service);
+        let counter = |result: &'static str| {
+            self.service_requests
+                .get_or_create(&ServiceResult {
+                    service: service.clone(),
+                    result,
+                })
+                .clone()
+        };
+        ServiceHandles {
+            allowed: counter("allowed"),
+            forbidden: counter("forbidden"),
+            revoked: counter("revoked"),
+            last_seen: self
+                .service_last_seen
+                .get_or_create(&ServiceSeen {
+                    service: service.clone(),
+                })
+                .clone(),
         }
     }
 
@@ -471,27 +503,33 @@ impl Metrics {
         let Ok(registry) = self.service_registry.read() else {
             return;
         };
-        let service = registry
-            .0
+        let found = registry
+            .services
             .iter()
-            .find(|s| &***s == service)
-            .unwrap_or(&registry.1)
-            .clone();
-        drop(registry);
-        self.service_requests
-            .get_or_create(&ServiceResult {
-                service: service.clone(),
-                result,
-            })
-            .inc();
-        if result != "revoked" {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            self.service_last_seen
-                .get_or_create(&ServiceSeen { service })
-                .set(i64::try_from(now).unwrap_or(i64::MAX));
-        }
+            .find(|(name, _)| &**name == service)
+            .map(|(_, handles)| handles);
+        let handles = match (found, &registry.other) {
+            (Some(handles), _) | (None, Some(handles)) => handles,
+            (None, None) => {
+                drop(registry);
+                self.set_service_registry(&[]);
+                return self.record_service_request(service, result);
+            }
+        };
+        match result {
+            "revoked" => {
+                handles.revoked.inc();
+                return;
+            }
+            "allowed" => handles.allowed.inc(),
+            _ => handles.forbidden.inc(),
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        handles
+            .last_seen
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
     }
 
     /// Records a service token's expiry, keeping the earliest seen.
@@ -626,6 +664,23 @@ fn to_text_format(openmetrics: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A service's series, resolved once.
+#[derive(Debug)]
+struct ServiceHandles {
+    allowed: Counter,
+    forbidden: Counter,
+    revoked: Counter,
+    last_seen: Gauge,
+}
+
+/// The services that get their own label (`[tokens] services`), and `other` for the rest
+/// (`None` until the registry is first set).
+#[derive(Debug, Default)]
+struct ServiceRegistry {
+    services: Vec<(Arc<str>, ServiceHandles)>,
+    other: Option<ServiceHandles>,
 }
 
 /// Counts a connection under its protocol from its first request until it closes.
