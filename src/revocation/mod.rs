@@ -265,23 +265,15 @@ impl Revocations {
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
         use crate::config::StateConfig;
-        let source = match state {
-            StateConfig::File { path } => Source::File(path.clone()),
-            StateConfig::Redis {
-                url,
-                password,
-                key_prefix,
-            } => {
-                match redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))
-                {
-                    Ok(store) => Source::Redis(store),
-                    // Checked at config load; unreachable in practice.
-                    Err(e) => {
-                        warn!(error = %e, "state store unusable; nothing is revoked");
-                        Source::Nothing
-                    }
-                }
+        let source = match (state, redis::RedisStore::for_state(state)) {
+            (StateConfig::File { path }, _) => Source::File(path.clone()),
+            (_, Some(Ok(store))) => Source::Redis(store),
+            // Checked at config load; unreachable in practice.
+            (_, Some(Err(e))) => {
+                warn!(error = %e, "state store unusable; nothing is revoked");
+                Source::Nothing
             }
+            (_, None) => Source::Nothing,
         };
         let this = Arc::new(Self {
             source,
@@ -436,17 +428,10 @@ pub async fn add(
     revocation: Revocation,
     now: u64,
 ) -> Result<Vec<Revocation>, store::StoreError> {
-    match state {
-        crate::config::StateConfig::File { path } => store::add(path, revocation, now),
-        crate::config::StateConfig::Redis {
-            url,
-            password,
-            key_prefix,
-        } => {
-            redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))?
-                .add(revocation, now)
-                .await
-        }
+    match (state, redis::RedisStore::for_state(state)) {
+        (crate::config::StateConfig::File { path }, _) => store::add(path, revocation, now),
+        (_, Some(store)) => store?.add(revocation, now).await,
+        (_, None) => Ok(Vec::new()),
     }
 }
 
@@ -454,17 +439,10 @@ pub async fn add(
 pub async fn list(
     state: &crate::config::StateConfig,
 ) -> Result<Vec<Revocation>, store::StoreError> {
-    match state {
-        crate::config::StateConfig::File { path } => store::read(path),
-        crate::config::StateConfig::Redis {
-            url,
-            password,
-            key_prefix,
-        } => {
-            redis::RedisStore::new(url, key_prefix, password.as_ref().map(|p| p.expose()))?
-                .read()
-                .await
-        }
+    match (state, redis::RedisStore::for_state(state)) {
+        (crate::config::StateConfig::File { path }, _) => store::read(path),
+        (_, Some(store)) => store?.read().await,
+        (_, None) => Ok(Vec::new()),
     }
 }
 

@@ -59,19 +59,40 @@ impl RedisStore {
         })
     }
 
+    /// The store `state` names, when it is Redis.
+    pub fn for_state(state: &crate::config::StateConfig) -> Option<Result<Self, StoreError>> {
+        match state {
+            crate::config::StateConfig::Redis {
+                url,
+                password,
+                key_prefix,
+            } => Some(Self::new(
+                url,
+                key_prefix,
+                password.as_ref().map(|p| p.expose()),
+            )),
+            crate::config::StateConfig::File { .. } => None,
+        }
+    }
+
     /// `redis://host:port/db`, for messages.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {
+    /// A multiplexed connection with the store's deadlines, for other users of the same Redis
+    /// (the shared vendor token).
+    pub async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT);
         self.client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(failed(&self.url))
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {
+        self.connect().await.map_err(failed(&self.url))
     }
 
     /// Every stored revocation (expired ones included; the caller filters).

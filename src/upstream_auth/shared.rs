@@ -36,7 +36,7 @@ return 0
 
 /// The fleet's shared vendor tokens.
 pub struct SharedTokens {
-    client: redis::Client,
+    store: crate::revocation::redis::RedisStore,
     prefix: String,
     /// This replica's lock value, so it only ever releases its own lock.
     owner: String,
@@ -53,21 +53,11 @@ impl std::fmt::Debug for SharedTokens {
 impl SharedTokens {
     /// Shared tokens when the state store is Redis; `None` for the embedded store.
     pub fn from_state(state: &StateConfig) -> Option<Self> {
-        let StateConfig::Redis {
-            url,
-            password,
-            key_prefix,
-        } = state
-        else {
+        let StateConfig::Redis { key_prefix, .. } = state else {
             return None;
         };
-        let mut info: redis::ConnectionInfo =
-            redis::IntoConnectionInfo::into_connection_info(url.as_str()).ok()?;
-        if let Some(password) = password {
-            info.redis.password = Some(String::from_utf8_lossy(password.expose()).into_owned());
-        }
         Some(Self {
-            client: redis::Client::open(info).ok()?,
+            store: crate::revocation::redis::RedisStore::for_state(state)?.ok()?,
             prefix: key_prefix.clone(),
             owner: uuid::Uuid::new_v4().to_string(),
         })
@@ -78,13 +68,7 @@ impl SharedTokens {
     }
 
     async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let timeout = crate::revocation::redis::TIMEOUT;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.store.connect().await
     }
 
     /// The token another replica stored, if any and still valid.
