@@ -35,16 +35,7 @@ fn in_seconds(secs: u64) -> String {
 }
 
 async fn status(gw: &GatewayProcess, token: &str) -> (u16, String) {
-    let reply = get(
-        &gw.url("/internal/x"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await;
-    let reason = reply.json()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (reply.status.as_u16(), reason)
+    bearer_status_and_reason(&gw.url("/internal/x"), token).await
 }
 
 /// Rewrites the config file and waits until the gateway gives `token` the status `want`.

@@ -63,20 +63,7 @@ fn issue(fleet: &Fleet, service: &str) -> String {
 }
 
 async fn status_and_reason(fleet: &Fleet, token: &str) -> (u16, String) {
-    let reply = get(
-        &fleet.gw.url("/internal/x"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await;
-    let reason = if reply.status.is_success() {
-        String::new()
-    } else {
-        reply.json()["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (reply.status.as_u16(), reason)
+    bearer_status_and_reason(&fleet.gw.url("/internal/x"), token).await
 }
 
 /// How long until `token` is refused as revoked.

@@ -68,20 +68,7 @@ fn partner_token(claims: &serde_json::Value) -> String {
 }
 
 async fn status_and_reason(gw: &TestGateway, path: &str, token: &str) -> (u16, String) {
-    let reply = get(
-        &gw.url(path),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await;
-    let reason = if reply.status.is_success() {
-        String::new()
-    } else {
-        reply.json()["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (reply.status.as_u16(), reason)
+    bearer_status_and_reason(&gw.url(path), token).await
 }
 
 #[tokio::test]

@@ -257,8 +257,7 @@ impl Core {
         };
         // Boxed: the token cache's future is large, and inline it would grow every request's
         // future, vendor route or not.
-        let wait = route.timeout.min(cache.config().acquire_timeout);
-        let bearer = Box::pin(cache.bearer(wait))
+        let bearer = Box::pin(cache.bearer(cache.wait_within(route.timeout)))
             .await
             .map_err(GatewayError::CredentialsUnavailable)?;
         headers.insert(AUTHORIZATION, bearer.clone());

@@ -139,6 +139,12 @@ impl TokenCache {
         }
     }
 
+    /// How long a request on a route with `route_timeout` waits for a token: the route's
+    /// timeout, or the provider's `acquire_timeout` when smaller.
+    pub fn wait_within(&self, route_timeout: Duration) -> Duration {
+        route_timeout.min(self.config.acquire_timeout)
+    }
+
     /// The provider's name.
     pub fn name(&self) -> &str {
         &self.config.name

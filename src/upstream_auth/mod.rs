@@ -119,7 +119,7 @@ pub async fn forward_with_credential(
     }
     let fresh = attached
         .cache
-        .bearer(route.timeout.min(attached.cache.config().acquire_timeout))
+        .bearer(attached.cache.wait_within(route.timeout))
         .await
         .map_err(GatewayError::CredentialsUnavailable)?;
     let mut request = retry

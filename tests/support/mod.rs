@@ -316,6 +316,21 @@ pub async fn bearer_status(gw: &TestGateway, path: &str, token: &str) -> u16 {
     .as_u16()
 }
 
+/// The status of `GET url` with `Authorization: Bearer token`, and the refusal's `reason`
+/// (empty on success).
+pub async fn bearer_status_and_reason(url: &str, token: &str) -> (u16, String) {
+    let reply = get(url, &[("authorization", &format!("Bearer {token}"))]).await;
+    let reason = if reply.status.is_success() {
+        String::new()
+    } else {
+        reply.json()["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (reply.status.as_u16(), reason)
+}
+
 /// Polls [`bearer_status`] until it is `want` (a background fetch landing), within [`TIMEOUT`].
 pub async fn until_bearer_status(gw: &TestGateway, path: &str, token: &str, want: u16) {
     within(async {
