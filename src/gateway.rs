@@ -110,6 +110,11 @@ impl Gateway {
         self.core.verifier()
     }
 
+    /// Starts the background work (see [`Core::start`]).
+    pub fn start(&self) {
+        self.core.start();
+    }
+
     /// The decision core.
     pub fn core(&self) -> &Core {
         &self.core

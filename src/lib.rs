@@ -23,6 +23,7 @@ pub mod server;
 pub mod telemetry;
 pub mod tokens;
 pub mod upstream_auth;
+pub mod usage;
 
 pub use config::{Config, ConfigError, Env};
 pub use error::GatewayError;

@@ -83,6 +83,18 @@ enum TokenCommand {
     Revoke(RevokeArgs),
     /// List the revocations in force.
     Revoked(ConfigArg),
+    /// Which service tokens are in use: per service, tokens seen, last seen, expiring within
+    /// 30 days, revoked (from the state store the gateways write to).
+    Usage(UsageArgs),
+}
+
+#[derive(clap::Args)]
+struct UsageArgs {
+    /// Output: a table, or JSON (one object per service, times in seconds since the epoch).
+    #[arg(long, default_value = "table", value_parser = PossibleValuesParser::new(["table", "json"]))]
+    format: String,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(clap::Args)]
@@ -209,6 +221,7 @@ fn main() -> ExitCode {
         Some(Command::Token(TokenCommand::Verify(args))) => verify(&args, &env),
         Some(Command::Token(TokenCommand::Revoke(args))) => revoke(&args, &env),
         Some(Command::Token(TokenCommand::Revoked(arg))) => revoked(&arg, &env),
+        Some(Command::Token(TokenCommand::Usage(args))) => usage(&args, &env),
         Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
         Some(Command::Health(args)) => health(&args),
         None => serve(
@@ -410,6 +423,72 @@ fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
             humantime::format_rfc3339_seconds(unix_time(r.revoked_at)).to_string(),
             humantime::format_rfc3339_seconds(unix_time(r.expires_at)).to_string(),
             r.reason.as_deref().unwrap_or("-")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage(args: &UsageArgs, env: &Env) -> ExitCode {
+    let config = match load(&args.config, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = tokens::now();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let read = runtime.block_on(async {
+        let seen = tollgate::usage::read(&config.state, now).await?;
+        let revocations = tollgate::revocation::list(&config.state).await?;
+        Ok::<_, tollgate::revocation::store::StoreError>((seen, revocations))
+    });
+    let (seen, revocations) = match read {
+        Ok(read) => read,
+        Err(e) => return fail(e),
+    };
+    let rows = tollgate::usage::report(&config.tokens.services, &seen, &revocations, now);
+    if args.format == "json" {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row).unwrap_or_default());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let time = |t: Option<u64>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| humantime::format_rfc3339_seconds(unix_time(t)).to_string(),
+        )
+    };
+    println!(
+        "{:<20} {:>13} {:<22} {:>17} {:<22} revoked",
+        "service", "tokens in use", "last seen", "expiring ≤30 days", "next expiry"
+    );
+    for row in &rows {
+        let mut revoked = Vec::new();
+        if let Some(at) = row.service_revoked_at {
+            revoked.push(format!("service at {}", time(Some(at))));
+        }
+        if row.revoked_tokens > 0 {
+            revoked.push(format!("{} token(s) seen", row.revoked_tokens));
+        }
+        let name = if row.registered {
+            row.service.clone()
+        } else {
+            format!("{} (unlisted)", row.service)
+        };
+        println!(
+            "{:<20} {:>13} {:<22} {:>17} {:<22} {}",
+            name,
+            row.tokens_in_use,
+            time(row.last_seen),
+            row.expiring_soon,
+            time(row.next_expiry),
+            if revoked.is_empty() {
+                "-".to_owned()
+            } else {
+                revoked.join(", ")
+            }
         );
     }
     ExitCode::SUCCESS

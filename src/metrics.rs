@@ -498,10 +498,14 @@ impl Metrics {
     }
 
     /// Counts a request made with `service`'s valid token; services outside the registry are
-    /// counted as `other`, so no caller can grow the label set.
-    pub fn record_service_request(&self, service: &str, result: &'static str) {
+    /// counted as `other`, so no caller can grow the label set. Returns the time it recorded
+    /// (seconds since the epoch), for the usage log.
+    pub fn record_service_request(&self, service: &str, result: &'static str) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let Ok(registry) = self.service_registry.read() else {
-            return;
+            return now;
         };
         let found = registry
             .services
@@ -519,17 +523,15 @@ impl Metrics {
         match result {
             "revoked" => {
                 handles.revoked.inc();
-                return;
+                return now;
             }
             "allowed" => handles.allowed.inc(),
             _ => handles.forbidden.inc(),
         };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         handles
             .last_seen
             .set(i64::try_from(now).unwrap_or(i64::MAX));
+        now
     }
 
     /// Records a service token's expiry, keeping the earliest seen.

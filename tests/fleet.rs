@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::recording::RecordingUpstream;
 use support::redis::Redis;
+use support::tls::TestCerts;
 use support::*;
 
 fn config(upstream: &str, redis: &Redis) -> String {
@@ -18,10 +19,14 @@ issuer = "tollgate"
 algorithms = ["HS256"]
 secret = "{SECRET}"
 
+[tokens]
+services = ["orders", "billing"]
+
 [state]
 backend = "redis"
 url = "{}"
 key_prefix = "fleet-test:"
+usage_flush_interval = "200ms"
 
 [[routes]]
 prefix = "/internal"
@@ -32,9 +37,13 @@ policy = "service"
     )
 }
 
+/// The `[state] encryption_key` of the sealed-token test, as its environment passes it.
+const STATE_KEY: (&str, &str) = ("STATE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+
 fn cli(replica: &GatewayProcess, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(args)
+        .env(STATE_KEY.0, STATE_KEY.1)
         .arg("--config")
         .arg(&replica.config_path)
         .env_remove("TOLLGATE_CONFIG")
@@ -94,6 +103,31 @@ async fn three_replicas_share_revocations_and_ride_out_a_redis_outage() {
     for replica in &replicas {
         assert_eq!(status(replica, &leaked).await, 200);
     }
+    // Each replica saw a different billing token; the usage log in Redis has all of them.
+    let billing: Vec<String> = replicas.iter().map(|_| issue("billing")).collect();
+    for (replica, token) in replicas.iter().zip(&billing) {
+        assert_eq!(status(replica, token).await, 200);
+    }
+    within(async {
+        loop {
+            let (ok, out) = cli(&replicas[0], &["token", "usage", "--format", "json"]);
+            assert!(ok, "{out}");
+            let row = out
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|row| row["service"] == "billing")
+                .unwrap();
+            if row["tokens_in_use"] == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        redis.command("HLEN fleet-test:usage").ends_with('4'),
+        "one entry per jti: 3 billing tokens and the orders one"
+    );
 
     let started = Instant::now();
     let (ok, out) = cli(
@@ -164,6 +198,37 @@ async fn three_replicas_share_revocations_and_ride_out_a_redis_outage() {
         ok && list.contains("service billing") && list.contains("leaked"),
         "{list}"
     );
+}
+
+#[tokio::test]
+async fn a_replica_started_while_redis_is_down_is_not_ready_until_it_has_read_the_list() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let toml = config(&upstream.url(), &redis);
+    let first = GatewayProcess::spawn(&toml, &[]);
+    let (ok, leaked) = cli(&first, &["token", "issue", "orders"]);
+    assert!(ok, "{leaked}");
+    assert!(cli(&first, &["token", "revoke", leaked.trim()]).0);
+    redis.stop();
+    let late = GatewayProcess::spawn(&toml, &[]);
+    let ready = get(&format!("http://{}/readyz", late.admin), &[]).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["status"], "waiting for the revocation list");
+    assert_eq!(ready.json()["state_store"]["revocations_loaded"], false);
+    redis.restart();
+    within(async {
+        while get(&format!("http://{}/readyz", late.admin), &[])
+            .await
+            .status
+            != 200
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(status(&late, leaked.trim()).await, 401);
 }
 
 fn vendor_config(redis: &Redis, auth: &[&AuthServer], vendor: &RecordingUpstream) -> String {
@@ -306,4 +371,90 @@ async fn a_vendor_401_makes_the_fleet_log_in_once_not_once_per_replica() {
         2,
         "one re-login for the whole fleet, not one per replica"
     );
+}
+
+#[tokio::test]
+async fn over_rediss_a_fleet_shares_revocations_and_a_sealed_vendor_token() {
+    let certs = TestCerts::generate();
+    let Some(redis) = Redis::start_tls(&certs) else {
+        return;
+    };
+    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
+    let vendor = RecordingUpstream::start().await;
+    let toml = format!(
+        r#"
+[[issuers]]
+issuer = "tollgate"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+
+[state]
+backend = "redis"
+url = "{}"
+ca_file = "{}"
+encryption_key = "${{STATE_KEY}}"
+key_prefix = "sealed:"
+
+[[providers]]
+name = "vendor"
+kind = "login"
+auth_url = "{}"
+email = "svc@example.com"
+password = "hunter2-vendor-password"
+
+[[routes]]
+prefix = "/vendor"
+upstream = "{}"
+policy = "public"
+upstream_auth = "vendor"
+
+[[routes]]
+prefix = "/internal"
+upstream = "{}"
+policy = "service"
+"#,
+        redis.tls_url(),
+        certs.ca_file.display(),
+        auth.url(),
+        vendor.url(),
+        vendor.url(),
+    );
+    let replicas: Vec<GatewayProcess> = (0..2)
+        .map(|_| GatewayProcess::spawn(&toml, &[STATE_KEY]))
+        .collect();
+    for replica in &replicas {
+        let reply = get(&replica.url("/vendor/x"), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(
+        auth.logins(),
+        1,
+        "the second replica opened the first one's token"
+    );
+    let raw = vendor.raw();
+    let token = raw
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization: bearer "))
+        .map(|l| l["authorization: bearer ".len()..].trim().to_owned())
+        .unwrap();
+    // What Redis holds is sealed: neither the token nor any part of it is readable there.
+    assert_eq!(redis.command("EXISTS sealed:vendor:vendor:token"), ":0");
+    let stored = redis.bulk("GET sealed:vendor:vendor:token.sealed").unwrap();
+    assert!(!stored.contains(&token) && !token.is_empty(), "{stored}");
+    assert!(
+        stored.split_once(' ').is_some_and(|(exp, sealed)| {
+            exp.parse::<u64>().is_ok_and(|e| e > now()) && sealed.len() > 40
+        }),
+        "<exp> <sealed>: {stored}"
+    );
+
+    // Revocations travel over the same TLS connection.
+    let (ok, out) = cli(&replicas[0], &["token", "issue", "orders"]);
+    assert!(ok, "{out}");
+    let leaked = out.trim().to_owned();
+    assert_eq!(status(&replicas[1], &leaked).await, 200);
+    let started = Instant::now();
+    let (ok, out) = cli(&replicas[0], &["token", "revoke", &leaked]);
+    assert!(ok, "{out}");
+    all_refuse(&replicas, &leaked, started).await;
 }

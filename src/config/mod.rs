@@ -123,8 +123,10 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Routes, in file order.
     pub routes: Vec<Arc<Route>>,
-    /// Where the revocation list lives.
+    /// Where the revocation list and the token usage log live.
     pub state: StateConfig,
+    /// How often the token usage log is written to the state store.
+    pub usage_flush_interval: Duration,
 }
 
 /// The state store (`[state]`).
@@ -137,10 +139,14 @@ pub enum StateConfig {
     },
     /// Redis, shared by every replica of a fleet.
     Redis {
-        /// `redis://host:port/db` (no credentials: those are in `password`).
+        /// `redis://host:port/db` or `rediss://` (no credentials: those are in `password`).
         url: String,
         /// `AUTH` password.
         password: Option<Secret>,
+        /// For `rediss://`: the PEM roots to trust instead of the system's.
+        ca_pem: Option<String>,
+        /// Key the shared vendor token is encrypted with (AES-256-GCM, 32 bytes).
+        encryption_key: Option<Secret>,
         /// Prefix of every key.
         key_prefix: String,
     },

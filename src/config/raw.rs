@@ -81,9 +81,25 @@ pub struct RawState {
     pub url: Option<String>,
     /// redis: the password (`AUTH`), usually `"${REDIS_PASSWORD}"`. Default: none.
     pub password: Option<String>,
+    /// redis: PEM bundle of the CA that signed a `rediss://` server's certificate (instead of
+    /// the system roots). Default: the system roots.
+    pub ca_file: Option<String>,
+    /// redis: allow plain `redis://` to a host that is not loopback (the password, the
+    /// revocation list and the shared vendor token cross the network in clear). Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// redis: 32 bytes, base64, usually `"${TOLLGATE_STATE_KEY}"`: the shared vendor token is
+    /// stored encrypted with it (AES-256-GCM). Default: stored as is.
+    pub encryption_key: Option<String>,
+    /// redis: a file holding the encryption key (base64), e.g. a mounted Secret.
+    pub encryption_key_file: Option<String>,
     /// redis: prefix of every key tollgate uses. Default `"tollgate:"`.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// How often a gateway writes which service tokens it saw (`tollgate token usage`), and
+    /// once more when it stops. Default `"10s"`.
+    #[serde(default = "default_usage_flush_interval")]
+    pub usage_flush_interval: HumanDuration,
 }
 
 impl Default for RawState {
@@ -93,9 +109,18 @@ impl Default for RawState {
             path: default_state_path(),
             url: None,
             password: None,
+            ca_file: None,
+            allow_plaintext: false,
+            encryption_key: None,
+            encryption_key_file: None,
             key_prefix: default_key_prefix(),
+            usage_flush_interval: default_usage_flush_interval(),
         }
     }
+}
+
+fn default_usage_flush_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 fn default_key_prefix() -> String {

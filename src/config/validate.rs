@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Uri;
 
@@ -301,7 +302,69 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         tokens,
         routes,
         state: validate_state(&raw.state, file)?,
+        usage_flush_interval: positive(
+            file,
+            "state.usage_flush_interval",
+            raw.state.usage_flush_interval.0,
+        )?,
     })
+}
+
+/// `value`, refused when zero (an interval of nothing would spin).
+fn positive(file: &str, key: &str, value: Duration) -> Result<Duration, ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(file, key, "must be more than 0s"));
+    }
+    Ok(value)
+}
+
+fn is_loopback_redis(addr: &redis::ConnectionAddr) -> bool {
+    match addr {
+        redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        redis::ConnectionAddr::Unix(_) => true,
+    }
+}
+
+/// The shared vendor token's encryption key: 32 bytes, base64, inline or in a file.
+fn state_encryption_key(
+    raw: &super::raw::RawState,
+    file: &str,
+) -> Result<Option<super::Secret>, ConfigError> {
+    use base64::Engine;
+    let (key, text) = match (&raw.encryption_key, &raw.encryption_key_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                file,
+                "state.encryption_key",
+                "set encryption_key or encryption_key_file, not both",
+            ));
+        }
+        (Some(text), None) => ("state.encryption_key", text.clone()),
+        (None, Some(path)) => (
+            "state.encryption_key_file",
+            std::fs::read_to_string(path)
+                .map_err(|e| invalid(file, "state.encryption_key_file", format!("{path}: {e}")))?,
+        ),
+        (None, None) => return Ok(None),
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            invalid(
+                file,
+                key,
+                "need 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
+            )
+        })?;
+    Ok(Some(super::Secret::new(bytes)))
 }
 
 fn validate_state(
@@ -337,21 +400,56 @@ fn validate_state(
                     "credentials in the URL are refused (they would be printed); use state.password",
                 ));
             }
-            if !url.starts_with("redis://") {
+            let tls = url.starts_with("rediss://");
+            if !tls && !url.starts_with("redis://") {
                 return Err(invalid(
                     file,
                     "state.url",
-                    format!("need redis://host:port/db, got {url:?}"),
+                    format!("need redis://host:port/db or rediss://, got {url:?}"),
                 ));
             }
-            crate::revocation::redis::RedisStore::new(url, &raw.key_prefix, None)
+            let info = redis::IntoConnectionInfo::into_connection_info(url)
                 .map_err(|e| invalid(file, "state.url", e.to_string()))?;
+            if !tls && !raw.allow_plaintext && !is_loopback_redis(&info.addr) {
+                return Err(invalid(
+                    file,
+                    "state.url",
+                    "plain redis:// to a host that is not loopback sends the password, the \
+                     revocation list and the shared vendor token readable and forgeable on the \
+                     network; use rediss:// (with ca_file for a private CA), or set \
+                     state.allow_plaintext = true",
+                ));
+            }
+            let ca_pem = match raw.ca_file.as_deref() {
+                Some(_) if !tls => {
+                    return Err(invalid(file, "state.ca_file", "is for rediss:// URLs"));
+                }
+                Some(path) => {
+                    super::outbound::TrustRoots::load(Some(path))
+                        .map_err(|e| invalid(file, "state.ca_file", e))?;
+                    Some(
+                        std::fs::read_to_string(path)
+                            .map_err(|e| invalid(file, "state.ca_file", format!("{path}: {e}")))?,
+                    )
+                }
+                None => None,
+            };
+            let encryption_key = state_encryption_key(raw, file)?;
+            crate::revocation::redis::RedisStore::new(
+                url,
+                &raw.key_prefix,
+                None,
+                ca_pem.as_deref(),
+            )
+            .map_err(|e| invalid(file, "state.url", e.to_string()))?;
             Ok(super::StateConfig::Redis {
                 url: url.to_owned(),
                 password: raw
                     .password
                     .as_ref()
                     .map(|p| super::Secret::new(p.as_bytes().to_vec())),
+                ca_pem,
+                encryption_key,
                 key_prefix: raw.key_prefix.clone(),
             })
         }
@@ -691,6 +789,46 @@ mod tests {
             "t.toml",
             &Env::from_map([("UP", "http://127.0.0.1:9")]),
         )
+    }
+
+    #[test]
+    fn a_shared_store_off_this_machine_must_be_encrypted_or_say_it_need_not() {
+        let state = |extra: &str| load(&format!("[state]\nbackend = \"redis\"\n{extra}"));
+        let error = |extra: &str| state(extra).unwrap_err().to_string();
+        assert!(
+            error("url = \"redis://redis.internal:6379/0\"")
+                .contains("t.toml: state.url: plain redis:// to a host that is not loopback")
+        );
+        for fine in [
+            "url = \"redis://127.0.0.1:6379/0\"",
+            "url = \"redis://localhost/0\"",
+            "url = \"redis://redis.internal:6379/0\"\nallow_plaintext = true",
+            "url = \"rediss://redis.internal:6380/0\"",
+        ] {
+            assert!(state(fine).is_ok(), "{fine}");
+        }
+        assert!(
+            error("url = \"redis://127.0.0.1/0\"\nca_file = \"ca.pem\"")
+                .contains("t.toml: state.ca_file: is for rediss:// URLs")
+        );
+        assert!(
+            error("url = \"rediss://r:6380/0\"\nca_file = \"/nonexistent/ca.pem\"")
+                .contains("t.toml: state.ca_file: cannot read \"/nonexistent/ca.pem\"")
+        );
+        assert!(
+            error("url = \"redis://127.0.0.1/0\"\nencryption_key = \"c2hvcnQ=\"")
+                .contains("t.toml: state.encryption_key: need 32 random bytes in base64")
+        );
+        let key = "url = \"redis://127.0.0.1/0\"\nencryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"";
+        let Ok(Config {
+            state: super::super::StateConfig::Redis { encryption_key, .. },
+            ..
+        }) = state(key)
+        else {
+            panic!("a 32-byte key loads");
+        };
+        assert_eq!(encryption_key.unwrap().expose().len(), 32);
+        assert!(!format!("{:?}", state(key).unwrap().state).contains("AAECAwQF"));
     }
 
     #[test]

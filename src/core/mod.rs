@@ -34,6 +34,7 @@ use crate::request_id;
 use crate::routing::{RouteTable, forward_path, normalize_path};
 use crate::server::activity::ClientUpgrade;
 use crate::upstream_auth::{Providers, TokenCache};
+use crate::usage::UsageLog;
 use forwarded::{ClientIp, TrustedProxies};
 use host::CanonicalHost;
 
@@ -45,6 +46,7 @@ pub struct Core {
     trusted_proxies: TrustedProxies,
     verifier: Verifier,
     providers: Providers,
+    usage: Arc<UsageLog>,
     metrics: Arc<Metrics>,
 }
 
@@ -134,8 +136,28 @@ impl Core {
                 &metrics,
                 previous.map(|p| &p.providers),
             ),
+            // Like the list: what was seen but not written yet survives a reload.
+            usage: match previous.map(|p| &p.usage) {
+                Some(kept) if kept.serves(&config.state, config.usage_flush_interval) => {
+                    kept.clone()
+                }
+                _ => UsageLog::new(&config.state, config.usage_flush_interval),
+            },
             metrics,
         }
+    }
+
+    /// Starts the background work: JWKS refreshers, the revocation watcher, vendor logins and
+    /// the usage log's writer.
+    pub fn start(&self) {
+        self.verifier.start();
+        self.providers.start();
+        self.usage.start();
+    }
+
+    /// Which service tokens were seen.
+    pub fn usage(&self) -> &Arc<UsageLog> {
+        &self.usage
     }
 
     /// The peers whose proxy headers are believed.
@@ -300,8 +322,11 @@ impl Core {
             Err(GatewayError::Unauthenticated(e)) => e.kind(),
             Err(_) => "invalid",
         };
-        if let Some(service) = caller.as_ref().and_then(|c| c.service.as_deref()) {
-            self.metrics.record_service_request(service, result);
+        if let Some(caller) = caller.as_ref()
+            && let Some(service) = caller.service.as_deref()
+        {
+            let now = self.metrics.record_service_request(service, result);
+            self.usage.seen(caller, now);
         }
         self.metrics
             .auth_decisions

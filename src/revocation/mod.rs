@@ -222,7 +222,7 @@ enum Source {
     /// The embedded file store.
     File(PathBuf),
     /// The shared Redis store.
-    Redis(redis::RedisStore),
+    Redis(Box<redis::RedisStore>),
 }
 
 /// The list a gateway enforces, refreshed from its store in the background.
@@ -233,6 +233,9 @@ pub struct Revocations {
     started: AtomicBool,
     /// Whether the store answered last time it was asked (always true for the file store).
     up: AtomicBool,
+    /// Whether a list has been read: until then nothing is refused, so the gateway is not
+    /// ready.
+    loaded: AtomicBool,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
@@ -254,6 +257,7 @@ impl Revocations {
             set: ArcSwap::from_pointee(RevocationSet::default()),
             started: AtomicBool::new(true),
             up: AtomicBool::new(true),
+            loaded: AtomicBool::new(true),
             metrics: None,
         })
     }
@@ -267,7 +271,7 @@ impl Revocations {
         use crate::config::StateConfig;
         let source = match (state, redis::RedisStore::for_state(state)) {
             (StateConfig::File { path }, _) => Source::File(path.clone()),
-            (_, Some(Ok(store))) => Source::Redis(store),
+            (_, Some(Ok(store))) => Source::Redis(Box::new(store)),
             // Checked at config load; unreachable in practice.
             (_, Some(Err(e))) => {
                 warn!(error = %e, "state store unusable; nothing is revoked");
@@ -281,10 +285,13 @@ impl Revocations {
             set: ArcSwap::from_pointee(RevocationSet::default()),
             started: AtomicBool::new(false),
             up: AtomicBool::new(true),
+            loaded: AtomicBool::new(false),
             metrics: Some(metrics),
         });
-        if let Source::File(path) = &this.source {
-            this.apply(store::read(path).map_err(|e| e.to_string()));
+        match &this.source {
+            Source::File(path) => this.apply(store::read(path).map_err(|e| e.to_string())),
+            Source::Nothing => this.loaded.store(true, Ordering::Release),
+            Source::Redis(_) => {}
         }
         this
     }
@@ -303,6 +310,12 @@ impl Revocations {
     /// in force.
     pub fn store_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
+    }
+
+    /// Whether a list has been read since start: a replica that started while its store was
+    /// unreachable (or its file unreadable) knows no revocation yet, and says so on `/readyz`.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Refuses a revoked token. An empty list costs one atomic load.
@@ -338,7 +351,7 @@ impl Revocations {
                 });
             }
             Source::Redis(store) => {
-                let store = store.clone();
+                let store = store.as_ref().clone();
                 let (for_apply, for_up) = (weak.clone(), weak);
                 tokio::spawn(async move {
                     store
@@ -391,6 +404,7 @@ impl Revocations {
                 let set = RevocationSet::new(&revocations, crate::tokens::now());
                 let in_force = set.len();
                 self.set.store(Arc::new(set));
+                self.loaded.store(true, Ordering::Release);
                 if let Some(metrics) = &self.metrics {
                     metrics
                         .revocations_in_force

@@ -21,6 +21,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisStore {
     client: redis::Client,
     url: String,
+    prefix: String,
     hash: String,
     version: String,
     channel: String,
@@ -43,16 +44,33 @@ fn failed(url: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
 }
 
 impl RedisStore {
-    /// A store at `url` (`redis://host:port/db`, checked at config load) under `prefix`.
-    pub fn new(url: &str, prefix: &str, password: Option<&[u8]>) -> Result<Self, StoreError> {
+    /// A store at `url` (`redis://host:port/db` or `rediss://`, checked at config load) under
+    /// `prefix`; a `rediss://` server is verified against `ca_pem`, else the system roots.
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        password: Option<&[u8]>,
+        ca_pem: Option<&str>,
+    ) -> Result<Self, StoreError> {
         let mut info: redis::ConnectionInfo =
             redis::IntoConnectionInfo::into_connection_info(url).map_err(failed(url))?;
         if let Some(password) = password {
             info.redis.password = Some(String::from_utf8_lossy(password).into_owned());
         }
+        let client = match ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.as_bytes().to_vec()),
+                },
+            ),
+            None => redis::Client::open(info),
+        };
         Ok(Self {
-            client: redis::Client::open(info).map_err(failed(url))?,
+            client: client.map_err(failed(url))?,
             url: url.to_owned(),
+            prefix: prefix.to_owned(),
             hash: format!("{prefix}revocations"),
             version: format!("{prefix}revocations:version"),
             channel: format!("{prefix}revocations"),
@@ -66,10 +84,13 @@ impl RedisStore {
                 url,
                 password,
                 key_prefix,
+                ca_pem,
+                ..
             } => Some(Self::new(
                 url,
                 key_prefix,
                 password.as_ref().map(|p| p.expose()),
+                ca_pem.as_deref(),
             )),
             crate::config::StateConfig::File { .. } => None,
         }
@@ -78,6 +99,11 @@ impl RedisStore {
     /// `redis://host:port/db`, for messages.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The key `name` under the configured prefix, for other users of the same Redis.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     /// A multiplexed connection with the store's deadlines, for other users of the same Redis

@@ -1,6 +1,6 @@
 //! The embedded state store: one JSON file, written whole by `tollgate token revoke` under an
 //! exclusive lock and replaced by an atomic rename, so a gateway reading it never sees half a
-//! list. Chosen over an embedded database: no dependency, nothing to migrate, readable with
+//! list (the usage log uses the same file discipline, see [`rewrite`]). Chosen over an embedded database: no dependency, nothing to migrate, readable with
 //! `cat`, and readers need no lock (redb and SQLite would tie the file to one writer process or
 //! add a C library for what is a short list).
 
@@ -49,33 +49,49 @@ struct Document {
 
 /// The revocations in the file; a missing file is an empty list.
 pub fn read(path: &Path) -> Result<Vec<Revocation>, StoreError> {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    let document: Document = serde_json::from_slice(&text).map_err(|e| StoreError::Invalid {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    for r in &document.revocations {
-        if r.jti.is_some() == r.service.is_some() {
-            return Err(StoreError::Invalid {
-                path: path.to_owned(),
-                reason: "each revocation names exactly one of jti or service".to_owned(),
-            });
-        }
-    }
+    let document: Document = read_json(path)?.unwrap_or_default();
+    validate(path, &document)?;
     Ok(document.revocations)
+}
+
+fn validate(path: &Path, document: &Document) -> Result<(), StoreError> {
+    if document
+        .revocations
+        .iter()
+        .any(|r| r.jti.is_some() == r.service.is_some())
+    {
+        return Err(StoreError::Invalid {
+            path: path.to_owned(),
+            reason: "each revocation names exactly one of jti or service".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Adds `revocation` and drops those expired at `now`; returns the list written.
 pub fn add(path: &Path, revocation: Revocation, now: u64) -> Result<Vec<Revocation>, StoreError> {
+    let document = rewrite(path, |document: &mut Document| {
+        validate(path, document)?;
+        document
+            .revocations
+            .retain(|r| r.expires_at > now && *r != revocation);
+        document.revocations.push(revocation);
+        Ok(())
+    })?;
+    Ok(document.revocations)
+}
+
+/// Reads the JSON document at `path` (missing: the default), lets `change` modify it and
+/// writes it back; returns what was written. Writers on one machine take turns under an
+/// exclusive lock so none loses another's change; readers never see half a file, since the
+/// new one replaces the old by an atomic rename.
+pub fn rewrite<D>(
+    path: &Path,
+    change: impl FnOnce(&mut D) -> Result<(), StoreError>,
+) -> Result<D, StoreError>
+where
+    D: Default + Serialize + for<'de> Deserialize<'de>,
+{
     let io = |p: &Path| {
         let p = p.to_owned();
         move |source| StoreError::Io { path: p, source }
@@ -83,16 +99,11 @@ pub fn add(path: &Path, revocation: Revocation, now: u64) -> Result<Vec<Revocati
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    // Two revokes at once must not lose one: read-modify-write under an exclusive lock.
     let lock_path = path.with_extension("lock");
     let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
-    let mut revocations: Vec<Revocation> = read(path)?
-        .into_iter()
-        .filter(|r| r.expires_at > now && *r != revocation)
-        .collect();
-    revocations.push(revocation);
-    let document = Document { revocations };
+    let mut document: D = read_json(path)?.unwrap_or_default();
+    change(&mut document)?;
     let text = serde_json::to_vec_pretty(&document).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -104,7 +115,27 @@ pub fn add(path: &Path, revocation: Revocation, now: u64) -> Result<Vec<Revocati
         .and_then(|()| file.sync_all())
         .map_err(io(&temporary))?;
     std::fs::rename(&temporary, path).map_err(io(path))?;
-    Ok(document.revocations)
+    Ok(document)
+}
+
+/// The JSON document at `path`; `None` when there is no file.
+pub fn read_json<D: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<D>, StoreError> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| StoreError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -85,8 +85,9 @@ fn jwks_response(body: Bytes) -> Response<ResponseBody> {
     response
 }
 
-/// `/readyz`: 503 while draining or while a `required` provider has no valid token; the body
-/// lists every provider's state and whether the state store answers.
+/// `/readyz`: 503 while draining, while a `required` provider has no valid token, or until the
+/// revocation list has been read once; the body lists every provider's state and whether the
+/// state store answers.
 fn readiness(state: &AdminState) -> Response<ResponseBody> {
     let mut ready = !state.is_draining();
     let mut providers = serde_json::Map::new();
@@ -110,23 +111,30 @@ fn readiness(state: &AdminState) -> Response<ResponseBody> {
         }
         providers.insert(cache.name().to_owned(), entry);
     }
-    let status = match (state.is_draining(), ready) {
+    let mut waiting = (!ready).then_some("waiting for upstream credentials");
+    // An unreachable store is reported, not a reason to turn unready: the last list read stays
+    // in force, and taking every replica out of rotation would be the bigger outage. A replica
+    // that has never read the list would let revoked tokens in, so it waits.
+    let revocations = gateway.as_ref().map(|g| g.verifier().revocations());
+    let state_store = revocations.and_then(|r| Some((r.store()?, r.store_up(), r.loaded())));
+    if let Some((_, _, false)) = state_store {
+        ready = false;
+        waiting = Some("waiting for the revocation list");
+    }
+    let status = match (state.is_draining(), waiting) {
         (true, _) => "draining",
-        (false, true) => "ready",
-        (false, false) => "waiting for upstream credentials",
+        (false, None) => "ready",
+        (false, Some(reason)) => reason,
     };
     let mut body = serde_json::json!({ "status": status });
     if !providers.is_empty() {
         body["providers"] = serde_json::Value::Object(providers);
     }
-    // Reported, not a reason to turn unready: an unreachable store leaves the last list read
-    // in force, and taking every replica out of rotation would be the bigger outage.
-    if let Some(revocations) = gateway.as_ref().map(|g| g.verifier().revocations())
-        && let Some(store) = revocations.store()
-    {
+    if let Some((store, reachable, loaded)) = state_store {
         body["state_store"] = serde_json::json!({
             "store": store,
-            "reachable": revocations.store_up(),
+            "reachable": reachable,
+            "revocations_loaded": loaded,
         });
     }
     let code = if ready {

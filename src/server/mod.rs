@@ -86,8 +86,7 @@ impl RunningGateway {
             previous.metrics().clone(),
             Some(&previous),
         ));
-        gateway.verifier().start();
-        gateway.providers().start();
+        gateway.start();
         self.state
             .set_jwks(crate::keygen::published_jwks(&config.issuers));
         self.current.store(gateway);
@@ -138,8 +137,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let gateway = Arc::new(Gateway::new(&config, metrics.clone()));
-    gateway.verifier().start();
-    gateway.providers().start();
+    gateway.start();
     let current = Arc::new(ArcSwap::new(gateway));
     warn_development_secret(&config);
     let state = Arc::new(
@@ -200,8 +198,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     }
 
     let drain_timeout = config.drain_timeout;
+    let last = current.clone();
     let task = tokio::spawn(async move {
         drain(loops, connections, max_connections, drain_timeout).await;
+        // What was seen since the last periodic write would otherwise be lost.
+        let usage = last.load().core().usage().clone();
+        if let Err(e) = usage.flush(crate::tokens::now()).await {
+            warn!(error = %e, "token usage not written at shutdown");
+        }
         let _ = admin_stop.send(true);
     });
     Ok(RunningGateway {

@@ -12,12 +12,32 @@ const REDIS: &str = "redis-server";
 pub struct Redis {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// Where it also serves TLS, when started with [`Redis::start_tls`].
+    pub tls_addr: Option<SocketAddr>,
+    extra: Vec<String>,
     dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Redis {
     /// Starts one, or `None` after saying why (redis-server not installed).
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts one that also serves TLS (its own, OpenSSL-based) with `certs`' leaf.
+    pub fn start_tls(certs: &super::tls::TestCerts) -> Option<Self> {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&super::tls::TestCerts>) -> Option<Self> {
         let installed = Command::new(REDIS)
             .arg("--version")
             .stdout(Stdio::null())
@@ -33,14 +53,27 @@ impl Redis {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let tls_addr = certs.map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let extra = match (certs, tls_addr) {
+            (Some(certs), Some(tls)) => vec![
+                "--tls-port".to_owned(),
+                tls.port().to_string(),
+                "--tls-cert-file".to_owned(),
+                certs.cert_file.display().to_string(),
+                "--tls-key-file".to_owned(),
+                certs.key_file.display().to_string(),
+                "--tls-ca-cert-file".to_owned(),
+                certs.ca_file.display().to_string(),
+                "--tls-auth-clients".to_owned(),
+                "no".to_owned(),
+            ],
+            _ => Vec::new(),
+        };
         let mut redis = Self {
             child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            tls_addr,
+            extra,
             dir: tempfile::tempdir().unwrap(),
         };
         redis.spawn();
@@ -65,6 +98,7 @@ impl Redis {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -77,6 +111,14 @@ impl Redis {
         }
     }
 
+    /// `rediss://127.0.0.1:tls-port/0`
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://{}/0",
+            self.tls_addr.expect("started with start_tls")
+        )
+    }
+
     /// `redis://127.0.0.1:port/0`
     pub fn url(&self) -> String {
         format!("redis://{}/0", self.addr)
@@ -84,6 +126,24 @@ impl Redis {
 
     /// Sends one inline command; returns the first reply line ("" when unreachable).
     pub fn command(&self, command: &str) -> String {
+        self.reply(command)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The value of a bulk-string reply (`GET key`), `None` for a nil one.
+    pub fn bulk(&self, command: &str) -> Option<String> {
+        let reply = self.reply(command);
+        let (head, rest) = reply.split_once("\r\n")?;
+        head.starts_with('$')
+            .then(|| head[1..].parse::<usize>().ok())
+            .flatten()
+            .map(|len| rest[..len.min(rest.len())].to_owned())
+    }
+
+    fn reply(&self, command: &str) -> String {
         let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)) else {
             return String::new();
         };
@@ -94,13 +154,9 @@ impl Redis {
         {
             return String::new();
         }
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; 8192];
         let n = stream.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
     /// Saves its data and stops (an outage that loses nothing).

@@ -10,18 +10,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 
-/// `https://127.0.0.1:port` in front of a plain HTTP backend.
-pub struct TlsFront {
-    /// Where TLS is served.
-    pub addr: SocketAddr,
-    /// The PEM file of the private CA that signed the server certificate.
+/// A private CA (generated per test) and a leaf certificate for 127.0.0.1 and localhost, in
+/// PEM files, for servers the tests start.
+pub struct TestCerts {
+    /// The CA certificate.
     pub ca_file: PathBuf,
+    /// The leaf certificate.
+    pub cert_file: PathBuf,
+    /// The leaf's private key.
+    pub key_file: PathBuf,
+    leaf: rcgen::Certificate,
+    leaf_key: KeyPair,
     _dir: tempfile::TempDir,
 }
 
-impl TlsFront {
-    /// Terminates TLS on a new port and forwards each connection to `backend`.
-    pub async fn start(backend: SocketAddr) -> Self {
+impl TestCerts {
+    /// Generates a CA and a leaf it signs.
+    pub fn generate() -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -34,11 +39,36 @@ impl TlsFront {
             .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         let leaf_key = KeyPair::generate().unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let file = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Self {
+            ca_file: file("ca.pem", ca.pem()),
+            cert_file: file("leaf.pem", leaf.pem()),
+            key_file: file("leaf.key", leaf_key.serialize_pem()),
+            leaf,
+            leaf_key,
+            _dir: dir,
+        }
+    }
+}
 
+/// `https://127.0.0.1:port` in front of a plain HTTP backend.
+pub struct TlsFront {
+    /// Where TLS is served.
+    pub addr: SocketAddr,
+    /// The PEM file of the private CA that signed the server certificate.
+    pub ca_file: PathBuf,
+    _certs: TestCerts,
+}
+
+impl TlsFront {
+    /// Terminates TLS on a new port and forwards each connection to `backend`.
+    pub async fn start(backend: SocketAddr) -> Self {
+        let certs = TestCerts::generate();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -46,8 +76,8 @@ impl TlsFront {
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            vec![certs.leaf.der().clone()],
+            PrivateKeyDer::try_from(certs.leaf_key.serialize_der()).unwrap(),
         )
         .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
@@ -69,8 +99,8 @@ impl TlsFront {
         });
         Self {
             addr,
-            ca_file,
-            _dir: dir,
+            ca_file: certs.ca_file.clone(),
+            _certs: certs,
         }
     }
 
