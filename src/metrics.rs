@@ -117,7 +117,23 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 impl Metrics {
+    /// Counts a TLS certificate reload.
+    pub fn record_tls_reload(&self, ok: bool) {
+        self.tls_reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
     /// Counts a client connection the gateway closed.
     pub fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
@@ -218,6 +234,8 @@ pub struct Metrics {
     /// Client connections the gateway closed, by reason: `idle`, `max_age`,
     /// `client_ip_limit`.
     pub connections_closed: Family<ReasonLabel, Counter>,
+    /// TLS certificate reloads, by result.
+    pub tls_reloads: Family<ResultLabel, Counter>,
     /// Authentication decisions.
     pub auth_decisions: Family<AuthLabels, Counter>,
     /// JWKS fetches by issuer and result.
@@ -283,6 +301,7 @@ impl Metrics {
             connections: Family::default(),
             connections_parked: Gauge::default(),
             connections_closed: Family::default(),
+            tls_reloads: Family::default(),
             auth_decisions: Family::default(),
             jwks_fetches: Family::default(),
             jwks_keys_refused: Family::default(),
@@ -354,8 +373,13 @@ impl Metrics {
         );
         registry.register(
             "connections_closed",
-            "Client connections the gateway closed, by reason (idle, max_age, client_ip_limit)",
+            "Client connections the gateway closed, by reason (idle, max_age, client_ip_limit, tls_handshake)",
             m.connections_closed.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "TLS certificate reloads after their files changed, by result (a failed one keeps the previous certificates)",
+            m.tls_reloads.clone(),
         );
         registry.register(
             "connections_parked",

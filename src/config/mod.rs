@@ -7,6 +7,7 @@ pub mod local;
 mod outbound;
 mod providers;
 pub mod raw;
+pub mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -103,6 +104,8 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Admin listener, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// TLS listeners and their certificates.
+    pub tls: Option<tls::TlsConfig>,
     /// Admin listener limits.
     pub admin_limits: AdminLimits,
     /// Grace period for requests in flight at shutdown.
@@ -310,4 +313,18 @@ impl Config {
         let raw = validate::parse_raw(text, file, env)?;
         validate(raw, file, env)
     }
+}
+
+/// Identity of a file's current version: device, inode (an atomic rename or a symlink swap
+/// changes it), size and modification time; `None` when it cannot be read.
+pub fn file_stamp(path: &std::path::Path) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    ))
 }

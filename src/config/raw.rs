@@ -388,6 +388,9 @@ pub struct RawServer {
     /// (probes and scrapes take milliseconds). Default `"30s"`.
     #[serde(default = "default_admin_connection_timeout")]
     pub admin_connection_timeout: HumanDuration,
+    /// TLS listeners and their certificates. Default: none.
+    #[serde(default)]
+    pub tls: super::tls::RawTls,
 }
 
 fn default_admin_max_connections() -> usize {
@@ -406,6 +409,7 @@ impl Default for RawServer {
             trusted_proxies: Vec::new(),
             admin_max_connections: default_admin_max_connections(),
             admin_connection_timeout: default_admin_connection_timeout(),
+            tls: super::tls::RawTls::default(),
         }
     }
 }

@@ -83,11 +83,12 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
             parse_addr(addr).map_err(|e| invalid(file, &format!("server.listen[{i}]"), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if listen.is_empty() {
+    let tls = super::tls::validate(&raw.server.tls).map_err(|(key, e)| invalid(file, &key, e))?;
+    if listen.is_empty() && tls.is_none() {
         return Err(invalid(
             file,
             "server.listen",
-            "at least one address is required",
+            "at least one address is required (here or in server.tls.listen)",
         ));
     }
     let admin_listen = match raw.server.admin_listen.trim() {
@@ -174,7 +175,12 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         |issuer| &issuer.issuer,
         file,
     )?;
-    refuse_public_development_secret(&issuers, &listen, file)?;
+    let every_listener: Vec<SocketAddr> = listen
+        .iter()
+        .chain(tls.iter().flat_map(|t| t.listen.iter()))
+        .copied()
+        .collect();
+    refuse_public_development_secret(&issuers, &every_listener, file)?;
     let identity = validate_identity(&raw, file)?;
     let providers = validate_sections(
         &raw.providers,
@@ -288,6 +294,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     Ok(Config {
         listen,
         admin_listen,
+        tls,
         drain_timeout: raw.server.drain_timeout.0,
         trusted_proxies: TrustedProxies::new(trusted_proxies),
         admin_limits: super::AdminLimits {

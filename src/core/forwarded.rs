@@ -80,6 +80,8 @@ impl TrustedProxies {
 pub struct ClientIp {
     ip: IpAddr,
     text: HeaderValue,
+    /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
+    tls: bool,
 }
 
 impl ClientIp {
@@ -88,7 +90,16 @@ impl ClientIp {
         // An IP address in text form is always a valid header value.
         let text = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { ip, text }
+        Self {
+            ip,
+            text,
+            tls: false,
+        }
+    }
+
+    /// The same peer, connected over TLS.
+    pub fn over_tls(self) -> Self {
+        Self { tls: true, ..self }
     }
 
     /// The address.
@@ -179,7 +190,8 @@ pub fn set_forwarded(
     headers.insert(X_REAL_IP.clone(), client);
     // An untrusted peer's value was removed already: no lookup needed.
     if !trusted_peer || !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        let proto = if peer.tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
     match host {
         Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),

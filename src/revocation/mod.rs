@@ -338,11 +338,11 @@ impl Revocations {
             Source::File(path) => {
                 let path = path.clone();
                 tokio::spawn(async move {
-                    let mut last = stamp(&path);
+                    let mut last = crate::config::file_stamp(&path);
                     loop {
                         tokio::time::sleep(POLL_INTERVAL).await;
                         let Some(this) = weak.upgrade() else { return };
-                        let now = stamp(&path);
+                        let now = crate::config::file_stamp(&path);
                         if now != last {
                             last = now;
                             this.apply(store::read(&path).map_err(|e| e.to_string()));
@@ -420,20 +420,6 @@ impl Revocations {
             }
         }
     }
-}
-
-/// Identity of a file's current version: device, inode (an atomic rename changes it), size
-/// and modification time.
-fn stamp(path: &std::path::Path) -> Option<(u64, u64, u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((
-        meta.dev(),
-        meta.ino(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-    ))
 }
 
 /// Adds a revocation to `state`'s store; returns the list as stored.

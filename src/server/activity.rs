@@ -6,6 +6,7 @@
 //! connection has been quiet for a while, and only when these counters prove hyper stands
 //! between two requests: every request body read to its end, every response written out.
 
+use super::stream::ClientStream;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,7 +15,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// Counters one connection's requests update and its driver reads.
@@ -121,14 +121,14 @@ impl ClientUpgrade {
 
 /// A client socket with the bytes already read from it put back in front.
 pub struct ClientIo {
-    stream: TcpStream,
+    stream: ClientStream,
     replay: Bytes,
     activity: Arc<Activity>,
 }
 
 impl ClientIo {
     /// Wraps `stream`; `replay` is read before anything from the socket.
-    pub fn new(stream: TcpStream, replay: Bytes, activity: Arc<Activity>) -> Self {
+    pub fn new(stream: ClientStream, replay: Bytes, activity: Arc<Activity>) -> Self {
         Self {
             stream,
             replay,
@@ -137,7 +137,7 @@ impl ClientIo {
     }
 
     /// The socket and the bytes not yet read back.
-    pub fn into_parts(self) -> (TcpStream, Bytes) {
+    pub fn into_parts(self) -> (ClientStream, Bytes) {
         (self.stream, self.replay)
     }
 

@@ -19,11 +19,12 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
 use super::activity::{Activity, ClientIo};
+use super::stream::ClientStream;
+use super::tls::ClientCertificate;
 use crate::body::{ClientBody, RequestProgress, ServedBody};
 use crate::config::Limits;
 use crate::core::forwarded::ClientIp;
@@ -75,6 +76,11 @@ impl Protocols {
         }
     }
 
+    /// How long a client may take to send a request head (and to complete a TLS handshake).
+    pub fn header_read_timeout(&self) -> Duration {
+        self.header_read_timeout
+    }
+
     /// Most connections from one client address.
     pub fn max_connections_per_ip(&self) -> usize {
         self.max_connections_per_ip
@@ -84,8 +90,9 @@ impl Protocols {
 /// Serves one accepted connection until it closes, or until `stop` turns true and its
 /// requests in flight have been answered.
 pub async fn serve(
-    stream: TcpStream,
+    stream: ClientStream,
     remote: SocketAddr,
+    certificate: Option<Arc<ClientCertificate>>,
     current: Arc<ArcSwap<Gateway>>,
     protocols: Arc<Protocols>,
     mut stop: watch::Receiver<bool>,
@@ -97,13 +104,19 @@ pub async fn serve(
     let parked = metrics.connections_parked.clone();
     let counted = Arc::new(ConnectionGuard::new(metrics.clone()));
     let tracked = activity.clone();
-    let client = ClientIp::new(remote.ip());
+    let client = match &stream {
+        ClientStream::Plain(_) => ClientIp::new(remote.ip()),
+        ClientStream::Tls(_) => ClientIp::new(remote.ip()).over_tls(),
+    };
     let body_read_timeout = protocols.body_read_timeout;
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
         let progress = RequestProgress::new(tracked.busy());
         let mut request = request.map(|body| ClientBody::new(body, progress, body_read_timeout));
+        if let Some(certificate) = &certificate {
+            request.extensions_mut().insert(certificate.clone());
+        }
         if request.version() == http::Version::HTTP_11
             && request.headers().contains_key(http::header::UPGRADE)
         {
@@ -223,7 +236,7 @@ impl Http1<'_> {
     /// Serves HTTP/1.1 on `stream`, parking the socket whenever it goes idle.
     async fn serve<S>(
         self,
-        mut stream: TcpStream,
+        mut stream: ClientStream,
         mut replay: Bytes,
         mut service: S,
         mut stop: watch::Receiver<bool>,
@@ -240,6 +253,7 @@ impl Http1<'_> {
             expires,
             remote,
         } = self;
+        let can_park = stream.can_park();
         loop {
             let io = TokioIo::new(ClientIo::new(stream, replay, activity.clone()));
             // Boxed so that a parked connection's task does not keep room for hyper's state.
@@ -278,7 +292,8 @@ impl Http1<'_> {
                         let requests = activity.requests();
                         // Parked only after a request: a client that never completes a head is
                         // left to hyper's header read timeout, which parking would restart.
-                        if requests != requests_at_start
+                        if can_park
+                            && requests != requests_at_start
                             && requests == seen
                             && activity.is_between_requests()
                         {
@@ -351,7 +366,7 @@ fn deadline_at(accepted: tokio::time::Instant, protocols: &Protocols) -> tokio::
 
 /// Reads until the bytes can no longer be the HTTP/2 preface, or are all of it. `None` when
 /// the client closes without sending anything.
-async fn read_preface(stream: &mut TcpStream) -> std::io::Result<Option<Bytes>> {
+async fn read_preface(stream: &mut ClientStream) -> std::io::Result<Option<Bytes>> {
     let mut buf = [0u8; H2_PREFACE.len()];
     let mut len = 0;
     loop {

@@ -10,6 +10,8 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
 use super::connection::{self, Protocols};
+use super::stream::ClientStream;
+use super::tls::ClientCertificate;
 use crate::gateway::Gateway;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
@@ -72,6 +74,49 @@ impl Drop for AddressSlot {
     }
 }
 
+/// What a TLS listener adds to a plain one.
+pub struct TlsListener {
+    /// The handshake.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Certificate identity → service, for client certificates.
+    pub client_services: std::collections::BTreeMap<String, String>,
+}
+
+impl TlsListener {
+    /// Completes the handshake within `deadline`; `None` (counted) when it fails.
+    async fn handshake(
+        &self,
+        stream: tokio::net::TcpStream,
+        deadline: std::time::Duration,
+        metrics: &crate::metrics::Metrics,
+    ) -> Option<(ClientStream, Option<Arc<ClientCertificate>>)> {
+        match tokio::time::timeout(deadline, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let certificate = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| {
+                        ClientCertificate::from_der(leaf.as_ref(), &self.client_services)
+                    })
+                    .map(Arc::new);
+                Some((ClientStream::Tls(Box::new(tls)), certificate))
+            }
+            Ok(Err(e)) => {
+                metrics.connection_closed("tls_handshake");
+                debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                metrics.connection_closed("tls_handshake");
+                debug!("no TLS handshake within the header read timeout");
+                None
+            }
+        }
+    }
+}
+
 /// Accepts connections until `stop` turns true; each connection holds a permit until it closes.
 /// A client address with `max_connections_per_ip` open has further connections closed on
 /// accept, so one client cannot take every slot (trusted proxies, which carry many clients,
@@ -82,6 +127,7 @@ pub async fn accept_loop(
     protocols: Arc<Protocols>,
     connections: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
+    tls: Option<Arc<TlsListener>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut warned = None;
@@ -122,10 +168,22 @@ pub async fn accept_loop(
         let current = current.clone();
         let protocols = protocols.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // Held until the connection closes: drain waits for every permit to come back.
             let (_permit, _slot) = (permit, slot);
-            connection::serve(stream, remote, current, protocols, stop).await;
+            let (stream, certificate) = match tls {
+                None => (ClientStream::Plain(stream), None),
+                Some(tls) => {
+                    let metrics = current.load().metrics().clone();
+                    let deadline = protocols.header_read_timeout();
+                    match tls.handshake(stream, deadline, &metrics).await {
+                        Some(handshaken) => handshaken,
+                        None => return,
+                    }
+                }
+            };
+            connection::serve(stream, remote, certificate, current, protocols, stop).await;
         });
     }
 }

@@ -6,6 +6,8 @@ pub mod backstop;
 pub mod connection;
 pub mod listener;
 pub mod reload;
+pub mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificates could not be loaded (they changed since the config was checked).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A started gateway: its bound addresses and the handle to stop it.
@@ -40,6 +45,8 @@ pub enum StartError {
 pub struct RunningGateway {
     /// Bound data listener addresses, in config order.
     pub data_addrs: Vec<SocketAddr>,
+    /// Bound TLS listener addresses, in config order.
+    pub tls_addrs: Vec<SocketAddr>,
     /// Bound admin address, if enabled.
     pub admin_addr: Option<SocketAddr>,
     state: Arc<AdminState>,
@@ -54,6 +61,7 @@ pub struct RunningGateway {
 struct FixedSettings {
     listen: Vec<SocketAddr>,
     admin_listen: Option<SocketAddr>,
+    tls: Option<crate::config::tls::TlsConfig>,
     limits: String,
 }
 
@@ -62,6 +70,7 @@ impl FixedSettings {
         Self {
             listen: config.listen.clone(),
             admin_listen: config.admin_listen,
+            tls: config.tls.clone(),
             limits: format!("{:?} {:?}", config.limits, config.admin_limits),
         }
     }
@@ -94,7 +103,9 @@ impl RunningGateway {
         if let Ok(mut current) = self.fixed.lock()
             && *current != fixed
         {
-            warn!("listener addresses and limits changed: they take effect after a restart");
+            warn!(
+                "listener addresses, TLS settings or limits changed: they take effect after a restart (certificate files are reloaded by themselves)"
+            );
             *current = fixed;
         }
         warn_development_secret(&config);
@@ -153,7 +164,21 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     for addr in &config.listen {
         let listener = bind(*addr).await?;
         data_addrs.push(listener.local_addr().unwrap_or(*addr));
-        listeners.push(listener);
+        listeners.push((listener, None));
+    }
+    let mut tls_addrs = Vec::new();
+    if let Some(tls) = &config.tls {
+        let certificates = tls::Certificates::new(tls).map_err(StartError::Tls)?;
+        certificates.watch(tls.clone(), metrics.clone());
+        let shared = Arc::new(listener::TlsListener {
+            acceptor: tls::acceptor(tls, certificates).map_err(StartError::Tls)?,
+            client_services: tls.client_services.clone(),
+        });
+        for addr in &tls.listen {
+            let listener = bind(*addr).await?;
+            tls_addrs.push(listener.local_addr().unwrap_or(*addr));
+            listeners.push((listener, Some(shared.clone())));
+        }
     }
     let admin_addr = match config.admin_listen {
         Some(addr) => {
@@ -176,19 +201,23 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let per_address = Arc::new(listener::PerAddress::default());
     let loops: Vec<_> = listeners
         .into_iter()
-        .map(|l| {
+        .map(|(l, tls)| {
             tokio::spawn(listener::accept_loop(
                 l,
                 current.clone(),
                 protocols.clone(),
                 connections.clone(),
                 per_address.clone(),
+                tls,
                 stop_rx.clone(),
             ))
         })
         .collect();
     for addr in &data_addrs {
         info!(%addr, "listening");
+    }
+    for addr in &tls_addrs {
+        info!(%addr, "tls listening");
     }
     for line in describe_routes(&config).lines() {
         info!("{line}");
@@ -210,6 +239,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     });
     Ok(RunningGateway {
         data_addrs,
+        tls_addrs,
         admin_addr,
         state,
         fixed: std::sync::Mutex::new(FixedSettings::of(&config)),

@@ -21,7 +21,8 @@ pub struct TestCerts {
     pub key_file: PathBuf,
     leaf: rcgen::Certificate,
     leaf_key: KeyPair,
-    _dir: tempfile::TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    dir: tempfile::TempDir,
 }
 
 impl TestCerts {
@@ -51,8 +52,46 @@ impl TestCerts {
             key_file: file("leaf.key", leaf_key.serialize_pem()),
             leaf,
             leaf_key,
-            _dir: dir,
+            ca,
+            dir,
         }
+    }
+
+    /// Another certificate the same CA signs, written as `<stem>.pem` and `<stem>.key`: for
+    /// `dns` names (and 127.0.0.1), with the PEM private key `key` (a fresh P-256 key when
+    /// `None`), a URI SAN when `uri` is given (a SPIFFE ID), valid for `days` from now.
+    pub fn issue(
+        &self,
+        stem: &str,
+        dns: &[&str],
+        uri: Option<&str>,
+        key: Option<&str>,
+    ) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        if let Some(uri) = uri {
+            params.subject_alt_names.push(SanType::URI(
+                rcgen::string::Ia5String::try_from(uri).unwrap(),
+            ));
+        }
+        params
+            .distinguished_name
+            .push(DnType::CommonName, dns.first().copied().unwrap_or(stem));
+        let key = match key {
+            Some(pem) => KeyPair::from_pem(pem).unwrap(),
+            None => KeyPair::generate().unwrap(),
+        };
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let (cert_file, key_file) = (
+            self.dir.path().join(format!("{stem}.pem")),
+            self.dir.path().join(format!("{stem}.key")),
+        );
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
     }
 }
 
