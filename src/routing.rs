@@ -265,6 +265,7 @@ mod tests {
                 allow_cors_preflight: false,
                 forward_authorization: false,
                 issuers: Vec::new(),
+                credentials: Default::default(),
             },
             upstream_auth: None,
             sends_identity: true,

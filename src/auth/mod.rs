@@ -1,6 +1,7 @@
 //! Inbound authentication: token extraction, verification keys, JWKS, verification and route
 //! policies.
 
+pub mod certificate;
 pub mod extract;
 pub mod jwks;
 pub mod keys;

@@ -29,6 +29,32 @@ impl Policy {
     }
 }
 
+/// Which credentials a route authenticates callers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// A bearer token (the default; a client certificate is ignored).
+    #[default]
+    Token,
+    /// A verified client certificate registered for a service; tokens are ignored.
+    Certificate,
+    /// A token when the request carries one, else a client certificate.
+    TokenOrCertificate,
+    /// Both: a service token and a client certificate of the same service.
+    TokenAndCertificate,
+}
+
+impl Credentials {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Credentials::Token => "token",
+            Credentials::Certificate => "certificate",
+            Credentials::TokenOrCertificate => "token_or_certificate",
+            Credentials::TokenAndCertificate => "token_and_certificate",
+        }
+    }
+}
+
 /// A route's complete access rule.
 #[derive(Debug, Clone)]
 pub struct RoutePolicy {
@@ -44,6 +70,8 @@ pub struct RoutePolicy {
     pub forward_authorization: bool,
     /// Issuers (by name) whose tokens the route accepts (empty: any configured issuer).
     pub issuers: Vec<String>,
+    /// Tokens, client certificates, or a combination.
+    pub credentials: Credentials,
 }
 
 /// Why a verified caller may not use a route.
@@ -64,6 +92,9 @@ pub enum Forbidden {
     /// A token of an issuer the route does not trust.
     #[error("issuer not allowed on this route")]
     IssuerNotAllowed,
+    /// The token and the client certificate name different services.
+    #[error("token and client certificate name different services")]
+    CertificateMismatch,
 }
 
 impl RoutePolicy {
@@ -86,7 +117,12 @@ impl RoutePolicy {
 
     /// Whether the route trusts the issuer that vouched for `identity`.
     pub fn accepts_issuer(&self, identity: &Identity) -> bool {
-        self.issuers.is_empty() || self.issuers.contains(&identity.issuer)
+        // A certificate identity was admitted by the route's `authenticate_with`; `issuers`
+        // is about tokens.
+        self.issuers.is_empty()
+            || self.issuers.contains(&identity.issuer)
+            || (self.credentials != Credentials::Token
+                && identity.issuer == crate::auth::certificate::CERTIFICATE_ISSUER)
     }
 
     /// Judges a verified identity against the route.
@@ -146,6 +182,7 @@ mod tests {
             allow_cors_preflight: false,
             forward_authorization: false,
             issuers: Vec::new(),
+            credentials: Default::default(),
         }
     }
 

@@ -87,6 +87,13 @@ pub enum AuthError {
     /// The token's `jti`, or its service before it was issued, is revoked.
     #[error("token revoked")]
     Revoked,
+    /// The route authenticates with a client certificate and the connection has none.
+    #[error("client certificate required")]
+    CertificateRequired,
+    /// The client certificate is valid but `[server.tls] client_services` maps it to no
+    /// service.
+    #[error("client certificate not registered for a service")]
+    CertificateNotRegistered,
 }
 
 impl AuthError {
@@ -95,6 +102,7 @@ impl AuthError {
         match self {
             AuthError::Missing => "missing",
             AuthError::Expired => "expired",
+            AuthError::CertificateRequired => "certificate_missing",
             _ => "invalid",
         }
     }

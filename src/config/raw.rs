@@ -625,6 +625,10 @@ pub struct RawRoute {
     /// Only tokens of these issuers (their `name`) are accepted here. Default: any issuer.
     #[serde(default)]
     pub issuers: Vec<String>,
+    /// `"token"` (default), `"certificate"` (a client certificate registered for a service
+    /// in `[server.tls] client_services`), `"token_or_certificate"` (a token when the request
+    /// has one, else the certificate) or `"token_and_certificate"` (both, of one service).
+    pub authenticate_with: Option<String>,
     /// Let the upstream's `Set-Cookie` for a token cookie (an issuer's `from_cookie`) reach the
     /// client, e.g. on the login service's route. Default false (removed).
     #[serde(default)]

@@ -15,7 +15,7 @@ use super::{
     Config, ConfigError, IdentityConfig, Limits, LogConfig, LogFormat, Route, TokensConfig,
     Upstream,
 };
-use crate::auth::policy::{Policy, RoutePolicy};
+use crate::auth::policy::{Credentials, Policy, RoutePolicy};
 use crate::core::forwarded::TrustedProxies;
 use crate::core::upgrade::{DEFAULT_UPGRADES, FORBIDDEN};
 use crate::routing::normalize_path;
@@ -645,6 +645,40 @@ fn validate_route(
             }
         }
     }
+    let credentials = match route.authenticate_with.as_deref().unwrap_or("token") {
+        "token" => Credentials::Token,
+        "certificate" => Credentials::Certificate,
+        "token_or_certificate" => Credentials::TokenOrCertificate,
+        "token_and_certificate" => Credentials::TokenAndCertificate,
+        other => {
+            return Err(invalid(
+                file,
+                &format!("{key}.authenticate_with"),
+                format!(
+                    "expected \"token\", \"certificate\", \"token_or_certificate\" or \
+                     \"token_and_certificate\", got {other:?}"
+                ),
+            ));
+        }
+    };
+    if credentials != Credentials::Token {
+        // A certificate identifies a service: on a user-only or public route it would either
+        // never pass or mean nothing.
+        if !matches!(route.policy, RawPolicy::Service | RawPolicy::Authenticated) {
+            return Err(invalid(
+                file,
+                &format!("{key}.authenticate_with"),
+                "client certificates identify services: use policy = \"service\" or \"authenticated\"",
+            ));
+        }
+        if raw.server.tls.client_auth == "none" {
+            return Err(invalid(
+                file,
+                &format!("{key}.authenticate_with"),
+                "needs [server.tls] client_auth = \"request\" or \"require\" (and client_services)",
+            ));
+        }
+    }
     if !route.services.is_empty() && route.policy != RawPolicy::Service {
         return Err(invalid(
             file,
@@ -720,6 +754,7 @@ fn validate_route(
             allow_cors_preflight: route.allow_cors_preflight,
             forward_authorization: route.forward_authorization,
             issuers: route.issuers.clone(),
+            credentials,
         },
         upstream_auth: None,
         sends_identity: true,

@@ -24,7 +24,9 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Uri, Version};
 
 use crate::audit::{self, AuditContext};
+use crate::auth::certificate::ClientCertificate;
 use crate::auth::extract;
+use crate::auth::policy::{Credentials, Forbidden, RoutePolicy};
 use crate::auth::{AuthError, Verifier};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
@@ -289,6 +291,50 @@ impl Core {
         }))
     }
 
+    /// The caller's identity from the credentials the route takes: its token(s), its
+    /// connection's client certificate, or both.
+    async fn verify_credentials(
+        &self,
+        parts: &Parts,
+        credentials: Credentials,
+    ) -> Result<Arc<Identity>, Unverified> {
+        let certificate = || match parts.extensions.get::<Arc<ClientCertificate>>() {
+            None => Err(Unverified::Refused(AuthError::CertificateRequired)),
+            Some(certificate) => certificate
+                .identity
+                .clone()
+                .ok_or(Unverified::Refused(AuthError::CertificateNotRegistered)),
+        };
+        let tokens = extract::extract(&parts.headers, parts.uri.query(), self.verifier.sources());
+        let presented = !matches!(&tokens, Ok(t) if t.is_empty());
+        let token = async {
+            match tokens {
+                Err(_) => Err(Unverified::Refused(AuthError::MalformedHeader)),
+                Ok(tokens) if tokens.is_empty() => Err(Unverified::Refused(AuthError::Missing)),
+                Ok(tokens) => self
+                    .verifier
+                    .verify_all(&tokens)
+                    .await
+                    .map_err(Unverified::Refused),
+            }
+        };
+        match credentials {
+            Credentials::Token => token.await,
+            Credentials::Certificate => certificate(),
+            Credentials::TokenOrCertificate if presented => token.await,
+            Credentials::TokenOrCertificate => certificate(),
+            Credentials::TokenAndCertificate => {
+                let identity = token.await?;
+                let by_certificate = certificate()?;
+                if identity.service.is_some() && identity.service == by_certificate.service {
+                    Ok(identity)
+                } else {
+                    Err(Unverified::Mismatch(identity))
+                }
+            }
+        }
+    }
+
     /// Verifies the caller and applies the route's policy; `None` when a public route goes
     /// on without an identity.
     async fn authenticate(
@@ -298,23 +344,14 @@ impl Core {
         trace: &Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
         let policy = &route.policy;
-        let verified =
-            match extract::extract(&parts.headers, parts.uri.query(), self.verifier.sources()) {
-                Err(_) => Err(AuthError::MalformedHeader),
-                Ok(tokens) if tokens.is_empty() => Err(AuthError::Missing),
-                Ok(tokens) => self.verifier.verify_all(&tokens).await,
-            };
-        let (decision, caller) = match verified {
-            Ok(identity) if policy.requires_token() => match policy.authorize(&identity) {
-                Ok(()) => (Ok(()), Some(identity)),
-                Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
-            },
-            // Public routes: a token of an issuer the route does not trust, like a bad one,
-            // only means no identity headers.
-            Ok(identity) if policy.accepts_issuer(&identity) => (Ok(()), Some(identity)),
-            Ok(_) => (Ok(()), None),
-            Err(_) if !policy.requires_token() => (Ok(()), None),
-            Err(e) => (Err(GatewayError::Unauthenticated(e)), None),
+        let (decision, caller) = match self.verify_credentials(parts, policy.credentials).await {
+            Ok(identity) => authorize(policy, identity),
+            Err(Unverified::Mismatch(identity)) => (
+                Err(GatewayError::Forbidden(Forbidden::CertificateMismatch)),
+                Some(identity),
+            ),
+            Err(Unverified::Refused(_)) if !policy.requires_token() => (Ok(()), None),
+            Err(Unverified::Refused(e)) => (Err(GatewayError::Unauthenticated(e)), None),
         };
         let result = match &decision {
             Ok(()) => "allowed",
@@ -399,5 +436,32 @@ fn check_declared_length(parts: &Parts, limit: u64) -> Result<(), GatewayError> 
     match declared {
         Some(length) if length > limit => Err(GatewayError::BodyTooLarge { limit }),
         _ => Ok(()),
+    }
+}
+
+/// Why no identity came out of the credentials.
+enum Unverified {
+    /// Missing or invalid credentials.
+    Refused(AuthError),
+    /// A valid token whose service is not the client certificate's.
+    Mismatch(Arc<Identity>),
+}
+
+/// The decision about a verified caller: the route's rules on protected routes; on public
+/// routes, a token of an issuer the route does not trust (like a bad one) only means no
+/// identity headers.
+fn authorize(
+    policy: &RoutePolicy,
+    identity: Arc<Identity>,
+) -> (Result<(), GatewayError>, Option<Arc<Identity>>) {
+    if !policy.requires_token() {
+        return match policy.accepts_issuer(&identity) {
+            true => (Ok(()), Some(identity)),
+            false => (Ok(()), None),
+        };
+    }
+    match policy.authorize(&identity) {
+        Ok(()) => (Ok(()), Some(identity)),
+        Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
     }
 }

@@ -171,6 +171,7 @@ mod tests {
                 allow_cors_preflight: true,
                 forward_authorization,
                 issuers: Vec::new(),
+                credentials: Default::default(),
             },
             upstream_auth: None,
             sends_identity: true,

@@ -24,7 +24,7 @@ use tracing::debug;
 
 use super::activity::{Activity, ClientIo};
 use super::stream::ClientStream;
-use super::tls::ClientCertificate;
+use crate::auth::certificate::ClientCertificate;
 use crate::body::{ClientBody, RequestProgress, ServedBody};
 use crate::config::Limits;
 use crate::core::forwarded::ClientIp;

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::connection::{self, Protocols};
 use super::stream::ClientStream;
-use super::tls::ClientCertificate;
+use crate::auth::certificate::ClientCertificate;
 use crate::gateway::Gateway;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
