@@ -247,6 +247,7 @@ mod tests {
     fn route(prefix: &str, host: Option<&str>, name: &str) -> Arc<Route> {
         Arc::new(Route {
             index: 0,
+            upstream_tls: None,
             name: name.into(),
             prefix: prefix.into(),
             host: host.map(Into::into),

@@ -25,7 +25,7 @@ pub use env::Env;
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
 };
-pub use outbound::TrustRoots;
+pub use outbound::{RawUpstreamTls, TrustRoots, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use validate::validate;
 
@@ -254,6 +254,9 @@ pub struct Route {
     pub host: Option<String>,
     /// Where requests go.
     pub upstream: Upstream,
+    /// How to connect to an `https://` upstream when not with the defaults (public roots, no
+    /// client certificate).
+    pub upstream_tls: Option<Arc<UpstreamTls>>,
     /// What replaces the matched prefix when forwarding (`None`: the path is kept).
     pub rewrite: Option<String>,
     /// Deadline for the upstream's response head.

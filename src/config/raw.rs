@@ -625,6 +625,10 @@ pub struct RawRoute {
     /// Only tokens of these issuers (their `name`) are accepted here. Default: any issuer.
     #[serde(default)]
     pub issuers: Vec<String>,
+    /// For an `https://` upstream: `{ ca_file, cert_file, key_file, server_name,
+    /// insecure_skip_verify }` (a private CA, a client certificate for mutual TLS, the name its
+    /// certificate holds). Default: the public roots, no client certificate.
+    pub upstream_tls: Option<super::RawUpstreamTls>,
     /// `"token"` (default), `"certificate"` (a client certificate registered for a service
     /// in `[server.tls] client_services`), `"token_or_certificate"` (a token when the request
     /// has one, else the certificate) or `"token_and_certificate"` (both, of one service).

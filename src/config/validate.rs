@@ -616,6 +616,15 @@ fn validate_route(
         clean_prefix(&route.prefix).map_err(|e| invalid(file, &format!("{key}.prefix"), e))?;
     let upstream = parse_upstream(&route.upstream)
         .map_err(|e| invalid(file, &format!("{key}.upstream"), e))?;
+    let upstream_tls = match &route.upstream_tls {
+        None => None,
+        Some(raw_tls) => {
+            let uri: http::Uri = route.upstream.parse().unwrap_or_default();
+            Some(Arc::new(super::UpstreamTls::load(raw_tls, &uri).map_err(
+                |(suffix, e)| invalid(file, &format!("{key}.upstream_tls{suffix}"), e),
+            )?))
+        }
+    };
     let rewrite = match (&route.rewrite, route.strip_prefix) {
         (Some(_), true) => {
             return Err(invalid(
@@ -726,6 +735,7 @@ fn validate_route(
         prefix,
         host,
         upstream,
+        upstream_tls,
         rewrite,
         timeout: route.timeout.map_or(raw.limits.upstream_timeout.0, |t| t.0),
         max_body_bytes: route.max_body_bytes.unwrap_or(raw.limits.max_body_bytes),

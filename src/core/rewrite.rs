@@ -152,6 +152,7 @@ mod tests {
 
     fn route(upstream: Upstream, preserve_host: bool, forward_authorization: bool) -> Route {
         Route {
+            upstream_tls: None,
             index: 0,
             name: Arc::from("r"),
             prefix: "/".into(),

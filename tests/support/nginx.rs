@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 const NGINX: &str = "/usr/sbin/nginx";
 
 /// The fields nginx reports, as `"name":"$variable"` pairs (without braces).
-const FIELDS: &str = r#""host":"$host","http_host":"$http_host","method":"$request_method","uri":"$uri","args":"$args","request_uri":"$request_uri","content_length":"$content_length","xff":"$http_x_forwarded_for","x_real_ip":"$http_x_real_ip","forwarded":"$http_forwarded","x_original_url":"$http_x_original_url","x_user_id":"$http_x_user_id","x_service_name":"$http_x_service_name","authorization":"$http_authorization","upgrade":"$http_upgrade","cookie":"$http_cookie","x_http_method_override":"$http_x_http_method_override""#;
+const FIELDS: &str = r#""client_verify":"$ssl_client_verify","client_s_dn":"$ssl_client_s_dn","host":"$host","http_host":"$http_host","method":"$request_method","uri":"$uri","args":"$args","request_uri":"$request_uri","content_length":"$content_length","xff":"$http_x_forwarded_for","x_real_ip":"$http_x_real_ip","forwarded":"$http_forwarded","x_original_url":"$http_x_original_url","x_user_id":"$http_x_user_id","x_service_name":"$http_x_service_name","authorization":"$http_authorization","upgrade":"$http_upgrade","cookie":"$http_cookie","x_http_method_override":"$http_x_http_method_override""#;
 
 /// A running nginx, killed on drop.
 pub struct Nginx {
@@ -33,6 +33,12 @@ impl Nginx {
     /// Starts nginx on a free port of 127.0.0.1 and waits until it accepts connections.
     /// Without nginx installed: `None` after saying why, or a panic if `TOLLGATE_REQUIRE_NGINX=1`.
     pub fn start() -> Option<Nginx> {
+        Self::start_serving("", "")
+    }
+
+    /// Like [`Nginx::start`], listening with `listen` parameters (e.g. `" ssl"`) and the extra
+    /// `directives` in both servers (e.g. certificates, `ssl_verify_client on`).
+    pub fn start_serving(listen: &str, directives: &str) -> Option<Nginx> {
         if !Path::new(NGINX).exists() {
             assert!(
                 std::env::var("TOLLGATE_REQUIRE_NGINX").as_deref() != Ok("1"),
@@ -45,7 +51,7 @@ impl Nginx {
         }
         // The port is free when chosen but may be taken before nginx binds it: retry then.
         for _ in 0..5 {
-            if let Some(nginx) = Self::try_start() {
+            if let Some(nginx) = Self::try_start(listen, directives) {
                 return Some(nginx);
             }
         }
@@ -53,7 +59,7 @@ impl Nginx {
     }
 
     /// One attempt; `None` if the port was taken, a panic on any other failure.
-    fn try_start() -> Option<Nginx> {
+    fn try_start(listen: &str, directives: &str) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -61,7 +67,11 @@ impl Nginx {
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let d = dir.path().display();
-        std::fs::write(dir.path().join("nginx.conf"), config(&d.to_string(), port)).unwrap();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            config(&d.to_string(), port, listen, directives),
+        )
+        .unwrap();
         let out = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).unwrap());
         let child = Command::new(NGINX)
             .arg("-p")
@@ -174,14 +184,15 @@ fn is_root() -> bool {
 }
 
 /// The nginx configuration: everything under `dir`, both servers on `port`.
-fn config(dir: &str, port: u16) -> String {
+fn config(dir: &str, port: u16, listen_with: &str, directives: &str) -> String {
     let user = if is_root() { "user root;\n" } else { "" };
     let server = |name: &str, listen: &str, label: &str| {
         format!(
             r#"    server {{
-        listen 127.0.0.1:{port}{listen};
+        listen 127.0.0.1:{port}{listen}{listen_with};
         server_name {name};
         access_log {dir}/access.log believed;
+        {directives}
         location / {{
             return 200 '{{"server":"{label}",{FIELDS}}}';
         }}

@@ -58,7 +58,7 @@ impl TestCerts {
     }
 
     /// Another certificate the same CA signs, written as `<stem>.pem` and `<stem>.key`: for
-    /// `dns` names (and 127.0.0.1), with the PEM private key `key` (a fresh P-256 key when
+    /// `dns` names (and 127.0.0.1 with `localhost`), with the PEM private key `key` (a fresh P-256 key when
     /// `None`), a URI SAN when `uri` is given (a SPIFFE ID), valid for `days` from now.
     pub fn issue(
         &self,
@@ -69,9 +69,11 @@ impl TestCerts {
     ) -> (PathBuf, PathBuf) {
         let mut params =
             CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        if dns.contains(&"localhost") {
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        }
         if let Some(uri) = uri {
             params.subject_alt_names.push(SanType::URI(
                 rcgen::string::Ia5String::try_from(uri).unwrap(),
