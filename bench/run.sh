@@ -50,6 +50,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLGATE_PORT=18084; TOLLGATE_ADMIN=18085
+NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088
 SECRET="bench-secret-0123456789-0123456789-0123456789"
 
 wait_port() {
@@ -117,16 +118,20 @@ ROWS=()
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
+# SCHEME=https measures over TLS; CLOSE=1 sends `Connection: close`, so every request pays a
+# full TLS handshake (wrk does not resume sessions).
 measure() { # name port path pid token
   local name=$1 port=$2 path=$3 pid=$4 token=${5:-}
   if [ -n "${ONLY:-}" ] && [[ ! "$name" =~ $ONLY ]]; then return 0; fi
   local auth=()
   [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${auth[@]}" "http://127.0.0.1:$port$path" >/dev/null
+  [ "${CLOSE:-0}" = 1 ] && auth+=(-H "Connection: close")
+  local url="${SCHEME:-http}://127.0.0.1:$port$path"
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${auth[@]}" "$url" >/dev/null
   local before after
   before=$(cpu_ticks "$pid")
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${auth[@]}" \
-    "http://127.0.0.1:$port$path" > "$WORK/$name.wrk"
+    "$url" > "$WORK/$name.wrk"
   after=$(cpu_ticks "$pid")
   local row
   row=$(python3 - "$WORK/$name.wrk" "$before" "$after" "$CLK_TCK" "$name" <<'PY'
@@ -164,7 +169,28 @@ CONF
 } > "$WORK/proxy.conf"
 taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($NGINX_PID); wait_port $NGINX_PROXY
 
-haproxy_conf() { # port extra-frontend-lines
+# One certificate for every TLS row: ECDSA P-256, the usual choice, generated per run.
+mkdir -p "$WORK/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+  -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+cat "$WORK/tls/cert.pem" "$WORK/tls/key.pem" > "$WORK/tls/haproxy.pem"
+
+echo "nginx tls proxy" >&2
+{ nginx_conf_head tls; cat <<CONF
+  upstream up { server 127.0.0.1:$UPSTREAM; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_TLS ssl;
+    ssl_certificate $WORK/tls/cert.pem; ssl_certificate_key $WORK/tls/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+} > "$WORK/tls.conf"
+taskset -c "$PROXY_CPU" $NGINX -c "$WORK/tls.conf" -p "$WORK" & NGINX_TLS_PID=$!; PIDS+=($NGINX_TLS_PID); wait_port $NGINX_TLS
+
+haproxy_conf() { # port extra-frontend-lines [bind options]
   cat <<CONF
 global
   nbthread 1
@@ -176,7 +202,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$1
+  bind 127.0.0.1:$1 ${3:-}
 $2
   default_backend be
 backend be
@@ -189,7 +215,7 @@ haproxy_conf $HAPROXY_PLAIN "" > "$WORK/haproxy-plain.cfg"
 taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-plain.cfg" & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID); wait_port $HAPROXY_PLAIN
 
 echo "haproxy jwt" >&2
-haproxy_conf $HAPROXY_JWT "  http-request set-var(txn.bearer) http_auth_bearer
+HAPROXY_JWT_RULES="  http-request set-var(txn.bearer) http_auth_bearer
   http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
   http-request deny deny_status 401 unless { var(txn.alg) -m str HS256 }
   http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,\"$SECRET\") -m int 1 }
@@ -201,8 +227,13 @@ haproxy_conf $HAPROXY_JWT "  http-request set-var(txn.bearer) http_auth_bearer
   http-request del-header x-service-name
   http-request set-header x-user-id %[var(txn.bearer),jwt_payload_query('\$.user_id')]
   http-request set-header x-user-type %[var(txn.bearer),jwt_payload_query('\$.type')]
-  http-request set-header x-service-name %[var(txn.bearer),jwt_payload_query('\$.service')]" > "$WORK/haproxy-jwt.cfg"
+  http-request set-header x-service-name %[var(txn.bearer),jwt_payload_query('\$.service')]"
+haproxy_conf $HAPROXY_JWT "$HAPROXY_JWT_RULES" > "$WORK/haproxy-jwt.cfg"
 taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-jwt.cfg" & HAPROXY_JWT_PID=$!; PIDS+=($HAPROXY_JWT_PID); wait_port $HAPROXY_JWT
+
+echo "haproxy tls jwt" >&2
+haproxy_conf $HAPROXY_TLS "$HAPROXY_JWT_RULES" "ssl crt $WORK/tls/haproxy.pem alpn http/1.1" > "$WORK/haproxy-tls.cfg"
+taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-tls.cfg" & HAPROXY_TLS_PID=$!; PIDS+=($HAPROXY_TLS_PID); wait_port $HAPROXY_TLS
 
 echo "tollgate" >&2
 {
@@ -219,6 +250,9 @@ header_read_timeout = "60s"
 max_connections_per_ip = 20000
 [log]
 level = "warn"
+[server.tls]
+listen = ["127.0.0.1:$TOLLGATE_TLS"]
+certificates = [{ cert_file = "$WORK/tls/cert.pem", key_file = "$WORK/tls/key.pem" }]
 CONF
   # REVOCATIONS=N: the gateway enforces a revocation list of N tokens (none of them the
   # benchmark's), to measure what the per-request revocation check costs with a full list.
@@ -275,6 +309,12 @@ for round in $(seq 1 "$REPEAT"); do
   measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
   measure "tollgate ES256 (service route)" $TOLLGATE_PORT /svc/x $TG "$ES_TOKEN"
   measure "tollgate vendor route (token rolls over every ~2s)" $TOLLGATE_PORT /vendor/x $TG "$HS_TOKEN"
+  SCHEME=https measure "nginx tls proxy (keep-alive)" $NGINX_TLS / $NGINX_TLS_PID
+  SCHEME=https measure "haproxy tls jwt (HS256, keep-alive)" $HAPROXY_TLS / $HAPROXY_TLS_PID "$HS_TOKEN"
+  SCHEME=https measure "tollgate tls HS256 (keep-alive)" $TOLLGATE_TLS /svc/x $TG "$HS_TOKEN"
+  SCHEME=https CLOSE=1 measure "nginx tls proxy (handshake per request)" $NGINX_TLS / $NGINX_TLS_PID
+  SCHEME=https CLOSE=1 measure "haproxy tls jwt (HS256, handshake per request)" $HAPROXY_TLS / $HAPROXY_TLS_PID "$HS_TOKEN"
+  SCHEME=https CLOSE=1 measure "tollgate tls HS256 (handshake per request)" $TOLLGATE_TLS /svc/x $TG "$HS_TOKEN"
 done
 LOADED_RSS=$(rss_kib $TG)
 

@@ -1,6 +1,8 @@
 //! The deployment files cannot drift from the code: manifests, Dockerfile and the config they
 //! carry are parsed and checked against what tollgate actually does.
 
+mod support;
+
 use std::path::Path;
 
 use serde_yaml_ng::Value;
@@ -277,4 +279,96 @@ fn health_subcommand_probes_the_admin_listener() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
+}
+
+/// `text` with the commented lines that start with one of `blocks` (after indentation and
+/// `# `) and their commented continuation lines (deeper `#   `) uncommented.
+fn uncomment(text: &str, blocks: &[&str]) -> String {
+    let mut out = String::new();
+    let mut inside: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let rest = line.trim_start();
+        let starts = rest
+            .strip_prefix("# ")
+            .is_some_and(|r| blocks.iter().any(|b| r.starts_with(b)));
+        let continues = inside.is_some_and(|i| i == indent && rest.starts_with("#   "));
+        if starts || continues {
+            inside = Some(indent);
+            out.push_str(&line[..indent]);
+            out.push_str(&rest[2..]);
+        } else {
+            inside = None;
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_commented_tls_mount_uncommented_serves_the_secret_cert_manager_writes() {
+    let deployment = uncomment(
+        &std::fs::read_to_string(root().join("config/kubernetes/deployment.yaml")).unwrap(),
+        &["- name: https", "- name: tls"],
+    );
+    let deployment: Value = serde_yaml_ng::from_str(&deployment).unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "tls")
+        .expect("the tls mount");
+    assert_eq!(mount["mountPath"], "/etc/tollgate-tls");
+    assert!(
+        mount.get("subPath").is_none(),
+        "a subPath mount is never renewed"
+    );
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .expect("the tls volume");
+    assert_eq!(volume["secret"]["secretName"], "tollgate-tls");
+    assert_eq!(port_number(container(&deployment), "https"), 8443);
+
+    // The ConfigMap's commented [server.tls], uncommented, loads with the files a
+    // kubernetes.io/tls Secret holds at that mount.
+    let configmap = manifest("configmap.yaml");
+    let toml = uncomment(
+        configmap["data"]["tollgate.toml"].as_str().unwrap(),
+        &[
+            "[server.tls]",
+            "listen = [\"0.0.0.0:8443\"]",
+            "certificates = ",
+        ],
+    );
+    assert!(toml.contains("\n[server.tls]\n"), "{toml}");
+    let certs = support::tls::TestCerts::generate();
+    let mount = tempfile::tempdir().unwrap();
+    std::fs::copy(&certs.cert_file, mount.path().join("tls.crt")).unwrap();
+    std::fs::copy(&certs.key_file, mount.path().join("tls.key")).unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(
+        secrets.path().join("jwt-secret"),
+        "0123456789abcdef0123456789abcdef-test",
+    )
+    .unwrap();
+    std::fs::write(secrets.path().join("api-auth-password"), "pw").unwrap();
+    let toml = toml
+        .replace("/etc/tollgate-tls", mount.path().to_str().unwrap())
+        .replace(
+            "/var/run/secrets/tollgate",
+            secrets.path().to_str().unwrap(),
+        );
+    let env = Env::from_map([
+        ("API_AUTH_URL", "https://auth.vendor.example/login"),
+        ("API_AUTH_EMAIL", "svc@example.com"),
+        ("VENDOR_API_URL", "https://api.vendor.example"),
+    ]);
+    let config = Config::from_toml(&toml, "configmap.yaml", &env).expect("valid with TLS");
+    let tls = config.tls.expect("a TLS listener");
+    assert_eq!(tls.listen, vec!["0.0.0.0:8443".parse().unwrap()]);
 }
