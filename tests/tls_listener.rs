@@ -155,6 +155,9 @@ async fn get_over_tls(
 // Multi-threaded: curl runs as a blocking child process while the gateway serves in-process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_negotiates_tls13_tls12_h2_and_http11_and_the_upstream_learns_it_was_https() {
+    if !has_curl() {
+        return;
+    }
     let certs = TestCerts::generate();
     let upstream = RecordingUpstream::start().await;
     let (_gw, tls) = tls_gateway(&tls_config(

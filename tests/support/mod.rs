@@ -814,3 +814,23 @@ pub mod python;
 pub mod recording;
 pub mod redis;
 pub mod tls;
+
+/// Whether curl is installed: `false` after saying why, or a panic when
+/// `TOLLGATE_REQUIRE_CURL=1` (set by `.ci/run`, which installs it).
+pub fn has_curl() -> bool {
+    let ok = std::process::Command::new("curl")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("TOLLGATE_REQUIRE_CURL").as_deref() != Ok("1"),
+            "TOLLGATE_REQUIRE_CURL=1 but curl is not installed (apt-get install curl)"
+        );
+        eprintln!(
+            "skipping the curl checks: curl is not installed (apt-get install curl); set TOLLGATE_REQUIRE_CURL=1 to fail instead"
+        );
+    }
+    ok
+}
