@@ -596,3 +596,29 @@ fn check_reports_a_bad_assertion_key_with_its_key_path() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_readme_examples_are_the_code_these_tests_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let heading = "### Verifying tollgate's identity assertion in your service";
+    let section = &readme[readme.find(heading).expect("the README section")..];
+    let block = |lang: &str| {
+        section
+            .split(&format!("```{lang}\n"))
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_else(|| panic!("a {lang} block"))
+    };
+    let python = block("python");
+    assert!(
+        include_str!("assertion_verify.py").contains(python),
+        "the README's Python example differs from tests/assertion_verify.py:\n{python}"
+    );
+    let rust = block("rust");
+    let function = &rust[rust.find("fn verify_assertion(").expect("the Rust helper")..];
+    assert!(
+        include_str!("identity_assertion.rs").contains(function),
+        "the README's Rust example differs from verify_assertion in this file:\n{function}"
+    );
+}
