@@ -557,6 +557,12 @@ fn config_errors_name_the_key_and_the_reason() {
         ),
         (
             assertion(&ed25519, "EdDSA", "")
+                + "[[providers]]\nname = \"vendor\"\nkind = \"login\"\nauth_url = \"http://127.0.0.1:9/login\"\nemail = \"a@example.com\"\npassword = \"p\"\n"
+                + &route("upstream_auth = \"vendor\""),
+            "t.toml: routes[0].identity_assertion: an upstream_auth route sends the caller's identity only with send_identity = true".to_owned(),
+        ),
+        (
+            assertion(&ed25519, "EdDSA", "")
                 + "[identity]\nclaim_headers = { \"a\" = \"X_Tollgate_Assertion\" }\n",
             "t.toml: identity.claim_headers.a: \"X_Tollgate_Assertion\" cannot carry a claim".to_owned(),
         ),
