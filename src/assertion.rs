@@ -196,6 +196,7 @@ fn key_kind(pem: &[u8]) -> Option<(Algorithm, &'static str)> {
     } else if EncodingKey::from_rsa_pem(pem).is_ok() {
         Some((Algorithm::RS256, "an RSA"))
     } else if EncodingKey::from_ec_pem(pem).is_ok() {
+        // P-384 and other curves: never one of `ALGORITHMS`, so always a mismatch.
         Some((Algorithm::ES384, "another EC (not P-256)"))
     } else {
         None
