@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-request work: token verification (HS256, RS256, ES256; cold,
 //! i.e. a full signature check, and cached), the core's whole decision with the upstream
-//! request it builds, and the metrics a request records.
+//! request it builds (with and without an identity assertion), signing one identity assertion,
+//! and the metrics a request records.
 //!
 //! `cargo bench --bench hot_path`
 
@@ -90,6 +91,10 @@ fn decide(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    let ed25519 = format!(
+        "{}/tests/fixtures/keys/ed25519.key",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let toml = format!(
         r#"
 [[issuers]]
@@ -100,6 +105,14 @@ secret = "{SECRET}"
 prefix = "/internal"
 upstream = "http://127.0.0.1:9"
 policy = "service"
+[[routes]]
+prefix = "/signed"
+upstream = "http://127.0.0.1:9"
+policy = "service"
+identity_assertion = true
+[assertion]
+key_file = "{ed25519}"
+algorithm = "EdDSA"
 "#
     );
     let config =
@@ -123,16 +136,94 @@ policy = "service"
     }
     template.insert("authorization", HeaderValue::from_str(&bearer).unwrap());
     let peer = tollgate::core::forwarded::ClientIp::new([127, 0, 0, 1].into());
-    c.bench_function(
-        "core decide: HS256 cached, service route, upstream request built",
-        |b| {
+    for (name, uri) in [
+        (
+            "core decide: HS256 cached, service route, upstream request built",
+            "/internal/orders?page=2",
+        ),
+        (
+            "core decide: HS256 cached, service route, identity assertion (EdDSA) signed",
+            "/signed/orders?page=2",
+        ),
+    ] {
+        c.bench_function(name, |b| {
             b.iter(|| {
                 let mut request = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
-                *request.uri_mut() = http::Uri::from_static("/internal/orders?page=2");
+                *request.uri_mut() = http::Uri::from_static(uri);
                 *request.headers_mut() = template.clone();
                 let mut trace = tollgate::core::Trace::default();
                 let decided = runtime.block_on(core.decide(request, &peer, &mut trace));
                 black_box(decided.unwrap())
+            })
+        });
+    }
+}
+
+/// One identity assertion: claims serialised from borrowed data and one signature, per
+/// algorithm; and, for comparison, `jsonwebtoken::encode` of the same claims with the same key
+/// (which parses the PKCS#8 key and re-derives the public key on every call).
+fn assertion(c: &mut Criterion) {
+    use std::time::{Duration, SystemTime};
+    use tollgate::assertion::{AssertionSigner, Bound};
+    use tollgate::identity::{Identity, TokenKind};
+    let identity = Identity {
+        kind: TokenKind::Access,
+        issuer: "tollgate".into(),
+        subject: "alice".into(),
+        role: Some("user".into()),
+        service: None,
+        expires_at: 0,
+        token_id: None,
+        issued_at: None,
+        headers: Vec::new(),
+    };
+    let bound = Bound {
+        rid: "6f0c3b2e-8a51-4a6e-9d0e-2b7f4c1a9e33",
+        method: "GET",
+        path: "/v1/orders/42",
+        host: Some("orders.default.svc.cluster.local:8080"),
+        tenant: Some("t-1"),
+    };
+    for (file, alg) in [
+        ("ed25519.key", Algorithm::EdDSA),
+        ("ec256.key", Algorithm::ES256),
+        ("rsa.key", Algorithm::RS256),
+    ] {
+        let signer = AssertionSigner::load(
+            &key(file),
+            file,
+            alg,
+            "k".into(),
+            "tollgate".into(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        c.bench_function(&format!("assertion signed {alg:?}"), |b| {
+            b.iter(|| {
+                let claims = signer.claims(Some(&identity), bound, SystemTime::now());
+                black_box(signer.sign(&claims).unwrap())
+            })
+        });
+    }
+    let signer = AssertionSigner::load(
+        &key("ed25519.key"),
+        "ed25519.key",
+        Algorithm::EdDSA,
+        "k".into(),
+        "tollgate".into(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let encoding = EncodingKey::from_ed_pem(&key("ed25519.key")).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k".into());
+    header.typ = Some("tollgate-assertion+jwt".into());
+    c.bench_function(
+        "assertion via jsonwebtoken::encode EdDSA (comparison)",
+        |b| {
+            b.iter(|| {
+                let claims = signer.claims(Some(&identity), bound, SystemTime::now());
+                black_box(jsonwebtoken::encode(&header, &claims, &encoding).unwrap())
             })
         },
     );
@@ -167,5 +258,5 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, decide, metrics);
+criterion_group!(benches, verification, decide, assertion, metrics);
 criterion_main!(benches);

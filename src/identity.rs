@@ -20,8 +20,10 @@ pub static X_USER_ISSUER: HeaderName = HeaderName::from_static("x-user-issuer");
 /// `x-tenant-id`
 pub static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 
-/// Namespaces owned by the gateway: any client header in them is removed.
-const RESERVED_PREFIXES: [&[u8]; 3] = [b"x-user-", b"x-service-", b"x-tenant-"];
+/// Namespaces owned by the gateway: any client header in them is removed. `x-tollgate-` holds
+/// what the gateway itself signs (`x-tollgate-assertion`): a client's copy must never reach an
+/// upstream, on any route.
+const RESERVED_PREFIXES: [&[u8]; 4] = [b"x-user-", b"x-service-", b"x-tenant-", b"x-tollgate-"];
 
 /// Which kind of token the caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,11 @@ pub fn is_identity_header(name: &str, configured: &[HeaderName]) -> bool {
     })
 }
 
+/// Whether `name` is `x-tollgate-assertion` in any case, with `_` for `-`.
+pub fn is_assertion_header(name: &str) -> bool {
+    same_folding_underscore(name.as_bytes(), b"x-tollgate-assertion")
+}
+
 fn same_folding_underscore(a: &[u8], b: &[u8]) -> bool {
     let fold = |c: u8| {
         if c == b'_' {
@@ -133,6 +140,9 @@ mod tests {
             "x-org-id",
             "x_org_id",
             "x-userinfo",
+            "x-tollgate-assertion",
+            "X_Tollgate_Assertion",
+            "x-tollgateway",
             "accept",
         ] {
             h.append(
@@ -144,8 +154,8 @@ mod tests {
         let removed = strip(&mut h, &[HeaderName::from_static("x-org-id")]);
         let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
-        assert_eq!(left, ["accept", "x-userinfo"]);
-        assert_eq!(removed, 10);
+        assert_eq!(left, ["accept", "x-tollgateway", "x-userinfo"]);
+        assert_eq!(removed, 12);
     }
 
     #[test]

@@ -295,10 +295,13 @@ pub fn public_jwk(
 }
 
 /// The JWKS document the admin listener serves at `/.well-known/jwks.json`: the public keys
-/// of all the issuers' signing keys, never HMAC secrets. `None` when no signing key is
-/// configured.
-pub fn published_jwks(issuers: &[IssuerConfig]) -> Option<Bytes> {
-    let keys: Vec<Jwk> = issuers
+/// of all the issuers' signing keys and of the identity assertion's key, never HMAC secrets.
+/// `None` when no such key is configured.
+pub fn published_jwks(
+    issuers: &[IssuerConfig],
+    assertion: Option<&crate::assertion::AssertionSigner>,
+) -> Option<Bytes> {
+    let mut keys: Vec<Jwk> = issuers
         .iter()
         // Every signing key, the ones not yet signing included: verifiers learn a new key
         // before the first token it signs reaches them.
@@ -317,6 +320,7 @@ pub fn published_jwks(issuers: &[IssuerConfig]) -> Option<Bytes> {
                 .ok()
         })
         .collect();
+    keys.extend(assertion.map(|signer| signer.public_jwk().clone()));
     if keys.is_empty() {
         return None;
     }

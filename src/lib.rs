@@ -4,6 +4,7 @@
 //! pipeline in [`gateway`]; tests and the binary both go through it.
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod audit;
 pub mod auth;
 pub mod body;

@@ -271,6 +271,7 @@ mod tests {
             upstream_auth: None,
             sends_identity: true,
             sends_forwarded: true,
+            identity_assertion: false,
         })
     }
 

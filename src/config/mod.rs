@@ -1,6 +1,7 @@
 //! Configuration: the file's serde mirror ([`raw`]), env interpolation ([`env`]) and the
 //! validated, typed [`Config`] the rest of the gateway sees ([`validate`]).
 
+mod assertion;
 pub mod env;
 mod issuers;
 pub mod local;
@@ -130,6 +131,8 @@ pub struct Config {
     pub state: StateConfig,
     /// How often the token usage log is written to the state store.
     pub usage_flush_interval: Duration,
+    /// The key that signs identity assertions (`[assertion]`), loaded.
+    pub assertion: Option<Arc<crate::assertion::AssertionSigner>>,
 }
 
 /// The state store (`[state]`).
@@ -279,6 +282,8 @@ pub struct Route {
     pub sends_identity: bool,
     /// Set `X-Forwarded-*` and `X-Real-IP` (off by default on third-party routes).
     pub sends_forwarded: bool,
+    /// Send the signed identity assertion (`x-tollgate-assertion`).
+    pub identity_assertion: bool,
 }
 
 /// Where a route forwards to.

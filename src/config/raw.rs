@@ -63,6 +63,24 @@ pub struct RawConfig {
     /// Where shared state (the revocation list) lives.
     #[serde(default)]
     pub state: RawState,
+    /// The key that signs the identity assertion of `identity_assertion` routes. Default: none.
+    pub assertion: Option<RawAssertion>,
+}
+
+/// `[assertion]`: the signed, request-bound identity assertion sent to upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    /// PKCS#8 PEM private key (`tollgate keys generate` writes one).
+    pub key_file: String,
+    /// `EdDSA` (Ed25519, the cheapest to sign), `ES256` or `RS256`; must match the key.
+    pub algorithm: String,
+    /// The `kid` header, as published in the admin JWKS. Default `"tollgate-assertion"`.
+    pub kid: Option<String>,
+    /// The `iss` claim. Default `"tollgate"`.
+    pub issuer: Option<String>,
+    /// Lifetime of one assertion, more than 0 and at most 5m. Default `"60s"`.
+    pub ttl: Option<HumanDuration>,
 }
 
 /// `[state]`
@@ -645,6 +663,11 @@ pub struct RawRoute {
     /// Default false: a vendor gets no internal addresses or host names.
     #[serde(default)]
     pub send_forwarded: bool,
+    /// Send `x-tollgate-assertion`, a signed, short-lived JWT bound to this request (method,
+    /// path, host, request id) that carries the caller's identity. Needs `[assertion]`.
+    /// Default false.
+    #[serde(default)]
+    pub identity_assertion: bool,
 }
 
 /// A route's access policy.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::Uri;
 
+use super::assertion::validate_assertion;
 use super::env::{Env, interpolate};
 use super::issuers::validate_issuer;
 use super::providers::validate_provider;
@@ -213,6 +214,14 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         signing_issuer,
         services: raw.tokens.services.clone(),
     };
+    let assertion = raw
+        .assertion
+        .as_ref()
+        .map(|a| {
+            validate_assertion(a)
+                .map_err(|(key, reason)| invalid(file, &format!("assertion.{key}"), reason))
+        })
+        .transpose()?;
 
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.iter().enumerate() {
@@ -261,6 +270,22 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
                         "only has an effect on an upstream_auth route (other routes always send it)",
                     ));
                 }
+            }
+        }
+        if route.identity_assertion {
+            let refusal = if assertion.is_none() {
+                Some("needs an [assertion] section (the key that signs the assertion)")
+            } else if matches!(route.upstream, Upstream::Echo) {
+                Some("the echo upstream would show the assertion to the caller")
+            } else if !route.sends_identity {
+                Some(
+                    "an upstream_auth route sends the caller's identity only with send_identity = true",
+                )
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                return Err(invalid(file, &format!("{key}.identity_assertion"), reason));
             }
         }
         if route.policy.policy != Policy::Public && issuers.is_empty() {
@@ -314,6 +339,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
             "state.usage_flush_interval",
             raw.state.usage_flush_interval.0,
         )?,
+        assertion,
     })
 }
 
@@ -487,7 +513,8 @@ fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, Conf
             "host",
             "transfer-encoding",
         ];
-        if RESERVED.contains(&name.as_str()) {
+        if RESERVED.contains(&name.as_str()) || crate::identity::is_assertion_header(name.as_str())
+        {
             return Err(invalid(
                 file,
                 &key,
@@ -769,6 +796,7 @@ fn validate_route(
         upstream_auth: None,
         sends_identity: true,
         sends_forwarded: true,
+        identity_assertion: route.identity_assertion,
     })
 }
 

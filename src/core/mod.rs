@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! request id → URI length → canonical host → normalised path → route → declared body size
-//!   → authenticate → authorize → upgrade allow-list → upstream head (rewrite rules, in order)
-//!   → upstream target → vendor credential
+//!   → authenticate → authorize → upgrade allow-list → upstream target
+//!   → upstream head (rewrite rules, in order) → identity assertion → vendor credential
 //! ```
 //!
 //! [`Core::decide`] takes the client's request (any body type, so it is tested in-process)
@@ -23,6 +23,7 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{HeaderValue, Request, Uri, Version};
 
+use crate::assertion::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
 use crate::audit::{self, AuditContext};
 use crate::auth::certificate::ClientCertificate;
 use crate::auth::extract;
@@ -50,6 +51,7 @@ pub struct Core {
     providers: Providers,
     usage: Arc<UsageLog>,
     metrics: Arc<Metrics>,
+    assertion: Option<Arc<AssertionSigner>>,
 }
 
 /// What was decided about a request, for the transports and the observers.
@@ -146,6 +148,7 @@ impl Core {
                 _ => UsageLog::new(&config.state, config.usage_flush_interval),
             },
             metrics,
+            assertion: config.assertion.clone(),
         }
     }
 
@@ -228,6 +231,21 @@ impl Core {
                 upgrade: protocols,
             },
         );
+        if route.identity_assertion
+            && let Some(signer) = &self.assertion
+        {
+            let assertion = assertion_for(
+                signer,
+                identity.as_deref(),
+                trace,
+                &parts.method,
+                target.path(),
+                &parts.headers,
+            )?;
+            parts
+                .headers
+                .insert(X_TOLLGATE_ASSERTION.clone(), assertion);
+        }
         let credential = self.attach_credential(&route, &mut parts.headers).await?;
 
         let mut upstream = Request::new(body);
@@ -386,6 +404,31 @@ impl Core {
         audit::record(&audit, caller.as_deref(), decision.as_ref().copied());
         decision.map(|()| caller)
     }
+}
+
+/// The identity assertion for the request as built: signed over the request id, method, path
+/// and `Host` being sent, and the identity headers injected (`x-tenant-id` as sent).
+fn assertion_for(
+    signer: &AssertionSigner,
+    identity: Option<&Identity>,
+    trace: &Trace,
+    method: &http::Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Result<HeaderValue, GatewayError> {
+    let text = |name: &http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let bound = Bound {
+        rid: trace.request_id.to_str().unwrap_or_default(),
+        method: method.as_str(),
+        path,
+        host: text(&http::header::HOST),
+        tenant: identity.and(text(&crate::identity::X_TENANT_ID)),
+    };
+    let claims = signer.claims(identity, bound, std::time::SystemTime::now());
+    signer.sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "identity assertion not signed");
+        GatewayError::Internal("identity assertion could not be signed")
+    })
 }
 
 /// The upstream target: the route's upstream, its base path, the normalised (and rewritten)

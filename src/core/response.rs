@@ -1,6 +1,6 @@
 //! What an upstream's response may carry back to the client.
 //!
-//! The identity namespaces (`x-user-*`, `x-service-*`, `x-tenant-*` and configured claim
+//! The identity namespaces (`x-user-*`, `x-service-*`, `x-tenant-*`, `x-tollgate-*` and configured claim
 //! headers) are the gateway's, in both directions: an upstream's copy is removed, so no client,
 //! and no proxy in front that trusts them, reads identity the gateway did not vouch for. A
 //! `Set-Cookie` for a token cookie is removed unless the route allows it (a login service):

@@ -15,7 +15,9 @@
 //! On a third-party (vendor) route, rules 7 and 8 apply only when the route opts in
 //! (`send_identity`, `send_forwarded`); without rule 8 every proxy header is removed.
 //!
-//! The vendor credential, when a route has one, is attached last by the core.
+//! The core then adds the identity assertion (`x-tollgate-assertion`) on routes that send
+//! one, signed over what these rules produced (request id, `Host`, `x-tenant-id`), and the
+//! vendor credential, when a route has one, last.
 
 use std::borrow::Cow;
 
@@ -177,6 +179,7 @@ mod tests {
             upstream_auth: None,
             sends_identity: true,
             sends_forwarded: true,
+            identity_assertion: false,
         }
     }
 

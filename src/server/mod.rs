@@ -96,8 +96,10 @@ impl RunningGateway {
             Some(&previous),
         ));
         gateway.start();
-        self.state
-            .set_jwks(crate::keygen::published_jwks(&config.issuers));
+        self.state.set_jwks(crate::keygen::published_jwks(
+            &config.issuers,
+            config.assertion.as_deref(),
+        ));
         self.current.store(gateway);
         let fixed = FixedSettings::of(&config);
         if let Ok(mut current) = self.fixed.lock()
@@ -152,8 +154,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let current = Arc::new(ArcSwap::new(gateway));
     warn_development_secret(&config);
     let state = Arc::new(
-        AdminState::with_jwks(crate::keygen::published_jwks(&config.issuers))
-            .with_gateway(current.clone()),
+        AdminState::with_jwks(crate::keygen::published_jwks(
+            &config.issuers,
+            config.assertion.as_deref(),
+        ))
+        .with_gateway(current.clone()),
     );
     let (stop, stop_rx) = watch::channel(false);
     // The admin listener outlives the drain, so readiness can report it.

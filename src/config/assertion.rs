@@ -1,0 +1,64 @@
+//! Validation of `[assertion]`: the key that signs identity assertions, loaded once, here.
+
+use std::sync::Arc;
+
+use super::raw::RawAssertion;
+use crate::assertion::{
+    ALGORITHMS, AssertionSigner, DEFAULT_ISSUER, DEFAULT_KID, DEFAULT_TTL, MAX_TTL,
+};
+
+/// Validates `[assertion]`; `Err((key suffix, reason))`.
+pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, (String, String)> {
+    let err = |key: &str, reason: String| (key.to_owned(), reason);
+    let algorithm = ALGORITHMS
+        .into_iter()
+        .find(|a| format!("{a:?}") == raw.algorithm)
+        .ok_or_else(|| {
+            err(
+                "algorithm",
+                format!(
+                    "expected \"EdDSA\" (recommended), \"ES256\" or \"RS256\", got {:?}: an \
+                     assertion is verified with a public key, so that no upstream can mint one",
+                    raw.algorithm
+                ),
+            )
+        })?;
+    let ttl = raw.ttl.map_or(DEFAULT_TTL, |t| t.0);
+    if ttl.is_zero() {
+        return Err(err("ttl", "must be more than 0s".into()));
+    }
+    if ttl.as_secs() == 0 {
+        return Err(err(
+            "ttl",
+            "must be at least 1s (exp counts whole seconds)".into(),
+        ));
+    }
+    if ttl > MAX_TTL {
+        return Err(err(
+            "ttl",
+            format!(
+                "must be at most 5m (an assertion is for one request), got {}",
+                humantime::format_duration(ttl)
+            ),
+        ));
+    }
+    let kid = raw.kid.clone().unwrap_or_else(|| DEFAULT_KID.to_owned());
+    let issuer = raw
+        .issuer
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+    for (key, value) in [("kid", &kid), ("issuer", &issuer)] {
+        if value.is_empty() || value.trim() != value || value.chars().any(char::is_control) {
+            return Err(err(
+                key,
+                "must be non-empty, without surrounding spaces or control characters".into(),
+            ));
+        }
+    }
+    let path = &raw.key_file;
+    let pem =
+        std::fs::read(path).map_err(|e| err("key_file", format!("cannot read {path:?}: {e}")))?;
+    let signer = AssertionSigner::load(&pem, path, algorithm, kid, issuer, ttl)
+        .map_err(|e| err("key_file", e.to_string()))?;
+    Ok(Arc::new(signer))
+}
