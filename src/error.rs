@@ -177,8 +177,19 @@ impl GatewayError {
 
     /// The JSON response for this error.
     pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
+        self.into_response_with(request_id, full)
+    }
+
+    /// The JSON response for this error, its body made by `body` (so an embedding service
+    /// answers with its own body type, byte for byte what the gateway sends).
+    pub fn into_response_with<B>(
+        self,
+        request_id: &str,
+        body: impl FnOnce(Bytes) -> B,
+    ) -> Response<B> {
         let (status, message) = self.status_and_message();
-        let mut response = json_error(status, message, self.reason().as_deref(), request_id);
+        let mut response =
+            json_error_with(status, message, self.reason().as_deref(), request_id, body);
         if let GatewayError::UpstreamOverloaded { .. } = self {
             // Capacity frees as soon as requests in flight finish.
             response
@@ -204,13 +215,24 @@ pub fn json_error(
     reason: Option<&str>,
     request_id: &str,
 ) -> Response<ResponseBody> {
-    let body = serde_json::to_vec(&ErrorBody {
+    json_error_with(status, error, reason, request_id, full)
+}
+
+/// Like [`json_error`], the body made by `body`.
+pub fn json_error_with<B>(
+    status: StatusCode,
+    error: &str,
+    reason: Option<&str>,
+    request_id: &str,
+    body: impl FnOnce(Bytes) -> B,
+) -> Response<B> {
+    let json = serde_json::to_vec(&ErrorBody {
         error,
         reason,
         request_id,
     })
     .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
-    let mut response = Response::new(full(Bytes::from(body)));
+    let mut response = Response::new(body(Bytes::from(json)));
     *response.status_mut() = status;
     response
         .headers_mut()

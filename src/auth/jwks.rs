@@ -71,6 +71,16 @@ pub struct JwksSource {
     last_fetch: Mutex<Option<Instant>>,
     metrics: Arc<crate::metrics::Metrics>,
     started: std::sync::atomic::AtomicBool,
+    /// Wakes the refresher when the source is dropped, so it ends at once rather than after
+    /// its next sleep (an embedding service's layer may come and go).
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for JwksSource {
+    fn drop(&mut self) {
+        // A stored permit: the refresher sees it even if it is not waiting yet.
+        self.stop.notify_one();
+    }
 }
 
 impl std::fmt::Debug for JwksSource {
@@ -95,6 +105,7 @@ impl JwksSource {
             last_fetch: Mutex::new(None),
             metrics,
             started: std::sync::atomic::AtomicBool::new(false),
+            stop: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -116,6 +127,7 @@ impl JwksSource {
             return;
         }
         let weak: Weak<Self> = Arc::downgrade(self);
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             loop {
                 let Some(source) = weak.upgrade() else { return };
@@ -126,7 +138,10 @@ impl JwksSource {
                     RETRY_AFTER_FAILURE.min(source.config.refresh)
                 };
                 drop(source);
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.notified() => return,
+                }
             }
         });
     }

@@ -98,6 +98,59 @@ pub enum Forbidden {
 }
 
 impl RoutePolicy {
+    fn of(policy: Policy) -> Self {
+        Self {
+            policy,
+            services: Vec::new(),
+            roles: Vec::new(),
+            allow_cors_preflight: false,
+            forward_authorization: false,
+            issuers: Vec::new(),
+            credentials: Credentials::Token,
+        }
+    }
+
+    /// Anyone; a valid token still yields identity headers.
+    pub fn public() -> Self {
+        Self::of(Policy::Public)
+    }
+
+    /// Any valid access or service token.
+    pub fn authenticated() -> Self {
+        Self::of(Policy::Authenticated)
+    }
+
+    /// User access tokens only.
+    pub fn access() -> Self {
+        Self::of(Policy::Access)
+    }
+
+    /// Service tokens of these services only (none listed: any service).
+    pub fn service<I: IntoIterator<Item = S>, S: Into<String>>(services: I) -> Self {
+        Self {
+            services: services.into_iter().map(Into::into).collect(),
+            ..Self::of(Policy::Service)
+        }
+    }
+
+    /// The caller's role must be one of `roles`.
+    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only tokens of these issuers (by name).
+    pub fn issuers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, issuers: I) -> Self {
+        self.issuers = issuers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Pass the caller's `Authorization` header (and token cookies) on.
+    pub fn forward_authorization(mut self) -> Self {
+        self.forward_authorization = true;
+        self
+    }
+
     /// Whether the route needs a token at all.
     pub fn requires_token(&self) -> bool {
         self.policy != Policy::Public

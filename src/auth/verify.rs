@@ -36,7 +36,7 @@ pub enum AuthError {
     /// Not a compact JWS (three base64url parts with JSON header and payload).
     #[error("malformed token")]
     Malformed,
-    /// Over [`MAX_TOKEN_BYTES`].
+    /// Over `MAX_TOKEN_BYTES`.
     #[error("token too large")]
     TooLarge,
     /// `alg` is not in the issuer's allow-list (or is `none`).

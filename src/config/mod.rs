@@ -1,4 +1,4 @@
-//! Configuration: the file's serde mirror ([`raw`]), env interpolation ([`env`]) and the
+//! Configuration: the file's serde mirror ([`raw`]), env interpolation ([`env`](mod@env)) and the
 //! validated, typed [`Config`] the rest of the gateway sees ([`validate`]).
 
 mod assertion;

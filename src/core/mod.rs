@@ -25,10 +25,9 @@ use http::{HeaderValue, Request, Uri, Version};
 
 use crate::assertion::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
 use crate::audit::{self, AuditContext};
-use crate::auth::certificate::ClientCertificate;
+use crate::auth::Verifier;
+use crate::auth::decide::{self, Verdict};
 use crate::auth::extract;
-use crate::auth::policy::{Credentials, Forbidden, RoutePolicy};
-use crate::auth::{AuthError, Verifier};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::Identity;
@@ -309,50 +308,6 @@ impl Core {
         }))
     }
 
-    /// The caller's identity from the credentials the route takes: its token(s), its
-    /// connection's client certificate, or both.
-    async fn verify_credentials(
-        &self,
-        parts: &Parts,
-        credentials: Credentials,
-    ) -> Result<Arc<Identity>, Unverified> {
-        let certificate = || match parts.extensions.get::<Arc<ClientCertificate>>() {
-            None => Err(Unverified::Refused(AuthError::CertificateRequired)),
-            Some(certificate) => certificate
-                .identity
-                .clone()
-                .ok_or(Unverified::Refused(AuthError::CertificateNotRegistered)),
-        };
-        let tokens = extract::extract(&parts.headers, parts.uri.query(), self.verifier.sources());
-        let presented = !matches!(&tokens, Ok(t) if t.is_empty());
-        let token = async {
-            match tokens {
-                Err(_) => Err(Unverified::Refused(AuthError::MalformedHeader)),
-                Ok(tokens) if tokens.is_empty() => Err(Unverified::Refused(AuthError::Missing)),
-                Ok(tokens) => self
-                    .verifier
-                    .verify_all(&tokens)
-                    .await
-                    .map_err(Unverified::Refused),
-            }
-        };
-        match credentials {
-            Credentials::Token => token.await,
-            Credentials::Certificate => certificate(),
-            Credentials::TokenOrCertificate if presented => token.await,
-            Credentials::TokenOrCertificate => certificate(),
-            Credentials::TokenAndCertificate => {
-                let identity = token.await?;
-                let by_certificate = certificate()?;
-                if identity.service.is_some() && identity.service == by_certificate.service {
-                    Ok(identity)
-                } else {
-                    Err(Unverified::Mismatch(identity))
-                }
-            }
-        }
-    }
-
     /// Verifies the caller and applies the route's policy; `None` when a public route goes
     /// on without an identity.
     async fn authenticate(
@@ -362,15 +317,7 @@ impl Core {
         trace: &Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
         let policy = &route.policy;
-        let (decision, caller) = match self.verify_credentials(parts, policy.credentials).await {
-            Ok(identity) => authorize(policy, identity),
-            Err(Unverified::Mismatch(identity)) => (
-                Err(GatewayError::Forbidden(Forbidden::CertificateMismatch)),
-                Some(identity),
-            ),
-            Err(Unverified::Refused(_)) if !policy.requires_token() => (Ok(()), None),
-            Err(Unverified::Refused(e)) => (Err(GatewayError::Unauthenticated(e)), None),
-        };
+        let Verdict { decision, caller } = decide::judge(&self.verifier, policy, parts).await;
         let result = match &decision {
             Ok(()) => "allowed",
             Err(GatewayError::Forbidden(_)) => "forbidden",
@@ -479,32 +426,5 @@ fn check_declared_length(parts: &Parts, limit: u64) -> Result<(), GatewayError> 
     match declared {
         Some(length) if length > limit => Err(GatewayError::BodyTooLarge { limit }),
         _ => Ok(()),
-    }
-}
-
-/// Why no identity came out of the credentials.
-enum Unverified {
-    /// Missing or invalid credentials.
-    Refused(AuthError),
-    /// A valid token whose service is not the client certificate's.
-    Mismatch(Arc<Identity>),
-}
-
-/// The decision about a verified caller: the route's rules on protected routes; on public
-/// routes, a token of an issuer the route does not trust (like a bad one) only means no
-/// identity headers.
-fn authorize(
-    policy: &RoutePolicy,
-    identity: Arc<Identity>,
-) -> (Result<(), GatewayError>, Option<Arc<Identity>>) {
-    if !policy.requires_token() {
-        return match policy.accepts_issuer(&identity) {
-            true => (Ok(()), Some(identity)),
-            false => (Ok(()), None),
-        };
-    }
-    match policy.authorize(&identity) {
-        Ok(()) => (Ok(()), Some(identity)),
-        Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
     }
 }

@@ -117,7 +117,7 @@ pub fn upstream_query<'a>(
 }
 
 /// Removes the caller's `Authorization` and token cookies.
-fn remove_credentials(headers: &mut HeaderMap, sources: &TokenSources) {
+pub fn remove_credentials(headers: &mut HeaderMap, sources: &TokenSources) {
     headers.remove(AUTHORIZATION);
     extract::remove_token_cookies(headers, sources);
 }

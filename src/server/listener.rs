@@ -19,7 +19,7 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50)
 /// Least time between two warnings about failed accepts.
 const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// After a failed accept (EMFILE, ENFILE, ...): warn at most every [`ACCEPT_WARN_EVERY`], then
+/// After a failed accept (EMFILE, ENFILE, ...): warn at most every `ACCEPT_WARN_EVERY`, then
 /// pause, so a process out of descriptors keeps serving the connections it has instead of
 /// spinning a CPU on the listener. Every listener goes through this.
 pub async fn accept_failed(

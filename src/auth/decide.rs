@@ -1,0 +1,107 @@
+//! The one authentication decision, shared by the gateway's core and the embeddable
+//! [`AuthLayer`](crate::auth::layer::AuthLayer): the credentials a policy takes (tokens, the
+//! connection's client certificate, or both) are verified, then the policy judges the caller.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::certificate::ClientCertificate;
+use super::policy::{Credentials, Forbidden, RoutePolicy};
+use super::{AuthError, Verifier, extract};
+use crate::error::GatewayError;
+use crate::identity::Identity;
+
+/// What was decided about a request's credentials.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Allowed, or the refusal to answer with.
+    pub decision: Result<(), GatewayError>,
+    /// The verified caller (also on a refusal by policy, for metrics and audit); `None` when
+    /// nothing was verified, or on a public route for a token it does not trust.
+    pub caller: Option<Arc<Identity>>,
+}
+
+/// Verifies the caller of a request with `parts` and applies `policy`.
+pub async fn judge(verifier: &Verifier, policy: &RoutePolicy, parts: &Parts) -> Verdict {
+    let (decision, caller) = match verify_credentials(verifier, parts, policy.credentials).await {
+        Ok(identity) => authorize(policy, identity),
+        Err(Unverified::Mismatch(identity)) => (
+            Err(GatewayError::Forbidden(Forbidden::CertificateMismatch)),
+            Some(identity),
+        ),
+        Err(Unverified::Refused(_)) if !policy.requires_token() => (Ok(()), None),
+        Err(Unverified::Refused(e)) => (Err(GatewayError::Unauthenticated(e)), None),
+    };
+    Verdict { decision, caller }
+}
+
+/// Why no identity came out of the credentials.
+enum Unverified {
+    /// Missing or invalid credentials.
+    Refused(AuthError),
+    /// A valid token whose service is not the client certificate's.
+    Mismatch(Arc<Identity>),
+}
+
+/// The caller's identity from the credentials the policy takes: its token(s), its
+/// connection's client certificate, or both.
+async fn verify_credentials(
+    verifier: &Verifier,
+    parts: &Parts,
+    credentials: Credentials,
+) -> Result<Arc<Identity>, Unverified> {
+    let certificate = || match parts.extensions.get::<Arc<ClientCertificate>>() {
+        None => Err(Unverified::Refused(AuthError::CertificateRequired)),
+        Some(certificate) => certificate
+            .identity
+            .clone()
+            .ok_or(Unverified::Refused(AuthError::CertificateNotRegistered)),
+    };
+    let tokens = extract::extract(&parts.headers, parts.uri.query(), verifier.sources());
+    let presented = !matches!(&tokens, Ok(t) if t.is_empty());
+    let token = async {
+        match tokens {
+            Err(_) => Err(Unverified::Refused(AuthError::MalformedHeader)),
+            Ok(tokens) if tokens.is_empty() => Err(Unverified::Refused(AuthError::Missing)),
+            Ok(tokens) => verifier
+                .verify_all(&tokens)
+                .await
+                .map_err(Unverified::Refused),
+        }
+    };
+    match credentials {
+        Credentials::Token => token.await,
+        Credentials::Certificate => certificate(),
+        Credentials::TokenOrCertificate if presented => token.await,
+        Credentials::TokenOrCertificate => certificate(),
+        Credentials::TokenAndCertificate => {
+            let identity = token.await?;
+            let by_certificate = certificate()?;
+            if identity.service.is_some() && identity.service == by_certificate.service {
+                Ok(identity)
+            } else {
+                Err(Unverified::Mismatch(identity))
+            }
+        }
+    }
+}
+
+/// The decision about a verified caller: the policy's rules on protected routes; on public
+/// routes, a token of an issuer the route does not trust (like a bad one) only means no
+/// identity headers.
+fn authorize(
+    policy: &RoutePolicy,
+    identity: Arc<Identity>,
+) -> (Result<(), GatewayError>, Option<Arc<Identity>>) {
+    if !policy.requires_token() {
+        return match policy.accepts_issuer(&identity) {
+            true => (Ok(()), Some(identity)),
+            false => (Ok(()), None),
+        };
+    }
+    match policy.authorize(&identity) {
+        Ok(()) => (Ok(()), Some(identity)),
+        Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
+    }
+}
