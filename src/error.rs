@@ -129,7 +129,7 @@ impl GatewayError {
     }
 
     /// A short reason safe to show the client, where one adds to the message.
-    fn reason(&self) -> Option<String> {
+    pub fn reason(&self) -> Option<String> {
         match self {
             GatewayError::BadPath(e) => Some(e.to_string()),
             GatewayError::BadHost(e) => Some(e.to_string()),

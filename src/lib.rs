@@ -12,6 +12,7 @@ pub mod config;
 pub mod core;
 pub mod echo;
 pub mod error;
+pub mod explain;
 pub mod gateway;
 pub mod identity;
 pub mod keygen;

@@ -42,6 +42,34 @@ enum Command {
     Keys(KeysCommand),
     /// Exit 0 when the admin health endpoint answers 200 (for container health checks).
     Health(HealthArgs),
+    /// Explain, step by step, why a request would be allowed or refused and what would be sent
+    /// upstream, without sending anything (exit 0 allowed, 1 refused, 2 config error).
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args)]
+#[command(
+    override_usage = "tollgate explain [--config F] METHOD TARGET [-H 'Name: value']... [--token TOKEN | --token -] [--peer IP] [--format text|json]"
+)]
+struct ExplainArgs {
+    /// The method, e.g. GET.
+    method: String,
+    /// The request target, e.g. /internal/orders?x=1.
+    target: String,
+    /// A request header, `Name: value` (repeatable), e.g. -H 'Host: api.example.com'.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// A bearer token to send as `Authorization: Bearer …`; `-` reads it from stdin.
+    #[arg(long)]
+    token: Option<String>,
+    /// The client's address (trusted proxies are judged by it).
+    #[arg(long, default_value = "127.0.0.1")]
+    peer: std::net::IpAddr,
+    /// Output: text, or JSON for scripts.
+    #[arg(long, default_value = "text", value_parser = PossibleValuesParser::new(["text", "json"]))]
+    format: String,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 /// Where `serve` gets its config: a file, or `--upstream` for a one-route local proxy.
@@ -215,6 +243,7 @@ fn main() -> ExitCode {
     let env = Env::from_process();
     match cli.command {
         Some(Command::Check(arg)) => check(&arg, &env),
+        Some(Command::Explain(args)) => explain(&args, &env),
         Some(Command::Serve(args)) => serve(&args, &env),
         Some(Command::Token(TokenCommand::Issue(args))) => issue(&args, &env),
         Some(Command::Token(TokenCommand::IssueAccess(args))) => issue_access(&args, &env),
@@ -500,6 +529,56 @@ fn unix_time(secs: u64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH
         .checked_add(Duration::from_secs(secs))
         .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+fn explain(args: &ExplainArgs, env: &Env) -> ExitCode {
+    let config = match load(&args.config, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let mut headers = args.headers.clone();
+    match args.token.as_deref() {
+        Some("-") => {
+            let mut token = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut token) {
+                return fail(format!("cannot read the token from stdin: {e}"));
+            }
+            headers.push(format!("Authorization: Bearer {}", token.trim()));
+        }
+        Some(token) => headers.push(format!("Authorization: Bearer {}", token.trim())),
+        None => {}
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let explained = runtime.block_on(tollgate::explain::explain(
+        &config,
+        &args.method,
+        &args.target,
+        &headers,
+        args.peer,
+    ));
+    let explanation = match explained {
+        Ok(explanation) => explanation,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&explanation).unwrap_or_default()
+        );
+    } else {
+        print!("{}", tollgate::explain::render_text(&explanation));
+    }
+    if explanation.allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn generate(args: &GenerateArgs) -> ExitCode {

@@ -162,6 +162,27 @@ impl RouteTable {
         })
     }
 
+    /// Why `route` does not take a request for `host` and `path` (`None`: it does).
+    pub fn mismatch(route: &Route, host: Option<&str>, path: &str) -> Option<String> {
+        match (&route.host, host) {
+            (Some(want), Some(got)) if want != got => {
+                return Some(format!("host {want} is not {got}"));
+            }
+            (Some(want), None) => return Some(format!("host {want}, and the request has none")),
+            _ => {}
+        }
+        (!prefix_matches(&route.prefix, path)).then(|| {
+            format!(
+                "prefix {} does not match {path}",
+                if route.prefix.is_empty() {
+                    "/"
+                } else {
+                    &route.prefix
+                }
+            )
+        })
+    }
+
     /// The routes in matching order.
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes

@@ -305,6 +305,21 @@ pub enum Upstream {
     },
 }
 
+impl std::fmt::Display for Upstream {
+    /// `echo (built-in)` or the URL, for the route table and `tollgate explain`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Echo => f.write_str("echo (built-in)"),
+            Upstream::Http {
+                scheme,
+                authority,
+                base_path,
+                ..
+            } => write!(f, "{scheme}://{authority}{base_path}"),
+        }
+    }
+}
+
 impl Config {
     /// Reads, interpolates and validates the config file at `path`.
     pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {

@@ -169,6 +169,11 @@ impl Core {
         &self.trusted_proxies
     }
 
+    /// The route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
     /// The token verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
@@ -186,6 +191,27 @@ impl Core {
         request: Request<B>,
         peer: &ClientIp,
         trace: &mut Trace,
+    ) -> Result<(Decision, Request<B>), GatewayError> {
+        self.decide_with(request, peer, trace, true).await
+    }
+
+    /// Like [`Core::decide`] without contacting anything: a vendor route's credential is not
+    /// fetched, so its `Authorization` is absent (for `tollgate explain`).
+    pub async fn decide_offline<B: http_body::Body>(
+        &self,
+        request: Request<B>,
+        peer: &ClientIp,
+        trace: &mut Trace,
+    ) -> Result<(Decision, Request<B>), GatewayError> {
+        self.decide_with(request, peer, trace, false).await
+    }
+
+    async fn decide_with<B: http_body::Body>(
+        &self,
+        request: Request<B>,
+        peer: &ClientIp,
+        trace: &mut Trace,
+        attach_credential: bool,
     ) -> Result<(Decision, Request<B>), GatewayError> {
         let (mut parts, body) = request.into_parts();
         let trusted_peer = self.trusted_proxies.contains(peer.ip());
@@ -245,7 +271,11 @@ impl Core {
                 .headers
                 .insert(X_TOLLGATE_ASSERTION.clone(), assertion);
         }
-        let credential = self.attach_credential(&route, &mut parts.headers).await?;
+        let credential = if attach_credential {
+            self.attach_credential(&route, &mut parts.headers).await?
+        } else {
+            None
+        };
 
         let mut upstream = Request::new(body);
         *upstream.method_mut() = parts.method;

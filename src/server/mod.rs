@@ -300,15 +300,7 @@ pub fn describe_routes(config: &Config) -> String {
         "route", "prefix", "host", "policy"
     );
     for route in table.routes() {
-        let upstream = match &route.upstream {
-            crate::config::Upstream::Echo => "echo (built-in)".to_owned(),
-            crate::config::Upstream::Http {
-                scheme,
-                authority,
-                base_path,
-                ..
-            } => format!("{scheme}://{authority}{base_path}"),
-        };
+        let upstream = route.upstream.to_string();
         let prefix = if route.prefix.is_empty() {
             "/"
         } else {
