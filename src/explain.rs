@@ -444,7 +444,9 @@ fn explain_token(
         Some(format!(
             "{name} {} ({})",
             humantime::format_rfc3339_seconds(at),
-            if delta >= 0 {
+            if delta == 0 {
+                "now".to_owned()
+            } else if delta > 0 {
                 format!("in {relative}")
             } else {
                 format!("{relative} ago")
@@ -615,7 +617,7 @@ pub fn render_text(explanation: &Explanation) -> String {
             "not reached" => " -- ",
             _ => "    ",
         };
-        out.push_str(&format!("{mark} {:<36} {}\n", step.step, step.detail));
+        out.push_str(&format!("{mark} {:<40} {}\n", step.step, step.detail));
     }
     match (&explanation.refusal, &explanation.would_send) {
         (Some(refusal), _) => {

@@ -40,6 +40,10 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Per-route metric handles, indexed by [`Route::index`].
     route_metrics: Vec<RouteHandles>,
+    /// The config this gateway serves (the console shows it and explains with it).
+    config: Arc<Config>,
+    /// The last refusals, for the console (kept across reloads; empty while it is off).
+    refusals: Arc<crate::refusals::Refusals>,
 }
 
 /// The route label of requests no route matched.
@@ -86,6 +90,13 @@ impl Gateway {
                 .map(|r| r.max_requests.map(Limit::new))
                 .collect(),
             client,
+            refusals: match previous.map(|p| &p.refusals) {
+                Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
+                _ => Arc::new(crate::refusals::Refusals::new(
+                    config.console.recent_refusals,
+                )),
+            },
+            config: Arc::new(config.clone()),
             route_metrics: config
                 .routes
                 .iter()
@@ -93,6 +104,16 @@ impl Gateway {
                 .collect(),
             metrics,
         }
+    }
+
+    /// The config this gateway serves.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The last refusals.
+    pub fn refusals(&self) -> &crate::refusals::Refusals {
+        &self.refusals
     }
 
     /// The metrics registry.
@@ -155,6 +176,8 @@ impl Gateway {
                 } else {
                     debug!(request_id = rid, error = %error, "request refused");
                 }
+                self.refusals
+                    .record(&error, trace.route.as_deref().map(|r| &*r.name), rid);
                 error.into_response(rid)
             }
         };

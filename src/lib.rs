@@ -18,6 +18,7 @@ pub mod identity;
 pub mod keygen;
 pub mod metrics;
 pub mod proxy;
+pub mod refusals;
 pub mod request_id;
 pub mod revocation;
 pub mod routing;

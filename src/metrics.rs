@@ -586,6 +586,14 @@ impl Metrics {
         }
     }
 
+    /// When `issuer`'s key set was last fetched successfully.
+    pub fn jwks_last_success(&self, issuer: &str) -> Option<SystemTime> {
+        let last = self.jwks_last_success.lock().ok()?;
+        last.iter()
+            .find(|(name, _)| name == issuer)
+            .map(|(_, at)| *at)
+    }
+
     /// Records a vendor login attempt.
     pub fn record_login(&self, provider: &str, ok: bool, duration: Duration) {
         self.upstream_logins

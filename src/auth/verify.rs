@@ -108,6 +108,17 @@ impl AuthError {
     }
 }
 
+/// An issuer's keys, for the console: names and algorithms, never key material.
+#[derive(Debug, Clone)]
+pub struct KeySummary {
+    /// The issuer's name.
+    pub issuer: String,
+    /// Each key's `kid` and algorithm (or family).
+    pub keys: Vec<(Option<String>, String)>,
+    /// Its JWKS URL, when its keys come from one.
+    pub jwks_url: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct PreHeader {
     alg: String,
@@ -279,6 +290,37 @@ impl Verifier {
             self.metrics.record_service_request(service, "revoked");
         }
         refused
+    }
+
+    /// Each issuer's keys as the console shows them: (issuer name, the keys' `kid` and
+    /// family, the JWKS source if any). Key material is never part of it.
+    pub fn key_summaries(&self) -> Vec<KeySummary> {
+        self.issuers
+            .iter()
+            .map(|issuer| {
+                let describe = |k: &crate::auth::keys::VerifyKey| {
+                    (
+                        k.kid.clone(),
+                        match (k.algorithm, k.family) {
+                            (Some(a), _) => format!("{a:?}"),
+                            (None, crate::auth::keys::Family::Hmac) => "HMAC secret".to_owned(),
+                            (None, family) => format!("{family:?}"),
+                        },
+                    )
+                };
+                // Secrets are among the configured keys, as HMAC keys.
+                let mut keys: Vec<(Option<String>, String)> =
+                    issuer.config.keys.iter().map(describe).collect();
+                if let Some(jwks) = &issuer.jwks {
+                    keys.extend(jwks.keys().iter().map(describe));
+                }
+                KeySummary {
+                    issuer: issuer.config.name.clone(),
+                    keys,
+                    jwks_url: issuer.config.jwks.as_ref().map(|j| j.url.to_string()),
+                }
+            })
+            .collect()
     }
 
     /// The revocation list this verifier enforces.

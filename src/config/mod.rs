@@ -131,6 +131,8 @@ pub struct Config {
     pub state: StateConfig,
     /// How often the token usage log is written to the state store.
     pub usage_flush_interval: Duration,
+    /// The admin console.
+    pub console: ConsoleConfig,
     /// The key that signs identity assertions (`[assertion]`), loaded.
     pub assertion: Option<Arc<crate::assertion::AssertionSigner>>,
 }
@@ -168,6 +170,17 @@ impl StateConfig {
             } => format!("{url} ({key_prefix}*)"),
         }
     }
+}
+
+/// The admin console (`[admin]`).
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// Whether `/console` is served.
+    pub enabled: bool,
+    /// The admin credential, when one is required.
+    pub token: Option<Secret>,
+    /// How many recent refusals are kept (0 while the console is off).
+    pub recent_refusals: usize,
 }
 
 /// Limits of the admin listener: tight, since it serves only probes and scrapes.

@@ -65,6 +65,39 @@ pub struct RawConfig {
     pub state: RawState,
     /// The key that signs the identity assertion of `identity_assertion` routes. Default: none.
     pub assertion: Option<RawAssertion>,
+    /// The admin console.
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Serve the read-only console at `/console` on the admin listener. Default false.
+    #[serde(default)]
+    pub console: bool,
+    /// The admin credential: the console asks for it (HTTP Basic, any user name) when set;
+    /// required when the console is on and `admin_listen` is not loopback. Usually
+    /// `"${TOLLGATE_ADMIN_TOKEN}"`, at least 16 characters. Default: none.
+    pub token: Option<String>,
+    /// How many recent refusals the console shows. Default 100 (at most 10000).
+    #[serde(default = "default_recent_refusals")]
+    pub recent_refusals: usize,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            console: false,
+            token: None,
+            recent_refusals: default_recent_refusals(),
+        }
+    }
+}
+
+fn default_recent_refusals() -> usize {
+    100
 }
 
 /// `[assertion]`: the signed, request-bound identity assertion sent to upstreams.

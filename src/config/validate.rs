@@ -334,12 +334,60 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         tokens,
         routes,
         state: validate_state(&raw.state, file)?,
+        console: validate_console(&raw.admin, admin_listen, file)?,
         usage_flush_interval: positive(
             file,
             "state.usage_flush_interval",
             raw.state.usage_flush_interval.0,
         )?,
         assertion,
+    })
+}
+
+fn validate_console(
+    raw: &super::raw::RawAdmin,
+    admin_listen: Option<SocketAddr>,
+    file: &str,
+) -> Result<super::ConsoleConfig, ConfigError> {
+    if raw.recent_refusals > crate::refusals::MAX_KEPT {
+        return Err(invalid(
+            file,
+            "admin.recent_refusals",
+            format!("at most {}", crate::refusals::MAX_KEPT),
+        ));
+    }
+    let token = raw
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(token) = token
+        && token.len() < 16
+    {
+        return Err(invalid(
+            file,
+            "admin.token",
+            "at least 16 characters (e.g. `openssl rand -base64 24`)",
+        ));
+    }
+    if raw.console && admin_listen.is_none() {
+        return Err(invalid(
+            file,
+            "admin.console",
+            "the console is served on the admin listener, and server.admin_listen is off",
+        ));
+    }
+    if raw.console && token.is_none() && admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        return Err(invalid(
+            file,
+            "admin.token",
+            "required when the console is on and server.admin_listen is not loopback",
+        ));
+    }
+    Ok(super::ConsoleConfig {
+        enabled: raw.console,
+        token: token.map(|t| super::Secret::new(t.as_bytes().to_vec())),
+        recent_refusals: if raw.console { raw.recent_refusals } else { 0 },
     })
 }
 

@@ -58,6 +58,11 @@ impl AdminState {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// The gateway currently serving, if this state reports on one.
+    pub fn gateway(&self) -> Option<Arc<Gateway>> {
+        self.gateway.as_ref().map(|g| g.load_full())
+    }
+
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
@@ -236,8 +241,15 @@ pub async fn serve(
         };
         let state = state.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = respond(&state, &request);
-            async move { Ok::<_, Infallible>(response) }
+            let state = state.clone();
+            async move {
+                let response = if super::console::is_console(request.uri().path()) {
+                    super::console::respond(&state, request).await
+                } else {
+                    respond(&state, &request)
+                };
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

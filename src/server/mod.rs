@@ -4,6 +4,7 @@ pub mod activity;
 pub mod admin;
 pub mod backstop;
 pub mod connection;
+pub mod console;
 pub mod listener;
 pub mod reload;
 pub mod stream;
