@@ -84,15 +84,20 @@ pub enum ExplainError {
     /// The method or target could not be parsed.
     #[error("not a request: {0}")]
     Request(String),
+    /// The client certificate file could not be read.
+    #[error("client certificate: {0}")]
+    Certificate(String),
 }
 
-/// Explains `method target` with `headers` from `peer`, under `config`.
+/// Explains `method target` with `headers` from `peer`, under `config`; with
+/// `client_certificate` (a PEM file), as if the TLS handshake had verified that certificate.
 pub async fn explain(
     config: &Config,
     method: &str,
     target: &str,
     headers: &[String],
     peer: IpAddr,
+    client_certificate: Option<&std::path::Path>,
 ) -> Result<Explanation, ExplainError> {
     let mut headers = headers.to_vec();
     // Every HTTP/1.1 client sends a Host (curl does); a request without one is refused.
@@ -119,9 +124,14 @@ pub async fn explain(
             .map_err(|_| ExplainError::Header(header.clone()))?;
         request = request.header(name, value);
     }
-    let request = request
+    let mut request = request
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| ExplainError::Request(e.to_string()))?;
+    if let Some(path) = client_certificate {
+        request
+            .extensions_mut()
+            .insert(std::sync::Arc::new(read_certificate(config, path)?));
+    }
     let client_headers = request.headers().clone();
     let (path, query) = (
         request.uri().path().to_owned(),
@@ -130,12 +140,7 @@ pub async fn explain(
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let core = Core::new(config, metrics, None);
-    // A Redis store's list is read once (a file store is read when the core is built).
-    if matches!(config.state, crate::config::StateConfig::Redis { .. })
-        && let Ok(list) = crate::revocation::list(&config.state).await
-    {
-        core.verifier().revocations().load(list);
-    }
+    core.verifier().revocations().read_once().await;
     let mut trace = Trace::default();
     let decided = core
         .decide_offline(request, &ClientIp::new(peer), &mut trace)
@@ -245,6 +250,25 @@ pub async fn explain(
             })
         }
     }
+}
+
+/// The identity a TLS client presenting the certificate at `path` would have.
+fn read_certificate(
+    config: &Config,
+    path: &std::path::Path,
+) -> Result<crate::auth::certificate::ClientCertificate, ExplainError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let leaf = CertificateDer::from_pem_file(path)
+        .map_err(|e| ExplainError::Certificate(format!("{}: {e}", path.display())))?;
+    let services = config
+        .tls
+        .as_ref()
+        .map(|t| t.client_services.clone())
+        .unwrap_or_default();
+    crate::auth::certificate::ClientCertificate::from_der(leaf.as_ref(), &services).ok_or_else(
+        || ExplainError::Certificate(format!("{}: not an X.509 certificate", path.display())),
+    )
 }
 
 async fn refusal_body(response: http::Response<crate::body::ResponseBody>) -> Value {

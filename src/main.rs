@@ -49,7 +49,7 @@ enum Command {
 
 #[derive(clap::Args)]
 #[command(
-    override_usage = "tollgate explain [--config F] METHOD TARGET [-H 'Name: value']... [--token TOKEN | --token -] [--peer IP] [--format text|json]"
+    override_usage = "tollgate explain [--config F] METHOD TARGET [-H 'Name: value']... [--token TOKEN | --token -] [--client-cert PEM] [--peer IP] [--format text|json]"
 )]
 struct ExplainArgs {
     /// The method, e.g. GET.
@@ -65,6 +65,9 @@ struct ExplainArgs {
     /// The client's address (trusted proxies are judged by it).
     #[arg(long, default_value = "127.0.0.1")]
     peer: std::net::IpAddr,
+    /// A client certificate (PEM), as if the TLS handshake had verified it (mutual TLS).
+    #[arg(long, value_name = "PEM")]
+    client_cert: Option<PathBuf>,
     /// Output: text, or JSON for scripts.
     #[arg(long, default_value = "text", value_parser = PossibleValuesParser::new(["text", "json"]))]
     format: String,
@@ -558,6 +561,7 @@ fn explain(args: &ExplainArgs, env: &Env) -> ExitCode {
         &args.target,
         &headers,
         args.peer,
+        args.client_cert.as_deref(),
     ));
     let explanation = match explained {
         Ok(explanation) => explanation,

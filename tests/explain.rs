@@ -25,6 +25,9 @@ certificates = [{{ cert_file = "{}", key_file = "{}" }}]
 client_auth = "request"
 client_ca_file = "{}"
 
+[server.tls.client_services]
+orders = ["spiffe://cluster.local/ns/orders/sa/orders"]
+
 [limits]
 max_uri_bytes = 200
 # Room for a token over the verifier's 16 KiB limit inside one header.
@@ -86,6 +89,12 @@ policy = "service"
 authenticate_with = "certificate"
 
 [[routes]]
+prefix = "/both"
+upstream = "{upstream}"
+policy = "service"
+authenticate_with = "token_and_certificate"
+
+[[routes]]
 prefix = "/public"
 upstream = "{upstream}"
 policy = "public"
@@ -104,12 +113,26 @@ fn explain(
     target: &str,
     headers: &[(&str, &str)],
 ) -> (i32, serde_json::Value) {
+    explain_with(gw, method, target, headers, None)
+}
+
+/// Like [`explain`], presenting the client certificate in `cert` (PEM).
+fn explain_with(
+    gw: &GatewayProcess,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    cert: Option<&std::path::Path>,
+) -> (i32, serde_json::Value) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
     command
         .args(["explain", "--format", "json", "--config"])
         .arg(&gw.config_path)
         .args([method, target])
         .env_remove("TOLLGATE_CONFIG");
+    if let Some(cert) = cert {
+        command.arg("--client-cert").arg(cert);
+    }
     for (name, value) in headers {
         command.args(["-H", &format!("{name}: {value}")]);
     }
@@ -489,6 +512,55 @@ async fn explain_names_every_refusal_the_gateway_gives_and_agrees_with_it() {
                 assert!(!json.to_string().contains(token), "{name}: token printed");
             }
         }
+    }
+    // The client-certificate refusals, over a real mutual-TLS connection and with
+    // `explain --client-cert`.
+    let stranger = certs.issue(
+        "stranger",
+        &["x.internal"],
+        Some("spiffe://cluster.local/ns/x/sa/x"),
+        None,
+    );
+    let orders = certs.issue(
+        "orders",
+        &["orders.internal"],
+        Some("spiffe://cluster.local/ns/orders/sa/orders"),
+        None,
+    );
+    let billing_token = format!("Bearer {}", hs256(&billing()));
+    for (name, target, cert, reason) in [
+        (
+            "certificate not registered",
+            "/cert/x",
+            &stranger,
+            "client certificate not registered for a service",
+        ),
+        (
+            "token and certificate differ",
+            "/both/x",
+            &orders,
+            "token and client certificate name different services",
+        ),
+    ] {
+        let headers = [("authorization", billing_token.as_str())];
+        let (code, json) = explain_with(&gw, "GET", target, &headers, Some(&cert.0));
+        let (status, body) = support::tls::tls_get(
+            gw.tls.unwrap(),
+            &certs.ca_file,
+            Some((&cert.0, &cert.1)),
+            target,
+            &headers,
+        )
+        .await
+        .unwrap();
+        let gateway: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(code, 1, "{name}: {json}");
+        assert_eq!(
+            json["refusal"]["status"], status,
+            "{name}: {json} vs {gateway}"
+        );
+        assert_eq!(json["refusal"]["reason"], gateway["reason"], "{name}");
+        assert_eq!(gateway["reason"], reason, "{name}");
     }
     assert_eq!(
         upstream.requests(),

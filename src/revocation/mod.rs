@@ -375,6 +375,17 @@ impl Revocations {
         }
     }
 
+    /// Reads a Redis store's list once, now (the file store is read when the list is built):
+    /// for tools that judge one token without starting the watcher (`token verify`,
+    /// `explain`). An unreachable store leaves the list empty.
+    pub async fn read_once(&self) {
+        if let Source::Redis(store) = &self.source
+            && let Ok(list) = store.read().await
+        {
+            self.load(list);
+        }
+    }
+
     /// Enforces `list` from now on (a one-off read, e.g. by `tollgate token verify`).
     pub fn load(&self, list: Vec<Revocation>) {
         self.apply(Ok(list));

@@ -174,7 +174,7 @@ where
     let peer = text("peer")
         .parse()
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    match crate::explain::explain(config, &method, &text("target"), &headers, peer).await {
+    match crate::explain::explain(config, &method, &text("target"), &headers, peer, None).await {
         Ok(explanation) => respond_with(
             StatusCode::OK,
             "application/json",

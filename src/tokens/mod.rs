@@ -482,12 +482,7 @@ pub async fn inspect(config: &Config, token: &str) -> Inspection {
     // The config's revocation list too: a revoked token is reported as such.
     let metrics: std::sync::Arc<crate::metrics::Metrics> = Default::default();
     let revocations = crate::revocation::Revocations::from_config(&config.state, metrics.clone());
-    // Reads a Redis store's list once (a file store was read above).
-    if matches!(config.state, crate::config::StateConfig::Redis { .. })
-        && let Ok(list) = crate::revocation::list(&config.state).await
-    {
-        revocations.load(list);
-    }
+    revocations.read_once().await;
     let verifier = Verifier::reusing(
         &config.issuers,
         &config.identity,

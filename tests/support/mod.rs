@@ -352,6 +352,8 @@ pub struct GatewayProcess {
     pub config_path: std::path::PathBuf,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The first TLS listener, when the config has one (logged before the admin listener).
+    pub tls: Option<SocketAddr>,
     pub logs: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -422,7 +424,7 @@ impl GatewayProcess {
                 sink.lock().unwrap().push(line);
             }
         });
-        let (mut addr, mut admin) = (None, None);
+        let (mut addr, mut admin, mut tls) = (None, None, None);
         let deadline = std::time::Instant::now() + TIMEOUT;
         while addr.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -434,6 +436,7 @@ impl GatewayProcess {
             match event["message"].as_str() {
                 Some("listening") => addr = bound,
                 Some("admin listening") => admin = bound,
+                Some("tls listening") if tls.is_none() => tls = bound,
                 _ => {}
             }
         }
@@ -442,6 +445,7 @@ impl GatewayProcess {
             config_path: path.to_owned(),
             addr: addr.unwrap(),
             admin: admin.unwrap(),
+            tls,
             logs,
             _dir: dir,
         }
