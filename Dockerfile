@@ -5,9 +5,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, in their own layer: a stub crate with the real manifest and lock file.
-# The manifest names its bench target, so cargo refuses it unless benches/ is there too.
+# The manifest names its bench and example targets, so cargo refuses it unless benches/ and
+# examples/ are there too.
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
+COPY examples ./examples
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
