@@ -5,12 +5,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::recording::RecordingUpstream;
 use support::tls::TestCerts;
 use support::*;
@@ -69,37 +64,17 @@ policy = "service"
     )
 }
 
+/// A TLS client trusting the test CA, presenting `identity` (certificate and key) if given.
 struct Client {
-    config: Arc<rustls::ClientConfig>,
+    ca: PathBuf,
+    identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl Client {
-    /// Trusts `ca`; presents `identity` (certificate and key files) when given.
     fn new(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-        let config = match identity {
-            Some((cert, key)) => builder
-                .with_client_auth_cert(
-                    CertificateDer::pem_file_iter(cert)
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect(),
-                    PrivateKeyDer::from_pem_file(key).unwrap(),
-                )
-                .unwrap(),
-            None => builder.with_no_client_auth(),
-        };
         Self {
-            config: Arc::new(config),
+            ca: ca.to_owned(),
+            identity: identity.cloned(),
         }
     }
 
@@ -110,34 +85,11 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<(u16, String), String> {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let mut request = http::Request::get(path).header("host", "localhost");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = sender
-            .send_request(request.body(Full::new(Bytes::new())).unwrap())
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        support::tls::tls_get(addr, &self.ca, identity, path, headers).await
     }
 }
 
