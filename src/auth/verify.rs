@@ -97,6 +97,34 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The token check this refusal failed, as `tollgate explain` names it (`None`: not a
+    /// check of the token itself, e.g. no token or no client certificate).
+    pub fn check(&self) -> Option<&'static str> {
+        Some(match self {
+            AuthError::Malformed | AuthError::TooLarge => "structure and size",
+            AuthError::IssuerNotAccepted => "issuer (iss)",
+            AuthError::AlgorithmNotAllowed => "algorithm allow-list",
+            AuthError::UnsupportedCritical => "critical headers (crit)",
+            AuthError::UnsupportedTyp => "token typ",
+            AuthError::UnknownKeyId => "key (kid)",
+            AuthError::SignatureInvalid => "signature",
+            AuthError::Expired | AuthError::NotYetValid => "expiry and not-before (exp, nbf)",
+            AuthError::AudienceNotAccepted => "audience (aud)",
+            AuthError::TokenTypeNotAccepted | AuthError::ServiceIssuerNotAllowed => {
+                "token type (type, is_service)"
+            }
+            AuthError::MissingClaim(_) | AuthError::InvalidClaim(_) => "claims",
+            AuthError::IssuedInFuture | AuthError::LifetimeTooLong => {
+                "issued-at and lifetime (iat)"
+            }
+            AuthError::Revoked => "revocation",
+            AuthError::Missing
+            | AuthError::MalformedHeader
+            | AuthError::CertificateRequired
+            | AuthError::CertificateNotRegistered => return None,
+        })
+    }
+
     /// A bounded label for metrics and audit: `missing`, `expired` or `invalid`.
     pub fn kind(&self) -> &'static str {
         match self {
