@@ -69,35 +69,26 @@ impl AuthLayer {
     /// [`AuthLayer::with`] sets another. Starts the JWKS refreshers, so call it inside a Tokio
     /// runtime; they stop when the last clone of the layer (and of its services) is dropped.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_config(&Config::from_toml(
-            text,
-            "layer config",
-            &Env::from_process(),
-        )?)
+        let config = Config::from_toml(text, "layer config", &Env::from_process())?;
+        Ok(Self::from_config(&config))
     }
 
     /// Like [`AuthLayer::from_toml`], from a config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        Self::from_config(&Config::load(path, &Env::from_process())?)
+        Ok(Self::from_config(&Config::load(
+            path,
+            &Env::from_process(),
+        )?))
     }
 
     /// The layer for an already loaded config (its issuers, identity and state sections).
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let revocations =
-            crate::revocation::Revocations::from_config(&config.state, metrics.clone());
-        let verifier = Verifier::reusing(
-            &config.issuers,
-            &config.identity,
-            revocations,
-            metrics,
-            None,
-        );
+    pub fn from_config(config: &Config) -> Self {
+        let verifier = Verifier::for_config(config, Arc::new(crate::metrics::Metrics::new()));
         verifier.start();
-        Ok(Self {
+        Self {
             verifier: Arc::new(verifier),
             policy: Arc::new(Policy::authenticated()),
-        })
+        }
     }
 
     /// The same issuers under another policy (the verifier, its caches and its JWKS

@@ -221,6 +221,20 @@ impl Verifier {
         )
     }
 
+    /// The verifier for `config`'s issuers and identity settings, enforcing the revocation list
+    /// of its state store (a tool or an embedding service, not a reloading gateway).
+    pub fn for_config(config: &crate::Config, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let revocations =
+            crate::revocation::Revocations::from_config(&config.state, metrics.clone());
+        Self::reusing(
+            &config.issuers,
+            &config.identity,
+            revocations,
+            metrics,
+            None,
+        )
+    }
+
     /// Like [`Verifier::new`], keeping the JWKS sources of issuers whose settings and keys are
     /// unchanged from `previous`, and its verified-token cache when no issuer changed.
     pub fn reusing(

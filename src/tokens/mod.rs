@@ -480,16 +480,8 @@ pub fn issue_access_token(
 /// `jwks_url` fetch their key set on demand, so they need the network.
 pub async fn inspect(config: &Config, token: &str) -> Inspection {
     // The config's revocation list too: a revoked token is reported as such.
-    let metrics: std::sync::Arc<crate::metrics::Metrics> = Default::default();
-    let revocations = crate::revocation::Revocations::from_config(&config.state, metrics.clone());
-    revocations.read_once().await;
-    let verifier = Verifier::reusing(
-        &config.issuers,
-        &config.identity,
-        revocations,
-        metrics,
-        None,
-    );
+    let verifier = Verifier::for_config(config, Default::default());
+    verifier.revocations().read_once().await;
     let verdict = verifier.verify(token).await;
     let mut parts = token.split('.');
     let header = parts.next().and_then(decode_part);
