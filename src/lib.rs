@@ -14,12 +14,10 @@ pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod gateway;
-pub mod identity;
 pub mod keygen;
 pub mod metrics;
 pub mod proxy;
 pub mod refusals;
-pub mod request_id;
 pub mod revocation;
 pub mod routing;
 pub mod server;
@@ -27,6 +25,8 @@ pub mod telemetry;
 pub mod tokens;
 pub mod upstream_auth;
 pub mod usage;
+
+pub use tollgate_http::{identity, request_id};
 
 pub use config::{Config, ConfigError, Env};
 pub use error::GatewayError;

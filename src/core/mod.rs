@@ -11,11 +11,9 @@
 //! final headers, `Host`. The transports in [`crate::gateway`] send that value and never look
 //! at the client's request again: what the policy judged is exactly what is forwarded.
 
-pub mod forwarded;
-pub mod host;
 pub mod response;
+pub use tollgate_http::{forwarded, host, upgrade};
 pub mod rewrite;
-pub mod upgrade;
 
 use std::sync::Arc;
 

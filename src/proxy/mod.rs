@@ -1,6 +1,6 @@
 //! Forwarding requests upstream: header hygiene, connection pools.
 
 pub mod forward;
-pub mod headers;
+pub use tollgate_http::hop as headers;
 pub mod limit;
 pub mod pool;
