@@ -4,17 +4,14 @@
 //! pipeline in [`gateway`]; tests and the binary both go through it.
 #![forbid(unsafe_code)]
 
-pub mod assertion;
 pub mod audit;
 pub mod auth;
 pub mod body;
-pub mod config;
 pub mod core;
 pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod gateway;
-pub mod keygen;
 pub mod metrics;
 pub mod proxy;
 pub mod refusals;
@@ -26,6 +23,8 @@ pub mod tokens;
 pub mod upstream_auth;
 pub mod usage;
 
+pub use tollgate_config as config;
+pub use tollgate_config::{keygen, signer as assertion};
 pub use tollgate_http::{identity, request_id};
 
 pub use config::{Config, ConfigError, Env};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::GatewayError;
 
 /// Most refusals the console may keep.
-pub const MAX_KEPT: usize = 10_000;
+pub const MAX_KEPT: usize = crate::config::MAX_RECENT_REFUSALS;
 
 /// One refused request.
 #[derive(Debug, Clone, Serialize)]

@@ -9,8 +9,7 @@ use http::HeaderValue;
 
 use crate::identity::{Identity, TokenKind, X_SERVICE_NAME, X_USER_ID, X_USER_ISSUER, X_USER_TYPE};
 
-/// The issuer an identity from a client certificate names (`x-user-issuer`).
-pub const CERTIFICATE_ISSUER: &str = "client-certificate";
+pub use crate::identity::CERTIFICATE_ISSUER;
 
 /// What a client certificate the TLS handshake verified says; read once per connection.
 #[derive(Debug, Clone)]

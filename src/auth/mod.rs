@@ -5,10 +5,9 @@ pub mod certificate;
 pub mod decide;
 pub mod extract;
 pub mod jwks;
-pub mod keys;
 #[cfg(feature = "layer")]
 pub mod layer;
-pub mod policy;
 pub mod verify;
 
+pub use tollgate_config::{keys, policy};
 pub use verify::{AuthError, Verifier};

@@ -99,7 +99,7 @@ impl RunningGateway {
         gateway.start();
         self.state.set_jwks(crate::keygen::published_jwks(
             &config.issuers,
-            config.assertion.as_deref(),
+            config.assertion.as_deref().map(|s| s.public_jwk()),
         ));
         self.current.store(gateway);
         let fixed = FixedSettings::of(&config);
@@ -157,7 +157,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let state = Arc::new(
         AdminState::with_jwks(crate::keygen::published_jwks(
             &config.issuers,
-            config.assertion.as_deref(),
+            config.assertion.as_deref().map(|s| s.public_jwk()),
         ))
         .with_gateway(current.clone()),
     );

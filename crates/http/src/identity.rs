@@ -4,6 +4,9 @@
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
+/// The issuer an identity from a client certificate names (`x-user-issuer`).
+pub const CERTIFICATE_ISSUER: &str = "client-certificate";
+
 /// `x-user-id`
 pub static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 /// `x-user-email`

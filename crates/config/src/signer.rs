@@ -29,7 +29,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::Serialize;
 
-use crate::identity::Identity;
+use tollgate_http::identity::Identity;
 
 /// `x-tollgate-assertion`: the header that carries the assertion upstream.
 pub static X_TOLLGATE_ASSERTION: HeaderName = HeaderName::from_static("x-tollgate-assertion");
@@ -265,7 +265,7 @@ impl AssertionSigner {
         let jwk = crate::keygen::public_jwk(&encoding, algorithm, Some(&kid))
             .map_err(|e| refused(e.to_string()))?;
         // The key rules every configured key is held to (RSA size and exponent, curves).
-        crate::auth::keys::from_jwk(&jwk).map_err(|e| refused(e.to_string()))?;
+        crate::keys::from_jwk(&jwk).map_err(|e| refused(e.to_string()))?;
         let header = serde_json::to_vec(&JwsHeader {
             alg: algorithm,
             kid: &kid,
@@ -381,11 +381,14 @@ fn finish(mut token: String, signature: &[u8]) -> Result<HeaderValue, AssertionE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::TokenKind;
     use jsonwebtoken::{DecodingKey, Validation};
+    use tollgate_http::identity::TokenKind;
 
     fn fixture(name: &str) -> (Vec<u8>, String) {
-        let path = format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         (std::fs::read(&path).unwrap(), path)
     }
 

@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn pem_type_is_detected() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/keys/");
         for (file, family, algorithm) in [
             ("rsa.pub.pem", Family::Rsa, None),
             ("ec256.pub.pem", Family::Ec, Some(Algorithm::ES256)),
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn jwk_use_key_ops_and_curve_are_enforced() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/keys/");
         let pem = std::fs::read(format!("{dir}ec256.key")).unwrap();
         let encoding = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
         let base = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();

@@ -1,13 +1,19 @@
 //! Configuration: the file's serde mirror ([`raw`]), env interpolation ([`env`](mod@env)) and the
-//! validated, typed [`Config`] the rest of the gateway sees ([`validate`]).
+//! validated, typed [`Config`] the rest of the gateway sees ([`validate`]): plain data, key
+//! material and route policies, with no sockets, tasks or stores.
+#![forbid(unsafe_code)]
 
 mod assertion;
 pub mod env;
 mod issuers;
+pub mod keygen;
+pub mod keys;
 pub mod local;
 mod outbound;
+pub mod policy;
 mod providers;
 pub mod raw;
+pub mod signer;
 pub mod tls;
 mod validate;
 
@@ -19,8 +25,8 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
-use crate::auth::policy::RoutePolicy;
-use crate::core::forwarded::TrustedProxies;
+use crate::policy::RoutePolicy;
+use tollgate_http::forwarded::TrustedProxies;
 
 pub use env::Env;
 pub use issuers::{
@@ -29,6 +35,9 @@ pub use issuers::{
 pub use outbound::{RawUpstreamTls, TrustRoots, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use validate::validate;
+
+/// Most refusals the console keeps (`[admin] recent_refusals`).
+pub const MAX_RECENT_REFUSALS: usize = 10_000;
 
 /// A configuration error, with the file and the key path it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +143,7 @@ pub struct Config {
     /// The admin console.
     pub console: ConsoleConfig,
     /// The key that signs identity assertions (`[assertion]`), loaded.
-    pub assertion: Option<Arc<crate::assertion::AssertionSigner>>,
+    pub assertion: Option<Arc<crate::signer::AssertionSigner>>,
 }
 
 /// The state store (`[state]`).

@@ -16,10 +16,10 @@ use super::{
     Config, ConfigError, IdentityConfig, Limits, LogConfig, LogFormat, Route, TokensConfig,
     Upstream,
 };
-use crate::auth::policy::{Credentials, Policy, RoutePolicy};
-use crate::core::forwarded::TrustedProxies;
-use crate::core::upgrade::{DEFAULT_UPGRADES, FORBIDDEN};
-use crate::routing::normalize_path;
+use crate::policy::{Credentials, Policy, RoutePolicy};
+use tollgate_http::forwarded::TrustedProxies;
+use tollgate_http::path::normalize_path;
+use tollgate_http::upgrade::{DEFAULT_UPGRADES, FORBIDDEN};
 
 /// Hyper refuses smaller read buffers.
 const MIN_HEADER_BYTES: usize = 8192;
@@ -349,11 +349,11 @@ fn validate_console(
     admin_listen: Option<SocketAddr>,
     file: &str,
 ) -> Result<super::ConsoleConfig, ConfigError> {
-    if raw.recent_refusals > crate::refusals::MAX_KEPT {
+    if raw.recent_refusals > crate::MAX_RECENT_REFUSALS {
         return Err(invalid(
             file,
             "admin.recent_refusals",
-            format!("at most {}", crate::refusals::MAX_KEPT),
+            format!("at most {}", crate::MAX_RECENT_REFUSALS),
         ));
     }
     let token = raw
@@ -399,17 +399,33 @@ fn positive(file: &str, key: &str, value: Duration) -> Result<Duration, ConfigEr
     Ok(value)
 }
 
-fn is_loopback_redis(addr: &redis::ConnectionAddr) -> bool {
-    match addr {
-        redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => {
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            host.eq_ignore_ascii_case("localhost")
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
-        redis::ConnectionAddr::Unix(_) => true,
+/// Whether a `redis://` URL's host is this machine: `localhost` or a loopback address.
+fn is_loopback_redis(url: &http::Uri) -> bool {
+    let host = url.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses `redis://host[:port][/db]` (or `rediss://`) the way the Redis client will: a host is
+/// required and the path, if any, is a database number.
+fn parse_redis_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("not a redis:// URL ({e}): {url:?}"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("no host in {url:?}"));
     }
+    if uri.query().is_some() {
+        return Err(format!("a query is not supported in {url:?}"));
+    }
+    let db = uri.path().trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u16>().is_err() {
+        return Err(format!("the path must be a database number, got {db:?}"));
+    }
+    Ok(uri)
 }
 
 /// The shared vendor token's encryption key: 32 bytes, base64, inline or in a file.
@@ -489,9 +505,8 @@ fn validate_state(
                     format!("need redis://host:port/db or rediss://, got {url:?}"),
                 ));
             }
-            let info = redis::IntoConnectionInfo::into_connection_info(url)
-                .map_err(|e| invalid(file, "state.url", e.to_string()))?;
-            if !tls && !raw.allow_plaintext && !is_loopback_redis(&info.addr) {
+            let parsed = parse_redis_url(url).map_err(|e| invalid(file, "state.url", e))?;
+            if !tls && !raw.allow_plaintext && !is_loopback_redis(&parsed) {
                 return Err(invalid(
                     file,
                     "state.url",
@@ -516,13 +531,6 @@ fn validate_state(
                 None => None,
             };
             let encryption_key = state_encryption_key(raw, file)?;
-            crate::revocation::redis::RedisStore::new(
-                url,
-                &raw.key_prefix,
-                None,
-                ca_pem.as_deref(),
-            )
-            .map_err(|e| invalid(file, "state.url", e.to_string()))?;
             Ok(super::StateConfig::Redis {
                 url: url.to_owned(),
                 password: raw
@@ -561,7 +569,8 @@ fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, Conf
             "host",
             "transfer-encoding",
         ];
-        if RESERVED.contains(&name.as_str()) || crate::identity::is_assertion_header(name.as_str())
+        if RESERVED.contains(&name.as_str())
+            || tollgate_http::identity::is_assertion_header(name.as_str())
         {
             return Err(invalid(
                 file,
@@ -774,7 +783,7 @@ fn validate_route(
     let host = match route.host.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(h) => Some(
-            crate::core::host::canonical(h, None)
+            tollgate_http::host::canonical(h, None)
                 .map_err(|e| invalid(file, &format!("{key}.host"), e))?
                 .name()
                 .to_owned(),

@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, Method};
 
-use crate::identity::{Identity, TokenKind};
+use tollgate_http::identity::{Identity, TokenKind};
 
 /// Which callers a route admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ impl RoutePolicy {
         self.issuers.is_empty()
             || self.issuers.contains(&identity.issuer)
             || (self.credentials != Credentials::Token
-                && identity.issuer == crate::auth::certificate::CERTIFICATE_ISSUER)
+                && identity.issuer == tollgate_http::identity::CERTIFICATE_ISSUER)
     }
 
     /// Judges a verified identity against the route.

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::env::Env;
 use super::raw::{HumanDuration, RawIssuer, RawSigningKey};
-use crate::auth::keys::{self, Family, VerifyKey};
+use crate::keys::{self, Family, VerifyKey};
 
 /// The shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;

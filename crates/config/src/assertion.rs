@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::raw::RawAssertion;
-use crate::assertion::{
+use crate::signer::{
     ALGORITHMS, AssertionSigner, DEFAULT_ISSUER, DEFAULT_KID, DEFAULT_TTL, MAX_TTL,
 };
 

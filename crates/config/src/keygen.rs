@@ -22,8 +22,8 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use tracing::warn;
 
-use crate::auth::keys::Family;
-use crate::config::{IssuerConfig, Secret, SigningKeyConfig};
+use crate::keys::Family;
+use crate::{IssuerConfig, Secret, SigningKeyConfig};
 
 /// Bytes of a generated HMAC secret: 384 bits, above the hash size RFC 7518 §3.2 requires.
 pub const HMAC_SECRET_BYTES: usize = 48;
@@ -295,12 +295,10 @@ pub fn public_jwk(
 }
 
 /// The JWKS document the admin listener serves at `/.well-known/jwks.json`: the public keys
-/// of all the issuers' signing keys and of the identity assertion's key, never HMAC secrets.
+/// of all the issuers' signing keys and of the identity assertion's key (its public JWK),
+/// never HMAC secrets.
 /// `None` when no such key is configured.
-pub fn published_jwks(
-    issuers: &[IssuerConfig],
-    assertion: Option<&crate::assertion::AssertionSigner>,
-) -> Option<Bytes> {
+pub fn published_jwks(issuers: &[IssuerConfig], assertion: Option<&Jwk>) -> Option<Bytes> {
     let mut keys: Vec<Jwk> = issuers
         .iter()
         // Every signing key, the ones not yet signing included: verifiers learn a new key
@@ -320,7 +318,7 @@ pub fn published_jwks(
                 .ok()
         })
         .collect();
-    keys.extend(assertion.map(|signer| signer.public_jwk().clone()));
+    keys.extend(assertion.cloned());
     if keys.is_empty() {
         return None;
     }
