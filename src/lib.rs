@@ -15,17 +15,16 @@ pub mod gateway;
 pub mod metrics;
 pub mod proxy;
 pub mod refusals;
-pub mod revocation;
 pub mod routing;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;
 pub mod upstream_auth;
-pub mod usage;
 
 pub use tollgate_config as config;
 pub use tollgate_config::{keygen, signer as assertion};
 pub use tollgate_http::{identity, request_id};
+pub use tollgate_state::{revocation, usage};
 
 pub use config::{Config, ConfigError, Env};
 pub use error::GatewayError;

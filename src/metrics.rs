@@ -762,6 +762,22 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// The state stores' background events, as gauges and counters.
+impl tollgate_state::events::StateEvents for Metrics {
+    fn store_reachable(&self, up: bool) {
+        self.state_store_up.set(i64::from(up));
+    }
+
+    fn revocations_loaded(&self, in_force: usize) {
+        self.revocations_in_force
+            .set(i64::try_from(in_force).unwrap_or(i64::MAX));
+    }
+
+    fn revocation_load_failed(&self) {
+        self.revocation_load_failures.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

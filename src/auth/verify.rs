@@ -325,7 +325,10 @@ impl Verifier {
     /// Refuses a revoked token, counting the attempt against its service (the alert on a
     /// revoked service token still in use reads that count).
     fn refuse_revoked(&self, identity: &Identity) -> Result<(), AuthError> {
-        let refused = self.revocations.check(identity);
+        let refused = self
+            .revocations
+            .check(identity)
+            .map_err(|_| AuthError::Revoked);
         if refused.is_err()
             && let Some(service) = &identity.service
         {

@@ -3,7 +3,7 @@
 
 pub mod cache;
 pub mod provider;
-pub mod shared;
+pub use tollgate_state::vendor_token as shared;
 
 use std::sync::Arc;
 use std::time::Duration;

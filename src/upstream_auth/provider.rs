@@ -45,22 +45,7 @@ pub enum ProviderError {
     NoToken(String),
 }
 
-/// A token as obtained, with when it stops being valid.
-pub struct Fetched {
-    /// The bearer token.
-    pub token: String,
-    /// When it expires.
-    pub expires_at: SystemTime,
-}
-
-impl std::fmt::Debug for Fetched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetched")
-            .field("token", &"***")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
+pub use tollgate_state::vendor_token::Fetched;
 
 /// Makes one attempt, bounded by the provider's timeout.
 pub async fn fetch_once(

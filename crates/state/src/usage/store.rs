@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::TokenUse;
-use crate::config::StateConfig;
 use crate::revocation::redis::RedisStore;
 use crate::revocation::store::{self as file, StoreError};
+use tollgate_config::StateConfig;
 
 /// Sets each field to its new value unless the stored one was seen later; drops the expired.
 /// KEYS[1]: the hash; ARGV: now, then field/value pairs.
+#[cfg(feature = "redis")]
 const MERGE: &str = r"
 local now = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
@@ -42,6 +43,7 @@ pub fn file_path(list: &Path) -> PathBuf {
     list.with_extension("usage.json")
 }
 
+#[cfg(feature = "redis")]
 fn redis(state: &StateConfig) -> Option<Result<(RedisStore, String), StoreError>> {
     RedisStore::for_state(state).map(|store| {
         store.map(|store| {
@@ -51,6 +53,7 @@ fn redis(state: &StateConfig) -> Option<Result<(RedisStore, String), StoreError>
     })
 }
 
+#[cfg(feature = "redis")]
 fn unavailable(store: &RedisStore) -> impl Fn(redis::RedisError) -> StoreError + '_ {
     move |e| StoreError::Unavailable {
         store: store.url().to_owned(),
@@ -76,6 +79,24 @@ pub async fn merge(
         })?;
         return Ok(());
     }
+    merge_redis(state, changed, now).await
+}
+
+/// Every stored token use; in Redis, entries expired at `now` are deleted on the way (the
+/// file drops them at each write).
+pub async fn read(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse)>, StoreError> {
+    if let StateConfig::File { path } = state {
+        let document: Document = file::read_json(&file_path(path))?.unwrap_or_default();
+        return Ok(document.tokens.into_iter().collect());
+    }
+    read_redis(state, now).await
+}
+#[cfg(feature = "redis")]
+async fn merge_redis(
+    state: &StateConfig,
+    changed: &[(String, TokenUse)],
+    now: u64,
+) -> Result<(), StoreError> {
     let Some(found) = redis(state) else {
         return Ok(());
     };
@@ -98,13 +119,8 @@ pub async fn merge(
     Ok(())
 }
 
-/// Every stored token use; in Redis, entries expired at `now` are deleted on the way (the
-/// file drops them at each write).
-pub async fn read(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse)>, StoreError> {
-    if let StateConfig::File { path } = state {
-        let document: Document = file::read_json(&file_path(path))?.unwrap_or_default();
-        return Ok(document.tokens.into_iter().collect());
-    }
+#[cfg(feature = "redis")]
+async fn read_redis(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse)>, StoreError> {
     let Some(found) = redis(state) else {
         return Ok(Vec::new());
     };
@@ -133,4 +149,26 @@ pub async fn read(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse
             .map_err(unavailable(&store))?;
     }
     Ok(all)
+}
+
+/// Without Redis support: a Redis `[state]` is an error, never an empty log.
+#[cfg(not(feature = "redis"))]
+async fn merge_redis(
+    state: &StateConfig,
+    _: &[(String, TokenUse)],
+    _: u64,
+) -> Result<(), StoreError> {
+    match RedisStore::for_state(state) {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Without Redis support: a Redis `[state]` is an error, never an empty log.
+#[cfg(not(feature = "redis"))]
+async fn read_redis(state: &StateConfig, _: u64) -> Result<Vec<(String, TokenUse)>, StoreError> {
+    match RedisStore::for_state(state) {
+        Some(Err(e)) => Err(e),
+        _ => Ok(Vec::new()),
+    }
 }

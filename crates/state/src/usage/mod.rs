@@ -19,9 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::config::StateConfig;
-use crate::identity::Identity;
 use crate::revocation::store::StoreError;
+use tollgate_config::StateConfig;
+use tollgate_http::identity::Identity;
 
 pub use report::{ServiceUsage, report};
 
@@ -179,7 +179,7 @@ impl UsageLog {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(this) = weak.upgrade() else { return };
-                match this.flush(crate::tokens::now()).await {
+                match this.flush(crate::clock::now()).await {
                     Ok(0) => {}
                     Ok(written) => debug!(written, "token usage written"),
                     Err(e) => warn!(error = %e, "token usage not written; retrying later"),
@@ -200,7 +200,7 @@ pub async fn read(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::TokenKind;
+    use tollgate_http::identity::TokenKind;
 
     fn service_token(jti: &str, service: &str, expires_at: u64) -> Identity {
         Identity {

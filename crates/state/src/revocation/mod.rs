@@ -4,6 +4,10 @@
 //! `tollgate token revoke` writes it, every gateway reading that store picks the change up by
 //! itself within [`POLL_INTERVAL`], and each request costs one hash lookup in memory.
 
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(not(feature = "redis"))]
+#[path = "redis_off.rs"]
 pub mod redis;
 pub mod store;
 
@@ -17,7 +21,9 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::identity::Identity;
+use tollgate_http::identity::Identity;
+
+use crate::events::StateEvents;
 
 /// How often a gateway looks for a changed revocation list (a metadata check; the file is read
 /// only when it changed).
@@ -95,7 +101,7 @@ pub enum RevokeError {
 /// The revocation for `target` at `now`, kept until no token it refuses can still be valid:
 /// the token's own `exp`, else the longest lifetime the config's issuers accept.
 pub fn plan(
-    config: &crate::Config,
+    config: &tollgate_config::Config,
     target: Target,
     reason: Option<String>,
     now: u64,
@@ -223,12 +229,19 @@ enum Source {
     File(PathBuf),
     /// The shared Redis store.
     Redis(Box<redis::RedisStore>),
+    /// The configured store cannot be used: no list is ever loaded.
+    Unusable,
 }
+
+/// A token on the revocation list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("token revoked")]
+pub struct Revoked;
 
 /// The list a gateway enforces, refreshed from its store in the background.
 pub struct Revocations {
     source: Source,
-    state: Option<crate::config::StateConfig>,
+    state: Option<tollgate_config::StateConfig>,
     set: ArcSwap<RevocationSet>,
     started: AtomicBool,
     /// Whether the store answered last time it was asked (always true for the file store).
@@ -236,7 +249,7 @@ pub struct Revocations {
     /// Whether a list has been read: until then nothing is refused, so the gateway is not
     /// ready.
     loaded: AtomicBool,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    events: Option<Arc<dyn StateEvents>>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -258,24 +271,25 @@ impl Revocations {
             started: AtomicBool::new(true),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(true),
-            metrics: None,
+            events: None,
         })
     }
 
     /// The list in `state`'s store. The file store is read now (a missing file is an empty
     /// list); Redis is read by [`Revocations::start`]'s watcher, which keeps either current.
     pub fn from_config(
-        state: &crate::config::StateConfig,
-        metrics: Arc<crate::metrics::Metrics>,
+        state: &tollgate_config::StateConfig,
+        events: Arc<dyn StateEvents>,
     ) -> Arc<Self> {
-        use crate::config::StateConfig;
+        use tollgate_config::StateConfig;
         let source = match (state, redis::RedisStore::for_state(state)) {
             (StateConfig::File { path }, _) => Source::File(path.clone()),
             (_, Some(Ok(store))) => Source::Redis(Box::new(store)),
-            // Checked at config load; unreachable in practice.
+            // A URL is checked at config load, so in practice a build without Redis support:
+            // the list is never read, so the gateway never reports ready (fails closed).
             (_, Some(Err(e))) => {
-                warn!(error = %e, "state store unusable; nothing is revoked");
-                Source::Nothing
+                tracing::error!(error = %e, "state store unusable; no revocation list is read");
+                Source::Unusable
             }
             (_, None) => Source::Nothing,
         };
@@ -286,18 +300,18 @@ impl Revocations {
             started: AtomicBool::new(false),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(false),
-            metrics: Some(metrics),
+            events: Some(events),
         });
         match &this.source {
             Source::File(path) => this.apply(store::read(path).map_err(|e| e.to_string())),
             Source::Nothing => this.loaded.store(true, Ordering::Release),
-            Source::Redis(_) => {}
+            Source::Redis(_) | Source::Unusable => {}
         }
         this
     }
 
     /// Whether this list comes from `state` (a reload that keeps it keeps the watcher).
-    pub fn serves(&self, state: &crate::config::StateConfig) -> bool {
+    pub fn serves(&self, state: &tollgate_config::StateConfig) -> bool {
         self.state.as_ref() == Some(state)
     }
 
@@ -319,30 +333,31 @@ impl Revocations {
     }
 
     /// Refuses a revoked token. An empty list costs one atomic load.
-    pub fn check(&self, identity: &Identity) -> Result<(), crate::auth::AuthError> {
+    pub fn check(&self, identity: &Identity) -> Result<(), Revoked> {
         let set = self.set.load();
         if !set.is_empty() && set.refuses(identity) {
-            return Err(crate::auth::AuthError::Revoked);
+            return Err(Revoked);
         }
         Ok(())
     }
 
     /// Watches the store until the last reference is dropped.
+    #[cfg_attr(not(feature = "redis"), allow(unreachable_code, unused_variables))]
     pub fn start(self: &Arc<Self>) {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let weak = Arc::downgrade(self);
         match &self.source {
-            Source::Nothing => {}
+            Source::Nothing | Source::Unusable => {}
             Source::File(path) => {
                 let path = path.clone();
                 tokio::spawn(async move {
-                    let mut last = crate::config::file_stamp(&path);
+                    let mut last = tollgate_config::file_stamp(&path);
                     loop {
                         tokio::time::sleep(POLL_INTERVAL).await;
                         let Some(this) = weak.upgrade() else { return };
-                        let now = crate::config::file_stamp(&path);
+                        let now = tollgate_config::file_stamp(&path);
                         if now != last {
                             last = now;
                             this.apply(store::read(&path).map_err(|e| e.to_string()));
@@ -394,8 +409,8 @@ impl Revocations {
     /// Records whether the store answers; logs the transitions only.
     fn mark(&self, error: Option<&store::StoreError>) {
         let up = error.is_none();
-        if let Some(metrics) = &self.metrics {
-            metrics.state_store_up.set(i64::from(up));
+        if let Some(events) = &self.events {
+            events.store_reachable(up);
         }
         if self.up.swap(up, Ordering::AcqRel) != up {
             match error {
@@ -412,20 +427,18 @@ impl Revocations {
     fn apply(&self, list: Result<Vec<Revocation>, String>) {
         match list {
             Ok(revocations) => {
-                let set = RevocationSet::new(&revocations, crate::tokens::now());
+                let set = RevocationSet::new(&revocations, crate::clock::now());
                 let in_force = set.len();
                 self.set.store(Arc::new(set));
                 self.loaded.store(true, Ordering::Release);
-                if let Some(metrics) = &self.metrics {
-                    metrics
-                        .revocations_in_force
-                        .set(i64::try_from(in_force).unwrap_or(i64::MAX));
+                if let Some(events) = &self.events {
+                    events.revocations_loaded(in_force);
                 }
                 info!(store = %self.store().unwrap_or_default(), in_force, "revocation list loaded");
             }
             Err(e) => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.revocation_load_failures.inc();
+                if let Some(events) = &self.events {
+                    events.revocation_load_failed();
                 }
                 warn!(error = %e, "revocation list not loaded; the previous one stays in force");
             }
@@ -435,12 +448,12 @@ impl Revocations {
 
 /// Adds a revocation to `state`'s store; returns the list as stored.
 pub async fn add(
-    state: &crate::config::StateConfig,
+    state: &tollgate_config::StateConfig,
     revocation: Revocation,
     now: u64,
 ) -> Result<Vec<Revocation>, store::StoreError> {
     match (state, redis::RedisStore::for_state(state)) {
-        (crate::config::StateConfig::File { path }, _) => store::add(path, revocation, now),
+        (tollgate_config::StateConfig::File { path }, _) => store::add(path, revocation, now),
         (_, Some(store)) => store?.add(revocation, now).await,
         (_, None) => Ok(Vec::new()),
     }
@@ -448,10 +461,10 @@ pub async fn add(
 
 /// Every revocation in `state`'s store (expired ones included).
 pub async fn list(
-    state: &crate::config::StateConfig,
+    state: &tollgate_config::StateConfig,
 ) -> Result<Vec<Revocation>, store::StoreError> {
     match (state, redis::RedisStore::for_state(state)) {
-        (crate::config::StateConfig::File { path }, _) => store::read(path),
+        (tollgate_config::StateConfig::File { path }, _) => store::read(path),
         (_, Some(store)) => store?.read().await,
         (_, None) => Ok(Vec::new()),
     }
@@ -460,7 +473,7 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::TokenKind;
+    use tollgate_http::identity::TokenKind;
 
     fn identity(jti: Option<&str>, service: Option<&str>, iat: Option<u64>) -> Identity {
         Identity {

@@ -17,8 +17,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::AsyncCommands;
 use tracing::{debug, warn};
 
-use super::provider::Fetched;
-use crate::config::StateConfig;
+use tollgate_config::StateConfig;
+
+/// A token as obtained, with when it stops being valid.
+pub struct Fetched {
+    /// The bearer token.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: SystemTime,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
 
 /// Deletes a key only while it holds the value this replica expects.
 const DELETE_IF: &str = r#"

@@ -78,9 +78,9 @@ impl RedisStore {
     }
 
     /// The store `state` names, when it is Redis.
-    pub fn for_state(state: &crate::config::StateConfig) -> Option<Result<Self, StoreError>> {
+    pub fn for_state(state: &tollgate_config::StateConfig) -> Option<Result<Self, StoreError>> {
         match state {
-            crate::config::StateConfig::Redis {
+            tollgate_config::StateConfig::Redis {
                 url,
                 password,
                 key_prefix,
@@ -92,7 +92,7 @@ impl RedisStore {
                 password.as_ref().map(|p| p.expose()),
                 ca_pem.as_deref(),
             )),
-            crate::config::StateConfig::File { .. } => None,
+            tollgate_config::StateConfig::File { .. } => None,
         }
     }
 
