@@ -11,8 +11,7 @@ use crate::body::{ResponseBody, full};
 use crate::core::host::HostError;
 use crate::routing::PathError;
 
-/// A boxed error, as bodies and clients produce them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use tollgate_http::BoxError;
 
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]

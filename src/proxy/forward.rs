@@ -1,6 +1,5 @@
 //! Forwarding to upstreams: the pooled client, URI construction, the exchange and upgrades.
 
-use crate::config::UpstreamTls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,12 +9,14 @@ use http_body_util::{Either, LengthLimitError};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tracing::debug;
+
+pub use tollgate_client::{build_client, build_client_trusting, build_client_with};
 
 use super::headers::remove_hop_by_hop;
 use super::limit::Limit;
-use super::pool::{self, Http1Pool, ReturnToPool};
+use super::pool::{Http1Pool, ReturnToPool};
 use crate::body::{ClientBodyError, RequestBody, ResponseBody, Watched};
 use crate::config::{Limits, Route, Upstream};
 use crate::core::{Upgrade, upgrade};
@@ -86,165 +87,6 @@ pub fn route_vias(
             }
         })
         .collect()
-}
-
-/// Builds an outbound client: keep-alive pool, TLS with webpki roots. The proxy, JWKS fetches
-/// and vendor logins each get one, differing only in body type.
-pub fn build_client<B>() -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<crate::error::BoxError>,
-{
-    build_client_trusting(&crate::config::TrustRoots::default())
-}
-
-/// Like [`build_client`], trusting `roots` (a private CA's bundle replaces the public roots).
-pub fn build_client_trusting<B>(
-    roots: &crate::config::TrustRoots,
-) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<crate::error::BoxError>,
-{
-    build_client_with(&UpstreamTls {
-        roots: roots.clone(),
-        client_certificate: None,
-        server_name: None,
-        insecure_skip_verify: false,
-    })
-}
-
-/// Like [`build_client`], connecting as `tls` says: its roots, client certificate and
-/// server name.
-pub fn build_client_with<B>(tls: &UpstreamTls) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<crate::error::BoxError>,
-{
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(pool::CONNECT_TIMEOUT));
-    let builder =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_client_config(tls));
-    let builder = builder.https_or_http();
-    let builder = match &tls.server_name {
-        Some(name) => builder
-            .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone())),
-        None => builder,
-    };
-    let https = builder.enable_http1().enable_http2().wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(pool::IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https)
-}
-
-/// The rustls side of [`build_client_with`].
-fn tls_client_config(tls: &UpstreamTls) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut store = rustls::RootCertStore::empty();
-    match &tls.roots.certificates {
-        // Checked at config load: every certificate of the bundle is a usable anchor.
-        Some(certificates) => {
-            store.add_parsable_certificates(certificates.iter().cloned());
-        }
-        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    // Unreachable with ring's default provider; refusing every certificate is the fallback,
-    // never the public roots or no verification.
-    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-    else {
-        return rustls::ClientConfig::builder()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-    };
-    let builder = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-    } else {
-        builder.with_root_certificates(store)
-    };
-    match &tls.client_certificate {
-        Some(certified) => {
-            builder.with_client_cert_resolver(Arc::new(FixedClientCertificate(certified.clone())))
-        }
-        None => builder.with_no_client_auth(),
-    }
-}
-
-/// Presents the configured certificate to every upstream that asks.
-#[derive(Debug)]
-struct FixedClientCertificate(Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::client::ResolvesClientCert for FixedClientCertificate {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
-
-/// `insecure_skip_verify` (loopback upstreams only, checked at config load): any certificate
-/// passes, signatures are still checked so the session is at least with the key's holder.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Sends the built upstream request and waits at most `timeout` for the response head. A

@@ -7,7 +7,7 @@
 //! moment the response body ends. TLS upstreams keep hyper-util's client (ALPN, HTTP/2).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
@@ -22,13 +22,10 @@ use crate::body::{EndWatcher, RequestBody, Watched};
 use crate::config::Limits;
 use crate::error::GatewayError;
 
-/// How long an idle connection is kept (checked when connections are taken or returned).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub use tollgate_client::{CONNECT_TIMEOUT, IDLE_TIMEOUT};
+
 /// Most idle connections kept per upstream; more are closed when returned.
 const MAX_IDLE: usize = 1024;
-/// TCP connect deadline (both upstream clients); the route timeout still bounds the whole
-/// exchange.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The idle connections to one upstream.
 pub struct Http1Pool {

@@ -10,3 +10,6 @@ pub mod identity;
 pub mod path;
 pub mod request_id;
 pub mod upgrade;
+
+/// A boxed error, as bodies and clients produce them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
