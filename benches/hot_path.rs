@@ -41,7 +41,7 @@ token_cache_size = {cache}
     );
     let config =
         Config::from_toml(&toml, "bench.toml", &Env::from_map::<_, String, String>([])).unwrap();
-    Verifier::new(&config.issuers, &config.identity, Default::default())
+    Verifier::new(&config.issuers, &config.identity, std::sync::Arc::new(()))
 }
 
 fn token(alg: Algorithm) -> String {
@@ -117,7 +117,7 @@ algorithm = "EdDSA"
     );
     let config =
         Config::from_toml(&toml, "bench.toml", &Env::from_map::<_, String, String>([])).unwrap();
-    let core = tollgate::core::Core::new(&config, Default::default(), None);
+    let core = tollgate::core::Core::new(&config, std::sync::Arc::new(()), None);
     let bearer = format!("Bearer {}", token(Algorithm::HS256));
     let mut template = HeaderMap::new();
     for (name, value) in [

@@ -4,9 +4,9 @@
 use http::Method;
 use tracing::info;
 
+use crate::auth::Refusal;
 use crate::auth::policy::Policy;
 use crate::config::Route;
-use crate::error::GatewayError;
 use crate::identity::Identity;
 
 /// What the request looked like when the decision was made.
@@ -24,20 +24,15 @@ pub struct AuditContext<'a> {
 }
 
 /// Records an authentication/authorization decision when the audit trail wants it.
-pub fn record(
-    ctx: &AuditContext<'_>,
-    identity: Option<&Identity>,
-    outcome: Result<(), &GatewayError>,
-) {
-    let denied = outcome.is_err();
+pub fn record(ctx: &AuditContext<'_>, identity: Option<&Identity>, refusal: Option<&Refusal>) {
+    let denied = refusal.is_some();
     if !denied && ctx.route.policy.policy != Policy::Service {
         return;
     }
-    let reason = match outcome {
-        Ok(()) => String::new(),
-        Err(GatewayError::Unauthenticated(e)) => e.to_string(),
-        Err(GatewayError::Forbidden(e)) => e.to_string(),
-        Err(other) => other.to_string(),
+    let reason = match refusal {
+        None => String::new(),
+        Some(Refusal::Unauthenticated(e)) => e.to_string(),
+        Some(Refusal::Forbidden(e)) => e.to_string(),
     };
     info!(
         target: "audit",

@@ -1,12 +1,11 @@
 //! `GatewayError` and the one table that maps it to a status and a JSON body.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::HeaderValue;
 use http::{Response, StatusCode};
-use serde::Serialize;
 
-use crate::auth::AuthError;
-use crate::auth::policy::Forbidden;
+use crate::auth::Refusal;
+pub use crate::auth::refusal::json_error_with;
 use crate::body::{ResponseBody, full};
 use crate::core::host::HostError;
 use crate::routing::PathError;
@@ -44,12 +43,9 @@ pub enum GatewayError {
         /// The route's limit.
         limit: u64,
     },
-    /// No valid credential for a protected route.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(#[source] AuthError),
-    /// A valid credential that the route's policy refuses.
-    #[error("forbidden: {0}")]
-    Forbidden(#[source] Forbidden),
+    /// The auth core refused: no valid credential (401) or the policy's no (403).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The route's upstream credential could not be obtained.
     #[error("upstream credentials unavailable: {0}")]
     CredentialsUnavailable(#[source] crate::upstream_auth::CredentialError),
@@ -76,14 +72,6 @@ pub enum GatewayError {
     Internal(&'static str),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    request_id: &'a str,
-}
-
 impl GatewayError {
     /// Status and the stable, client-facing error text. The one place errors become answers.
     pub fn status_and_message(&self) -> (StatusCode, &'static str) {
@@ -100,8 +88,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             }
-            GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            GatewayError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            GatewayError::Refused(refusal) => refusal.status_and_message(),
             GatewayError::CredentialsUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream credentials unavailable",
@@ -139,8 +126,7 @@ impl GatewayError {
                 humantime::format_duration(*after)
             )),
             GatewayError::BodyTooLarge { limit } => Some(format!("limit is {limit} bytes")),
-            GatewayError::Unauthenticated(e) => Some(e.to_string()),
-            GatewayError::Forbidden(e) => Some(e.to_string()),
+            GatewayError::Refused(refusal) => Some(refusal.reason()),
             GatewayError::CredentialsUnavailable(e) => Some(e.to_string()),
             GatewayError::UriTooLong(limit) => Some(format!("limit is {limit} bytes")),
             GatewayError::UpstreamOverloaded { what, limit } => {
@@ -157,32 +143,20 @@ impl GatewayError {
     /// The `WWW-Authenticate` challenge for 401 and 403 answers (RFC 6750 §3).
     fn challenge(&self) -> Option<String> {
         match self {
-            GatewayError::Unauthenticated(AuthError::Missing) => {
-                Some(r#"Bearer realm="tollgate""#.to_owned())
-            }
-            GatewayError::Unauthenticated(AuthError::MalformedHeader) => Some(format!(
-                r#"Bearer realm="tollgate", error="invalid_request", error_description="{}""#,
-                AuthError::MalformedHeader
-            )),
-            GatewayError::Unauthenticated(e) => Some(format!(
-                r#"Bearer realm="tollgate", error="invalid_token", error_description="{e}""#
-            )),
-            GatewayError::Forbidden(e) => Some(format!(
-                r#"Bearer realm="tollgate", error="insufficient_scope", error_description="{e}""#
-            )),
+            GatewayError::Refused(refusal) => Some(refusal.challenge()),
             _ => None,
         }
     }
 
     /// The JSON response for this error.
-    pub fn into_response(self, request_id: &str) -> Response<ResponseBody> {
-        self.into_response_with(request_id, full)
+    pub fn to_response(&self, request_id: &str) -> Response<ResponseBody> {
+        self.to_response_with(request_id, full)
     }
 
     /// The JSON response for this error, its body made by `body` (so an embedding service
     /// answers with its own body type, byte for byte what the gateway sends).
-    pub fn into_response_with<B>(
-        self,
+    pub fn to_response_with<B>(
+        &self,
         request_id: &str,
         body: impl FnOnce(Bytes) -> B,
     ) -> Response<B> {
@@ -217,28 +191,6 @@ pub fn json_error(
     json_error_with(status, error, reason, request_id, full)
 }
 
-/// Like [`json_error`], the body made by `body`.
-pub fn json_error_with<B>(
-    status: StatusCode,
-    error: &str,
-    reason: Option<&str>,
-    request_id: &str,
-    body: impl FnOnce(Bytes) -> B,
-) -> Response<B> {
-    let json = serde_json::to_vec(&ErrorBody {
-        error,
-        reason,
-        request_id,
-    })
-    .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
-    let mut response = Response::new(body(Bytes::from(json)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_is_json_with_request_id() {
-        let response = GatewayError::BodyTooLarge { limit: 10 }.into_response("rid-1");
+        let response = GatewayError::BodyTooLarge { limit: 10 }.to_response("rid-1");
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

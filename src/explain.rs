@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::auth::Refusal;
 use crate::config::Config;
 use crate::core::forwarded::ClientIp;
 use crate::core::{Core, Trace};
@@ -137,8 +138,8 @@ pub async fn explain(
         request.uri().query().map(str::to_owned),
     );
 
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let core = Core::new(config, metrics, None);
+    // No observer: explaining a request records nothing (no metrics, audit or usage).
+    let core = Core::new(config, Arc::new(()), None);
     core.verifier().revocations().read_once().await;
     let mut trace = Trace::default();
     let decided = core
@@ -210,7 +211,7 @@ pub async fn explain(
             })
         }
         Err(error) => {
-            if let GatewayError::Forbidden(_) = &error {
+            if let GatewayError::Refused(Refusal::Forbidden(_)) = &error {
                 steps.push(Step {
                     step: "policy".into(),
                     result: "failed",
@@ -230,7 +231,7 @@ pub async fn explain(
                 });
             }
             let (status, message) = error.status_and_message();
-            let response = error.into_response("-");
+            let response = error.to_response("-");
             let reason = response
                 .headers()
                 .get(http::header::WWW_AUTHENTICATE)
@@ -265,9 +266,9 @@ fn read_certificate(
         .as_ref()
         .map(|t| t.client_services.clone())
         .unwrap_or_default();
-    crate::auth::certificate::ClientCertificate::from_der(leaf.as_ref(), &services).ok_or_else(
-        || ExplainError::Certificate(format!("{}: not an X.509 certificate", path.display())),
-    )
+    crate::client_certificate::read(leaf.as_ref(), &services).ok_or_else(|| {
+        ExplainError::Certificate(format!("{}: not an X.509 certificate", path.display()))
+    })
 }
 
 async fn refusal_body(response: http::Response<crate::body::ResponseBody>) -> Value {
@@ -413,11 +414,14 @@ fn explain_token(
     };
     let Some(token) = tokens.first() else {
         let detail = match error {
-            Some(GatewayError::Unauthenticated(e)) => e.to_string(),
+            Some(GatewayError::Refused(Refusal::Unauthenticated(e))) => e.to_string(),
             _ if !route.policy.requires_token() => "none; this route is public".to_owned(),
             _ => "none".to_owned(),
         };
-        let result = if matches!(error, Some(GatewayError::Unauthenticated(_))) {
+        let result = if matches!(
+            error,
+            Some(GatewayError::Refused(Refusal::Unauthenticated(_)))
+        ) {
             "failed"
         } else {
             "info"
@@ -536,16 +540,19 @@ fn explain_token(
             .map_or("no jti".to_owned(), |j| format!("jti {j}")),
     ];
     let failed_at = match error {
-        Some(GatewayError::Unauthenticated(e)) => e
+        Some(GatewayError::Refused(Refusal::Unauthenticated(e))) => e
             .check()
             .and_then(|check| CHECKS.iter().position(|c| *c == check)),
         _ => None,
     };
     let refusal = match error {
-        Some(GatewayError::Unauthenticated(e)) => e.to_string(),
+        Some(GatewayError::Refused(Refusal::Unauthenticated(e))) => e.to_string(),
         _ => String::new(),
     };
-    let verified = !matches!(error, Some(GatewayError::Unauthenticated(_)));
+    let verified = !matches!(
+        error,
+        Some(GatewayError::Refused(Refusal::Unauthenticated(_)))
+    );
     for (i, (check, detail)) in CHECKS.iter().zip(details).enumerate() {
         let (result, detail) = match failed_at {
             Some(at) if i == at => ("failed", format!("{refusal}; {detail}")),

@@ -1,8 +1,8 @@
 //! The gateway: the socket-free [`Core`] decides and builds the upstream request; this module
-//! hands that request to one transport and reports the outcome.
+//! hands that request to one transport, then feeds the [`Outcome`] to the observers.
 //!
 //! ```text
-//! Core::decide → echo | HTTP/1 pool | TLS client (→ upgrade tunnel) → metrics, access log
+//! Core::decide → echo | HTTP/1 pool | TLS client (→ upgrade tunnel) → observe(Outcome)
 //! ```
 //!
 //! The transports take the built request and the [`Decision`] only; the client's request is
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use http_body_util::{Either, Limited};
-use tracing::{debug, info, warn};
 
 use crate::auth::Verifier;
 use crate::body::{ClientBody, RequestBody, ResponseBody};
@@ -22,11 +21,13 @@ use crate::config::{Config, Upstream};
 use crate::core::forwarded::ClientIp;
 use crate::core::{Core, Decision, Trace};
 use crate::error::GatewayError;
-use crate::metrics::{Metrics, RouteHandles, UpstreamErrorLabels};
+use crate::metrics::Metrics;
+use crate::observe::{Observers, Outcome};
 use crate::proxy::forward::{self, UpstreamClient, Via};
 use crate::proxy::limit::Limit;
 use crate::request_id::X_REQUEST_ID;
 use crate::upstream_auth::{self, Providers};
+use crate::usage::UsageLog;
 
 /// The gateway's request handler, shared by every connection.
 #[derive(Debug)]
@@ -37,17 +38,11 @@ pub struct Gateway {
     vias: Vec<Option<Via>>,
     /// Each route's own in-flight limit, if it sets `max_requests`.
     route_limits: Vec<Option<Arc<Limit>>>,
-    metrics: Arc<Metrics>,
-    /// Per-route metric handles, indexed by [`Route::index`].
-    route_metrics: Vec<RouteHandles>,
+    /// Metrics, audit, usage, the refusal ring and the access log, fed once per request.
+    observers: Observers,
     /// The config this gateway serves (the console shows it and explains with it).
     config: Arc<Config>,
-    /// The last refusals, for the console (kept across reloads; empty while it is off).
-    refusals: Arc<crate::refusals::Refusals>,
 }
-
-/// The route label of requests no route matched.
-static NO_ROUTE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
 
 /// Counts a request as in flight until dropped, also when the client goes away mid-request.
 struct InFlight(prometheus_client::metrics::gauge::Gauge);
@@ -90,19 +85,29 @@ impl Gateway {
                 .map(|r| r.max_requests.map(Limit::new))
                 .collect(),
             client,
-            refusals: match previous.map(|p| &p.refusals) {
-                Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
-                _ => Arc::new(crate::refusals::Refusals::new(
-                    config.console.recent_refusals,
-                )),
+            observers: Observers {
+                refusals: match previous.map(|p| &p.observers.refusals) {
+                    Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
+                    _ => Arc::new(crate::refusals::Refusals::new(
+                        config.console.recent_refusals,
+                    )),
+                },
+                // Like the revocation list: what was seen but not written yet survives a
+                // reload.
+                usage: match previous.map(|p| &p.observers.usage) {
+                    Some(kept) if kept.serves(&config.state, config.usage_flush_interval) => {
+                        kept.clone()
+                    }
+                    _ => UsageLog::new(&config.state, config.usage_flush_interval),
+                },
+                route_metrics: config
+                    .routes
+                    .iter()
+                    .map(|r| metrics.route_handles(&r.name))
+                    .collect(),
+                metrics,
             },
             config: Arc::new(config.clone()),
-            route_metrics: config
-                .routes
-                .iter()
-                .map(|r| metrics.route_handles(&r.name))
-                .collect(),
-            metrics,
         }
     }
 
@@ -113,12 +118,17 @@ impl Gateway {
 
     /// The last refusals.
     pub fn refusals(&self) -> &crate::refusals::Refusals {
-        &self.refusals
+        &self.observers.refusals
     }
 
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.observers.metrics
+    }
+
+    /// Which service tokens were seen.
+    pub fn usage(&self) -> &Arc<UsageLog> {
+        &self.observers.usage
     }
 
     /// The upstream credential providers.
@@ -131,9 +141,10 @@ impl Gateway {
         self.core.verifier()
     }
 
-    /// Starts the background work (see [`Core::start`]).
+    /// Starts the background work (see [`Core::start`]) and the usage log's writer.
     pub fn start(&self) {
         self.core.start();
+        self.observers.usage.start();
     }
 
     /// The decision core.
@@ -148,7 +159,7 @@ impl Gateway {
         peer: ClientIp,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
-        let _in_flight = InFlight::enter(&self.metrics.in_flight);
+        let _in_flight = InFlight::enter(&self.observers.metrics.in_flight);
         let method = request.method().clone();
         let mut trace = Trace::default();
         let mut upstream_time = None;
@@ -158,68 +169,26 @@ impl Gateway {
             }
             Err(refusal) => Err(refusal),
         };
-        let rid = trace.request_id.to_str().unwrap_or_default();
-        let mut response = match result {
-            Ok(response) => response,
+        let (mut response, error) = match result {
+            Ok(response) => (response, None),
             Err(error) => {
-                if let (Some(kind), Some(route)) = (error.upstream_kind(), &trace.route) {
-                    self.metrics
-                        .upstream_errors
-                        .get_or_create(&UpstreamErrorLabels {
-                            route: route.name.clone(),
-                            kind,
-                        })
-                        .inc();
-                }
-                if error.status_and_message().0.is_server_error() {
-                    warn!(request_id = rid, error = %error, "request failed");
-                } else {
-                    debug!(request_id = rid, error = %error, "request refused");
-                }
-                self.refusals
-                    .record(&error, trace.route.as_deref().map(|r| &*r.name), rid);
-                error.into_response(rid)
+                let rid = trace.request_id.to_str().unwrap_or_default();
+                let response = error.to_response(rid);
+                (response, Some(error))
             }
         };
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), trace.request_id.clone());
-        let route_label = trace.route.as_ref().map_or(&*NO_ROUTE, |r| &r.name);
-        let handles = trace
-            .route
-            .as_ref()
-            .and_then(|r| self.route_metrics.get(r.index));
-        self.metrics.record_request(
-            route_label,
-            handles,
-            &method,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
-        if let (Some(upstream_time), Some(handles)) = (upstream_time, handles) {
-            handles.upstream.observe(upstream_time.as_secs_f64());
-        }
-        info!(
-            target: "access",
-            request_id = rid,
-            // Display, not Debug: no escaping pass over values that are already safe text.
-            client = trace
-                .client
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(tracing::field::display),
-            client_request_id = trace
-                .client_request_id
-                .as_ref()
-                .and_then(|v| v.to_str().ok()),
-            method = %method,
-            path = trace.path.as_deref().unwrap_or("-"),
-            route = trace.route.as_deref().map_or("-", |r| &*r.name),
-            status = response.status().as_u16(),
-            duration_us = started.elapsed().as_micros() as u64,
-            upstream_us = upstream_time.map(|d: Duration| d.as_micros() as u64),
-            bytes_out = http_body::Body::size_hint(response.body()).exact(),
-        );
+        self.observers.observe(&Outcome {
+            trace: &trace,
+            method: &method,
+            status: response.status().as_u16(),
+            error: error.as_ref(),
+            elapsed: started.elapsed(),
+            upstream: upstream_time,
+            bytes_out: http_body::Body::size_hint(response.body()).exact(),
+        });
         Ok(response)
     }
 

@@ -5,14 +5,15 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
-pub mod auth;
 pub mod body;
+pub mod client_certificate;
 pub mod core;
 pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod gateway;
 pub mod metrics;
+pub mod observe;
 pub mod proxy;
 pub mod refusals;
 pub mod routing;
@@ -21,6 +22,7 @@ pub mod telemetry;
 pub mod tokens;
 pub mod upstream_auth;
 
+pub use tollgate_auth as auth;
 pub use tollgate_config as config;
 pub use tollgate_config::{keygen, signer as assertion};
 pub use tollgate_http::{identity, request_id};

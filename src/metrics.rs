@@ -762,6 +762,54 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// The verifier's background events.
+impl tollgate_auth::AuthEvents for Metrics {
+    fn jwks_fetched(&self, issuer: &str, ok: bool) {
+        self.record_jwks_fetch(issuer, ok);
+    }
+
+    fn jwks_key_refused(&self, issuer: &str, reason: &'static str) {
+        self.jwks_keys_refused
+            .get_or_create(&IssuerReason {
+                issuer: issuer.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    fn service_token_verified(&self, service: &str, expires_at: u64) {
+        self.record_service_token(service, expires_at);
+    }
+}
+
+/// The vendor credential caches' events.
+impl crate::upstream_auth::events::CredentialEvents for Metrics {
+    fn login_started(&self, provider: &str, reason: &'static str) {
+        self.upstream_login_reasons
+            .get_or_create(&ProviderReason {
+                provider: provider.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    fn login_finished(&self, provider: &str, ok: bool, duration: Duration) {
+        self.record_login(provider, ok, duration);
+    }
+
+    fn login_suppressed(&self, provider: &str) {
+        self.upstream_logins_suppressed
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_owned(),
+            })
+            .inc();
+    }
+
+    fn token_obtained(&self, provider: &str, expires_at: SystemTime) {
+        self.record_token_expiry(provider, expires_at);
+    }
+}
+
 /// The state stores' background events, as gauges and counters.
 impl tollgate_state::events::StateEvents for Metrics {
     fn store_reachable(&self, up: bool) {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::auth::Refusal as AuthRefusal;
 use crate::error::GatewayError;
 
 /// Most refusals the console may keep.
@@ -56,8 +57,8 @@ impl Refusals {
         }
         let (status, message) = error.status_and_message();
         let reason = match error {
-            GatewayError::Unauthenticated(e) => e.to_string(),
-            GatewayError::Forbidden(e) => e.to_string(),
+            GatewayError::Refused(AuthRefusal::Unauthenticated(e)) => e.to_string(),
+            GatewayError::Refused(AuthRefusal::Forbidden(e)) => e.to_string(),
             _ => message.to_owned(),
         };
         let refusal = Refusal {
@@ -93,7 +94,7 @@ mod tests {
     fn the_ring_keeps_the_newest_and_nothing_from_the_request() {
         let ring = Refusals::new(2);
         ring.record(
-            &GatewayError::Unauthenticated(AuthError::Expired),
+            &GatewayError::Refused(AuthRefusal::Unauthenticated(AuthError::Expired)),
             Some("a"),
             "r1",
         );

@@ -58,7 +58,7 @@ preserve_host = true
     );
     let config = Config::from_toml(&toml, "core.toml", &Env::from_map::<_, String, String>([]))
         .expect("valid config");
-    Core::new(&config, Default::default(), None)
+    Core::new(&config, std::sync::Arc::new(()), None)
 }
 
 fn request(

@@ -123,7 +123,7 @@ fn token_pre_parsing_never_panics_and_refuses_junk() {
     )
     .unwrap();
     let verifier =
-        tollgate::auth::Verifier::new(&config.issuers, &config.identity, Default::default());
+        tollgate::auth::Verifier::new(&config.issuers, &config.identity, std::sync::Arc::new(()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -492,7 +492,7 @@ fn claims_verifier() -> tollgate::auth::Verifier {
         &tollgate::Env::from_map::<_, String, String>([]),
     )
     .unwrap();
-    tollgate::auth::Verifier::new(&config.issuers, &config.identity, Default::default())
+    tollgate::auth::Verifier::new(&config.issuers, &config.identity, std::sync::Arc::new(()))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -22,21 +22,27 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Uri, Version};
 
 use crate::assertion::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
-use crate::audit::{self, AuditContext};
-use crate::auth::Verifier;
 use crate::auth::decide::{self, Verdict};
 use crate::auth::extract;
+use crate::auth::{Refusal, Verifier};
 use crate::config::{Config, Route, Upstream};
 use crate::error::GatewayError;
 use crate::identity::Identity;
-use crate::metrics::{AuthLabels, Metrics};
 use crate::request_id;
 use crate::routing::{RouteTable, forward_path, normalize_path};
 use crate::server::activity::ClientUpgrade;
 use crate::upstream_auth::{Providers, TokenCache};
-use crate::usage::UsageLog;
 use forwarded::{ClientIp, TrustedProxies};
 use host::CanonicalHost;
+
+/// Every background event the core's parts report: the verifier's and revocation list's
+/// ([`AuthEvents`](crate::auth::AuthEvents)) and the vendor credential caches'.
+pub trait CoreEvents:
+    crate::auth::AuthEvents + crate::upstream_auth::events::CredentialEvents
+{
+}
+
+impl<T: crate::auth::AuthEvents + crate::upstream_auth::events::CredentialEvents> CoreEvents for T {}
 
 /// The decision-making half of the gateway, shared by every request under one config.
 #[derive(Debug)]
@@ -46,8 +52,6 @@ pub struct Core {
     trusted_proxies: TrustedProxies,
     verifier: Verifier,
     providers: Providers,
-    usage: Arc<UsageLog>,
-    metrics: Arc<Metrics>,
     assertion: Option<Arc<AssertionSigner>>,
 }
 
@@ -83,7 +87,18 @@ pub struct Attached {
     pub bearer: HeaderValue,
 }
 
-/// What the access log reports, filled in as the core gets to it (also for refusals).
+/// What authentication found: the caller (also when refused by policy or revoked) and the
+/// refusal, if any. For the observers; the decision itself is in the `Result`.
+#[derive(Debug, Clone)]
+pub struct AuthOutcome {
+    /// The verified caller, if any.
+    pub caller: Option<Arc<Identity>>,
+    /// Why the request was refused, if it was.
+    pub refusal: Option<Refusal>,
+}
+
+/// What the observers (metrics, audit, usage, access log) report, filled in as the core gets
+/// to it (also for refusals). The core only writes it: nothing is recorded while deciding.
 #[derive(Debug)]
 pub struct Trace {
     /// The request id the gateway uses.
@@ -96,6 +111,9 @@ pub struct Trace {
     pub path: Option<String>,
     /// The matched route.
     pub route: Option<Arc<Route>>,
+    /// What authentication found; `None` when the request did not get that far (or was an
+    /// exempt preflight).
+    pub auth: Option<AuthOutcome>,
 }
 
 impl Default for Trace {
@@ -106,14 +124,16 @@ impl Default for Trace {
             client: None,
             path: None,
             route: None,
+            auth: None,
         }
     }
 }
 
 impl Core {
     /// Builds the core for a validated config, keeping caches of unchanged issuers and
-    /// providers from `previous`.
-    pub fn new(config: &Config, metrics: Arc<Metrics>, previous: Option<&Core>) -> Self {
+    /// providers from `previous`. `events` hears the verifier's, the revocation list's and the
+    /// providers' background events (never a request's: those are in the [`Trace`]).
+    pub fn new(config: &Config, events: Arc<dyn CoreEvents>, previous: Option<&Core>) -> Self {
         Self {
             routes: RouteTable::new(&config.routes),
             max_uri_bytes: config.limits.max_uri_bytes,
@@ -124,42 +144,25 @@ impl Core {
                 // The list (and its watcher) survives a reload that keeps its path.
                 match previous.map(|p| p.verifier.revocations()) {
                     Some(kept) if kept.serves(&config.state) => kept.clone(),
-                    _ => {
-                        crate::revocation::Revocations::from_config(&config.state, metrics.clone())
-                    }
+                    _ => crate::revocation::Revocations::from_config(&config.state, events.clone()),
                 },
-                metrics.clone(),
+                events.clone(),
                 previous.map(|p| &p.verifier),
             ),
             providers: Providers::reusing(
                 &config.providers,
                 &config.state,
-                &metrics,
+                &events,
                 previous.map(|p| &p.providers),
             ),
-            // Like the list: what was seen but not written yet survives a reload.
-            usage: match previous.map(|p| &p.usage) {
-                Some(kept) if kept.serves(&config.state, config.usage_flush_interval) => {
-                    kept.clone()
-                }
-                _ => UsageLog::new(&config.state, config.usage_flush_interval),
-            },
-            metrics,
             assertion: config.assertion.clone(),
         }
     }
 
-    /// Starts the background work: JWKS refreshers, the revocation watcher, vendor logins and
-    /// the usage log's writer.
+    /// Starts the background work: JWKS refreshers, the revocation watcher and vendor logins.
     pub fn start(&self) {
         self.verifier.start();
         self.providers.start();
-        self.usage.start();
-    }
-
-    /// Which service tokens were seen.
-    pub fn usage(&self) -> &Arc<UsageLog> {
-        &self.usage
     }
 
     /// The peers whose proxy headers are believed.
@@ -337,47 +340,20 @@ impl Core {
     }
 
     /// Verifies the caller and applies the route's policy; `None` when a public route goes
-    /// on without an identity.
+    /// on without an identity. What was found is kept in `trace` for the observers.
     async fn authenticate(
         &self,
         parts: &Parts,
         route: &Route,
-        trace: &Trace,
+        trace: &mut Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
-        let policy = &route.policy;
-        let Verdict { decision, caller } = decide::judge(&self.verifier, policy, parts).await;
-        let result = match &decision {
-            Ok(()) => "allowed",
-            Err(GatewayError::Forbidden(_)) => "forbidden",
-            Err(GatewayError::Unauthenticated(e)) => e.kind(),
-            Err(_) => "invalid",
-        };
-        if let Some(caller) = caller.as_ref()
-            && let Some(service) = caller.service.as_deref()
-        {
-            let now = self.metrics.record_service_request(service, result);
-            self.usage.seen(caller, now);
-        }
-        self.metrics
-            .auth_decisions
-            .get_or_create(&AuthLabels {
-                route: route.name.clone(),
-                result,
-                token_type: caller.as_ref().map_or("none", |c| c.kind.as_str()),
-            })
-            .inc();
-        let audit = AuditContext {
-            request_id: trace.request_id.to_str().unwrap_or_default(),
-            client_request_id: trace
-                .client_request_id
-                .as_ref()
-                .and_then(|v| v.to_str().ok()),
-            route,
-            method: &parts.method,
-            path: trace.path.as_deref().unwrap_or("-"),
-        };
-        audit::record(&audit, caller.as_deref(), decision.as_ref().copied());
-        decision.map(|()| caller)
+        let Verdict { decision, caller } =
+            decide::judge(&self.verifier, &route.policy, parts).await;
+        trace.auth = Some(AuthOutcome {
+            caller: caller.clone(),
+            refusal: decision.as_ref().err().cloned(),
+        });
+        decision.map(|()| caller).map_err(GatewayError::from)
     }
 }
 

@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 
 use http::HeaderMap;
-use http::header::{AUTHORIZATION, HOST, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue};
 
 use super::forwarded::{self, ClientIp};
 use super::host::CanonicalHost;
@@ -116,11 +116,7 @@ pub fn upstream_query<'a>(
     extract::query_without_tokens(query, sources)
 }
 
-/// Removes the caller's `Authorization` and token cookies.
-pub fn remove_credentials(headers: &mut HeaderMap, sources: &TokenSources) {
-    headers.remove(AUTHORIZATION);
-    extract::remove_token_cookies(headers, sources);
-}
+pub use crate::auth::extract::remove_credentials;
 
 fn remove_method_overrides(headers: &mut HeaderMap) {
     for name in &METHOD_OVERRIDES {

@@ -98,7 +98,7 @@ impl TlsListener {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .and_then(|leaf| {
-                        ClientCertificate::from_der(leaf.as_ref(), &self.client_services)
+                        crate::client_certificate::read(leaf.as_ref(), &self.client_services)
                     })
                     .map(Arc::new);
                 Some((ClientStream::Tls(Box::new(tls)), certificate))

@@ -237,7 +237,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let task = tokio::spawn(async move {
         drain(loops, connections, max_connections, drain_timeout).await;
         // What was seen since the last periodic write would otherwise be lost.
-        let usage = last.load().core().usage().clone();
+        let usage = last.load().usage().clone();
         if let Err(e) = usage.flush(crate::tokens::now()).await {
             warn!(error = %e, "token usage not written at shutdown");
         }

@@ -475,7 +475,7 @@ pub fn issue_access_token(
 /// `jwks_url` fetch their key set on demand, so they need the network.
 pub async fn inspect(config: &Config, token: &str) -> Inspection {
     // The config's revocation list too: a revoked token is reported as such.
-    let verifier = Verifier::for_config(config, Default::default());
+    let verifier = Verifier::for_config(config, std::sync::Arc::new(()));
     verifier.revocations().read_once().await;
     let verdict = verifier.verify(token).await;
     let mut parts = token.split('.');
@@ -604,7 +604,9 @@ secret = "unit-test-secret-that-is-long-enough-for-hmac"
             .build()
             .unwrap();
         let verified = runtime
-            .block_on(Verifier::new(&[issuer], &identity, Default::default()).verify(&issued.token))
+            .block_on(
+                Verifier::new(&[issuer], &identity, std::sync::Arc::new(())).verify(&issued.token),
+            )
             .unwrap();
         assert_eq!(verified.kind, TokenKind::Access);
         assert_eq!(verified.subject, "42");

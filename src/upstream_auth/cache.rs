@@ -10,9 +10,9 @@ use http::HeaderValue;
 use tokio::sync::Mutex;
 use tracing::{debug, error, info, warn};
 
+use super::events::CredentialEvents;
 use super::provider::{self, LoginClient, ProviderError};
 use crate::config::ProviderConfig;
-use crate::metrics::{ProviderLabel, ProviderReason};
 
 /// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -76,7 +76,7 @@ pub struct TokenCache {
     /// The next login happens because the vendor refused the token (for the metric).
     rejected: AtomicBool,
     generation: AtomicU64,
-    metrics: Arc<crate::metrics::Metrics>,
+    events: Arc<dyn CredentialEvents>,
     started: AtomicBool,
     /// The fleet's shared token (Redis state store), and the store it came from.
     shared: Option<(Arc<super::shared::SharedTokens>, crate::config::StateConfig)>,
@@ -95,7 +95,7 @@ impl std::fmt::Debug for TokenCache {
 
 impl TokenCache {
     /// An empty cache for `config`.
-    pub fn new(config: ProviderConfig, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+    pub fn new(config: ProviderConfig, events: Arc<dyn CredentialEvents>) -> Arc<Self> {
         Arc::new(Self {
             client: crate::proxy::forward::build_client_trusting(&config.roots),
             config,
@@ -106,7 +106,7 @@ impl TokenCache {
             last_rejection: std::sync::Mutex::new(None),
             rejected: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            metrics,
+            events,
             started: AtomicBool::new(false),
             shared: None,
             refused: std::sync::Mutex::new(None),
@@ -217,12 +217,7 @@ impl TokenCache {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|at| at.elapsed() < self.config.relogin_interval) {
-                self.metrics
-                    .upstream_logins_suppressed
-                    .get_or_create(&ProviderLabel {
-                        provider: self.config.name.clone(),
-                    })
-                    .inc();
+                self.events.login_suppressed(&self.config.name);
                 warn!(provider = %self.config.name, "vendor refused the token again within relogin_interval; no new login");
                 return AfterRejection::GiveUp;
             }
@@ -328,13 +323,7 @@ impl TokenCache {
         } else {
             "initial"
         };
-        self.metrics
-            .upstream_login_reasons
-            .get_or_create(&ProviderReason {
-                provider: self.config.name.clone(),
-                reason,
-            })
-            .inc();
+        self.events.login_started(&self.config.name, reason);
         info!(provider = %self.config.name, reason, "fetching upstream token");
         match self.obtain().await {
             Ok(fetched) => {
@@ -385,8 +374,8 @@ impl TokenCache {
             generation: self.generation.fetch_add(1, Ordering::AcqRel) + 1,
         });
         self.token.store(Some(token.clone()));
-        self.metrics
-            .record_token_expiry(&self.config.name, token.expires_at_wall);
+        self.events
+            .token_obtained(&self.config.name, token.expires_at_wall);
         token
     }
 
@@ -461,8 +450,8 @@ impl TokenCache {
         loop {
             let started = Instant::now();
             let result = provider::fetch_once(&self.client, &self.config).await;
-            self.metrics
-                .record_login(&self.config.name, result.is_ok(), started.elapsed());
+            self.events
+                .login_finished(&self.config.name, result.is_ok(), started.elapsed());
             match result {
                 Ok(fetched) => return Ok(fetched),
                 Err(e) => {

@@ -2,6 +2,7 @@
 //! bearer token, obtained by a provider and cached until shortly before it expires.
 
 pub mod cache;
+pub mod events;
 pub mod provider;
 pub use tollgate_state::vendor_token as shared;
 
@@ -32,7 +33,7 @@ impl Providers {
     pub fn reusing(
         configs: &[ProviderConfig],
         state: &crate::config::StateConfig,
-        metrics: &Arc<crate::metrics::Metrics>,
+        events: &Arc<dyn crate::core::CoreEvents>,
         previous: Option<&Providers>,
     ) -> Self {
         let caches = configs
@@ -46,7 +47,7 @@ impl Providers {
                     })
                     .cloned()
                     .unwrap_or_else(|| {
-                        TokenCache::new(config.clone(), metrics.clone())
+                        TokenCache::new(config.clone(), events.clone())
                             .sharing(state, shared::SharedTokens::from_state(state))
                     })
             })

@@ -11,11 +11,12 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::events::AuthEvents;
 use super::extract::TokenSources;
 use super::jwks::JwksSource;
 use super::keys::VerifyKey;
-use crate::config::{IdentityConfig, IssuerConfig};
-use crate::identity::{
+use tollgate_config::{IdentityConfig, IssuerConfig};
+use tollgate_http::identity::{
     Identity, TokenKind, X_SERVICE_NAME, X_TENANT_ID, X_USER_EMAIL, X_USER_ID, X_USER_ISSUER,
     X_USER_ROLE, X_USER_TYPE,
 };
@@ -179,6 +180,32 @@ struct Cached {
     generation: u64,
 }
 
+/// Why a token was not accepted: invalid, or valid but revoked (its holder is known, so the
+/// attempt can be counted against its service and audited).
+#[derive(Debug, Clone)]
+pub enum Rejected {
+    /// Not a valid token.
+    Invalid(AuthError),
+    /// A valid token on the revocation list.
+    Revoked(Arc<Identity>),
+}
+
+impl Rejected {
+    /// The refusal's reason.
+    pub fn error(self) -> AuthError {
+        match self {
+            Rejected::Invalid(e) => e,
+            Rejected::Revoked(_) => AuthError::Revoked,
+        }
+    }
+}
+
+impl From<AuthError> for Rejected {
+    fn from(e: AuthError) -> Self {
+        Rejected::Invalid(e)
+    }
+}
+
 /// Verifies tokens against the configured issuers, with a bounded cache of verified tokens.
 pub struct Verifier {
     issuers: Vec<IssuerVerifier>,
@@ -186,8 +213,8 @@ pub struct Verifier {
     claim_headers: Vec<(Vec<String>, HeaderName)>,
     claim_header_names: Vec<HeaderName>,
     cache: Option<Arc<quick_cache::sync::Cache<String, Cached>>>,
-    revocations: Arc<crate::revocation::Revocations>,
-    metrics: Arc<crate::metrics::Metrics>,
+    revocations: Arc<tollgate_state::revocation::Revocations>,
+    events: Arc<dyn AuthEvents>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -210,29 +237,23 @@ impl Verifier {
     pub fn new(
         issuers: &[IssuerConfig],
         identity: &IdentityConfig,
-        metrics: Arc<crate::metrics::Metrics>,
+        events: Arc<dyn AuthEvents>,
     ) -> Self {
         Self::reusing(
             issuers,
             identity,
-            crate::revocation::Revocations::none(),
-            metrics,
+            tollgate_state::revocation::Revocations::none(),
+            events,
             None,
         )
     }
 
     /// The verifier for `config`'s issuers and identity settings, enforcing the revocation list
     /// of its state store (a tool or an embedding service, not a reloading gateway).
-    pub fn for_config(config: &crate::Config, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn for_config(config: &tollgate_config::Config, events: Arc<dyn AuthEvents>) -> Self {
         let revocations =
-            crate::revocation::Revocations::from_config(&config.state, metrics.clone());
-        Self::reusing(
-            &config.issuers,
-            &config.identity,
-            revocations,
-            metrics,
-            None,
-        )
+            tollgate_state::revocation::Revocations::from_config(&config.state, events.clone());
+        Self::reusing(&config.issuers, &config.identity, revocations, events, None)
     }
 
     /// Like [`Verifier::new`], keeping the JWKS sources of issuers whose settings and keys are
@@ -240,8 +261,8 @@ impl Verifier {
     pub fn reusing(
         issuers: &[IssuerConfig],
         identity: &IdentityConfig,
-        revocations: Arc<crate::revocation::Revocations>,
-        metrics: Arc<crate::metrics::Metrics>,
+        revocations: Arc<tollgate_state::revocation::Revocations>,
+        events: Arc<dyn AuthEvents>,
         previous: Option<&Verifier>,
     ) -> Self {
         let unchanged = |config: &IssuerConfig| {
@@ -264,9 +285,10 @@ impl Verifier {
                     .collect(),
                 jwks: match unchanged(config) {
                     Some(old) => old.jwks.clone(),
-                    None => config.jwks.clone().map(|j| {
-                        Arc::new(JwksSource::new(config.name.clone(), j, metrics.clone()))
-                    }),
+                    None => config
+                        .jwks
+                        .clone()
+                        .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, events.clone()))),
                 },
                 config: config.clone(),
             })
@@ -308,7 +330,7 @@ impl Verifier {
             claim_headers: identity.claim_headers.clone(),
             cache,
             revocations,
-            metrics,
+            events,
         }
     }
 
@@ -322,19 +344,11 @@ impl Verifier {
         }
     }
 
-    /// Refuses a revoked token, counting the attempt against its service (the alert on a
-    /// revoked service token still in use reads that count).
+    /// Refuses a revoked token.
     fn refuse_revoked(&self, identity: &Identity) -> Result<(), AuthError> {
-        let refused = self
-            .revocations
+        self.revocations
             .check(identity)
-            .map_err(|_| AuthError::Revoked);
-        if refused.is_err()
-            && let Some(service) = &identity.service
-        {
-            self.metrics.record_service_request(service, "revoked");
-        }
-        refused
+            .map_err(|_| AuthError::Revoked)
     }
 
     /// Each issuer's keys as the console shows them: (issuer name, the keys' `kid` and
@@ -343,12 +357,12 @@ impl Verifier {
         self.issuers
             .iter()
             .map(|issuer| {
-                let describe = |k: &crate::auth::keys::VerifyKey| {
+                let describe = |k: &tollgate_config::keys::VerifyKey| {
                     (
                         k.kid.clone(),
                         match (k.algorithm, k.family) {
                             (Some(a), _) => format!("{a:?}"),
-                            (None, crate::auth::keys::Family::Hmac) => "HMAC secret".to_owned(),
+                            (None, tollgate_config::keys::Family::Hmac) => "HMAC secret".to_owned(),
                             (None, family) => format!("{family:?}"),
                         },
                     )
@@ -369,7 +383,7 @@ impl Verifier {
     }
 
     /// The revocation list this verifier enforces.
-    pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
+    pub fn revocations(&self) -> &Arc<tollgate_state::revocation::Revocations> {
         &self.revocations
     }
 
@@ -389,25 +403,32 @@ impl Verifier {
     }
 
     /// Verifies every presented credential; all must be valid. The identity is the first's.
-    pub async fn verify_all(&self, tokens: &[&str]) -> Result<Arc<Identity>, AuthError> {
+    pub async fn verify_all(&self, tokens: &[&str]) -> Result<Arc<Identity>, Rejected> {
         let (first, rest) = tokens.split_first().ok_or(AuthError::Missing)?;
-        let identity = self.verify(first).await?;
+        let identity = self.verify_revealing(first).await?;
         for token in rest {
-            self.verify(token).await?;
+            self.verify_revealing(token).await?;
         }
         Ok(identity)
     }
 
     /// Verifies one token.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        self.verify_revealing(token).await.map_err(Rejected::error)
+    }
+
+    /// Verifies one token; a revoked one names its holder.
+    async fn verify_revealing(&self, token: &str) -> Result<Arc<Identity>, Rejected> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(AuthError::TooLarge);
+            return Err(AuthError::TooLarge.into());
         }
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(hit) = self.cached(token, now) {
             // Revocation is checked on every use, cached or not: it takes effect at once.
-            self.refuse_revoked(&hit)?;
-            return Ok(hit);
+            return match self.refuse_revoked(&hit) {
+                Ok(()) => Ok(hit),
+                Err(_) => Err(Rejected::Revoked(hit)),
+            };
         }
         let (header, iss) = pre_parse(token)?;
         let (index, issuer) = self
@@ -426,14 +447,14 @@ impl Verifier {
             .find_map(|(allowed, v)| (*allowed == alg).then_some(v))
             .ok_or(AuthError::AlgorithmNotAllowed)?;
         if header.crit.is_some() {
-            return Err(AuthError::UnsupportedCritical);
+            return Err(AuthError::UnsupportedCritical.into());
         }
         if let Some(typ) = &header.typ
             && !["jwt", "at+jwt", "application/jwt", "application/at+jwt"]
                 .iter()
                 .any(|t| typ.eq_ignore_ascii_case(t))
         {
-            return Err(AuthError::UnsupportedTyp);
+            return Err(AuthError::UnsupportedTyp.into());
         }
         let generation = issuer.jwks.as_ref().map_or(0, |j| j.generation());
         let claims = self
@@ -441,13 +462,15 @@ impl Verifier {
             .await?;
         let identity = self.build_identity(&claims, issuer)?;
         check_lifetime(&claims, identity.kind, &issuer.config, now)?;
-        self.refuse_revoked(&identity)?;
         let identity = Arc::new(identity);
+        if self.refuse_revoked(&identity).is_err() {
+            return Err(Rejected::Revoked(identity));
+        }
         // Once per token (later uses hit the cache): the earliest expiry per service feeds
         // the "service token expiring" alert.
         if let Some(service) = &identity.service {
-            self.metrics
-                .record_service_token(service, identity.expires_at);
+            self.events
+                .service_token_verified(service, identity.expires_at);
         }
         if let Some(cache) = &self.cache
             && identity.expires_at > now
@@ -787,7 +810,7 @@ fn header_value(claim: &str, text: &str) -> Result<HeaderValue, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Env};
+    use tollgate_config::{Config, Env};
 
     const SECRET: &str = "unit-test-secret-that-is-long-enough!!";
 
@@ -797,7 +820,7 @@ mod tests {
         );
         let config =
             Config::from_toml(&toml, "t.toml", &Env::from_map::<_, String, String>([])).unwrap();
-        Verifier::new(&config.issuers, &config.identity, Default::default())
+        Verifier::new(&config.issuers, &config.identity, std::sync::Arc::new(()))
     }
 
     fn token(exp: u64) -> String {

@@ -123,6 +123,12 @@ pub fn remove_token_cookies(headers: &mut HeaderMap, sources: &TokenSources) {
     }
 }
 
+/// Removes the caller's `Authorization` and token cookies.
+pub fn remove_credentials(headers: &mut HeaderMap, sources: &TokenSources) {
+    headers.remove(http::header::AUTHORIZATION);
+    remove_token_cookies(headers, sources);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

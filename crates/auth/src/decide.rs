@@ -1,5 +1,5 @@
 //! The one authentication decision, shared by the gateway's core and the embeddable
-//! [`AuthLayer`](crate::auth::layer::AuthLayer): the credentials a policy takes (tokens, the
+//! [`AuthLayer`](crate::layer::AuthLayer): the credentials a policy takes (tokens, the
 //! connection's client certificate, or both) are verified, then the policy judges the caller.
 
 use std::sync::Arc;
@@ -8,17 +8,19 @@ use http::request::Parts;
 
 use super::certificate::ClientCertificate;
 use super::policy::{Credentials, Forbidden, RoutePolicy};
+use super::refusal::Refusal;
+use super::verify::Rejected;
 use super::{AuthError, Verifier, extract};
-use crate::error::GatewayError;
-use crate::identity::Identity;
+use tollgate_http::identity::Identity;
 
 /// What was decided about a request's credentials.
 #[derive(Debug)]
 pub struct Verdict {
     /// Allowed, or the refusal to answer with.
-    pub decision: Result<(), GatewayError>,
-    /// The verified caller (also on a refusal by policy, for metrics and audit); `None` when
-    /// nothing was verified, or on a public route for a token it does not trust.
+    pub decision: Result<(), Refusal>,
+    /// The verified caller (also on a refusal by policy and for a revoked token, for metrics
+    /// and audit); `None` when nothing was verified, or on a public route for a token it does
+    /// not trust.
     pub caller: Option<Arc<Identity>>,
 }
 
@@ -27,11 +29,17 @@ pub async fn judge(verifier: &Verifier, policy: &RoutePolicy, parts: &Parts) -> 
     let (decision, caller) = match verify_credentials(verifier, parts, policy.credentials).await {
         Ok(identity) => authorize(policy, identity),
         Err(Unverified::Mismatch(identity)) => (
-            Err(GatewayError::Forbidden(Forbidden::CertificateMismatch)),
+            Err(Refusal::Forbidden(Forbidden::CertificateMismatch)),
             Some(identity),
         ),
-        Err(Unverified::Refused(_)) if !policy.requires_token() => (Ok(()), None),
-        Err(Unverified::Refused(e)) => (Err(GatewayError::Unauthenticated(e)), None),
+        Err(Unverified::Refused(_) | Unverified::Revoked(_)) if !policy.requires_token() => {
+            (Ok(()), None)
+        }
+        Err(Unverified::Refused(e)) => (Err(Refusal::Unauthenticated(e)), None),
+        Err(Unverified::Revoked(identity)) => (
+            Err(Refusal::Unauthenticated(AuthError::Revoked)),
+            Some(identity),
+        ),
     };
     Verdict { decision, caller }
 }
@@ -40,6 +48,8 @@ pub async fn judge(verifier: &Verifier, policy: &RoutePolicy, parts: &Parts) -> 
 enum Unverified {
     /// Missing or invalid credentials.
     Refused(AuthError),
+    /// A valid token on the revocation list.
+    Revoked(Arc<Identity>),
     /// A valid token whose service is not the client certificate's.
     Mismatch(Arc<Identity>),
 }
@@ -67,7 +77,10 @@ async fn verify_credentials(
             Ok(tokens) => verifier
                 .verify_all(&tokens)
                 .await
-                .map_err(Unverified::Refused),
+                .map_err(|rejected| match rejected {
+                    Rejected::Invalid(e) => Unverified::Refused(e),
+                    Rejected::Revoked(identity) => Unverified::Revoked(identity),
+                }),
         }
     };
     match credentials {
@@ -93,7 +106,7 @@ async fn verify_credentials(
 fn authorize(
     policy: &RoutePolicy,
     identity: Arc<Identity>,
-) -> (Result<(), GatewayError>, Option<Arc<Identity>>) {
+) -> (Result<(), Refusal>, Option<Arc<Identity>>) {
     if !policy.requires_token() {
         return match policy.accepts_issuer(&identity) {
             true => (Ok(()), Some(identity)),
@@ -102,6 +115,6 @@ fn authorize(
     }
     match policy.authorize(&identity) {
         Ok(()) => (Ok(()), Some(identity)),
-        Err(forbidden) => (Err(GatewayError::Forbidden(forbidden)), Some(identity)),
+        Err(forbidden) => (Err(Refusal::Forbidden(forbidden)), Some(identity)),
     }
 }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use crate::identity::{Identity, TokenKind, X_SERVICE_NAME, X_USER_ID, X_USER_ISSUER, X_USER_TYPE};
+use tollgate_http::identity::{
+    Identity, TokenKind, X_SERVICE_NAME, X_USER_ID, X_USER_ISSUER, X_USER_TYPE,
+};
 
-pub use crate::identity::CERTIFICATE_ISSUER;
+pub use tollgate_http::identity::CERTIFICATE_ISSUER;
 
 /// What a client certificate the TLS handshake verified says; read once per connection.
 #[derive(Debug, Clone)]
@@ -23,27 +25,17 @@ pub struct ClientCertificate {
 }
 
 impl ClientCertificate {
-    /// Reads the leaf a client presented (already verified by the handshake) and maps it
-    /// through `services` (`spiffe://…` or `dns:<name>` → service name). The SPIFFE ID is
-    /// looked up first.
-    pub fn from_der(der: &[u8], services: &BTreeMap<String, String>) -> Option<Self> {
-        use x509_parser::extensions::GeneralName;
-        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let mut spiffe_id = None;
-        let mut dns_names = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::URI(uri)
-                        if uri.starts_with("spiffe://") && spiffe_id.is_none() =>
-                    {
-                        spiffe_id = Some((*uri).to_owned());
-                    }
-                    GeneralName::DNSName(name) => dns_names.push(name.to_ascii_lowercase()),
-                    _ => {}
-                }
-            }
-        }
+    /// The certificate a client presented (already verified by the handshake), from its
+    /// SPIFFE ID (first `spiffe://` URI SAN), DNS SANs and `notAfter` (seconds), mapped through
+    /// `services` (`spiffe://…` or `dns:<name>` → service name). The SPIFFE ID is looked up
+    /// first. Reading the names from the DER is the TLS listener's job, so this crate needs no
+    /// X.509 parser.
+    pub fn from_names(
+        spiffe_id: Option<String>,
+        dns_names: Vec<String>,
+        expires_at: u64,
+        services: &BTreeMap<String, String>,
+    ) -> Self {
         let registered = spiffe_id
             .as_ref()
             .and_then(|id| Some((id.clone(), services.get(id)?)))
@@ -54,15 +46,14 @@ impl ClientCertificate {
                     Some((id, service))
                 })
             });
-        let expires_at = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
         let identity = registered
             .and_then(|(subject, service)| service_identity(subject, service, expires_at))
             .map(Arc::new);
-        Some(Self {
+        Self {
             spiffe_id,
             dns_names,
             identity,
-        })
+        }
     }
 }
 

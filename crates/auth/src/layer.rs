@@ -6,15 +6,17 @@
 //! `x-user-type`, `x-service-name`, …), the caller's credentials are removed unless the policy
 //! forwards them, and the typed [`Identity`] is a request extension (`axum::Extension<Identity>`
 //! works). Refusals are the gateway's own `401`/`403` answers, byte for byte. There is no
-//! second implementation: the decision is [`crate::auth::decide::judge`], the header
+//! second implementation: the decision is [`crate::decide::judge`], the header
 //! rewrite is [`identity::strip`]/[`identity::inject`] and the refusal is
-//! [`crate::GatewayError::into_response_with`], exactly what the gateway's core calls.
+//! [`Refusal::into_response_with`], exactly what the gateway's core calls. An
+//! [`AuthEvents`] observer passed to [`AuthLayer::from_config_observed`] sees the verifier's
+//! events and every request's verdict.
 //!
 //! ```
-//! use tollgate::auth::layer::{AuthLayer, Policy};
+//! use tollgate_auth::layer::{AuthLayer, Policy};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tollgate::ConfigError> {
+//! # async fn main() -> Result<(), tollgate_config::ConfigError> {
 //! let auth = AuthLayer::from_toml(
 //!     r#"
 //!     [[issuers]]
@@ -40,8 +42,10 @@ use http::{Request, Response};
 
 use super::Verifier;
 use super::decide::{self, Verdict};
-use crate::config::{Config, ConfigError, Env};
-use crate::identity::{self, Identity};
+use super::events::AuthEvents;
+use super::refusal::Refusal;
+use tollgate_config::{Config, ConfigError, Env};
+use tollgate_http::identity::{self, Identity};
 
 /// A route policy for the layer: `Policy::service(["billing"])`,
 /// `Policy::access().roles(["admin"])`, `Policy::authenticated()`, `Policy::public()`.
@@ -52,6 +56,7 @@ pub type Policy = super::policy::RoutePolicy;
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
     policy: Arc<Policy>,
+    events: Arc<dyn AuthEvents>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -83,11 +88,18 @@ impl AuthLayer {
 
     /// The layer for an already loaded config (its issuers, identity and state sections).
     pub fn from_config(config: &Config) -> Self {
-        let verifier = Verifier::for_config(config, Arc::new(crate::metrics::Metrics::new()));
+        Self::from_config_observed(config, Arc::new(()))
+    }
+
+    /// Like [`AuthLayer::from_config`], reporting to `events`: the verifier's background
+    /// events and, once per request, the verdict.
+    pub fn from_config_observed(config: &Config, events: Arc<dyn AuthEvents>) -> Self {
+        let verifier = Verifier::for_config(config, events.clone());
         verifier.start();
         Self {
             verifier: Arc::new(verifier),
             policy: Arc::new(Policy::authenticated()),
+            events,
         }
     }
 
@@ -97,6 +109,7 @@ impl AuthLayer {
         Self {
             verifier: self.verifier.clone(),
             policy: Arc::new(policy),
+            events: self.events.clone(),
         }
     }
 
@@ -105,7 +118,7 @@ impl AuthLayer {
     /// the refusal the layer answers with.
     ///
     /// ```
-    /// use tollgate::auth::layer::{AuthLayer, Policy};
+    /// use tollgate_auth::layer::{AuthLayer, Policy};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -126,8 +139,10 @@ impl AuthLayer {
     pub async fn authorize(
         &self,
         parts: &mut http::request::Parts,
-    ) -> Result<Option<Arc<Identity>>, crate::GatewayError> {
+    ) -> Result<Option<Arc<Identity>>, Refusal> {
         let Verdict { decision, caller } = decide::judge(&self.verifier, &self.policy, parts).await;
+        self.events
+            .request_judged(&self.policy, caller.as_deref(), decision.as_ref().err());
         decision.map(|()| {
             rewrite(parts, &self.verifier, &self.policy, caller.as_deref());
             caller
@@ -145,7 +160,7 @@ fn rewrite(
 ) {
     identity::strip(&mut parts.headers, verifier.claim_header_names());
     if !policy.forward_authorization {
-        crate::core::rewrite::remove_credentials(&mut parts.headers, verifier.sources());
+        crate::extract::remove_credentials(&mut parts.headers, verifier.sources());
         remove_query_tokens(&mut parts.uri, verifier);
     }
     if let Some(caller) = caller {
@@ -193,7 +208,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 /// use std::convert::Infallible;
 /// use bytes::Bytes;
 /// use http_body_util::Full;
-/// use tollgate::auth::layer::{AuthLayer, Policy};
+/// use tollgate_auth::layer::{AuthLayer, Policy};
 /// use tower::{Layer, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -242,7 +257,7 @@ where
             match layer.authorize(&mut parts).await {
                 Ok(_) => inner.call(Request::from_parts(parts, body)).await,
                 Err(refusal) => {
-                    let request_id = crate::request_id::choose(&parts.headers, false).0;
+                    let request_id = tollgate_http::request_id::choose(&parts.headers, false).0;
                     Ok(refusal
                         .into_response_with(request_id.to_str().unwrap_or_default(), ResBody::from))
                 }

@@ -17,7 +17,8 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use super::keys::{self, VerifyKey};
-use crate::config::JwksConfig;
+use crate::events::AuthEvents;
+use tollgate_config::JwksConfig;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -34,7 +35,7 @@ pub enum JwksError {
         url: String,
         /// Cause.
         #[source]
-        source: crate::error::BoxError,
+        source: tollgate_http::BoxError,
     },
     /// No answer within the timeout.
     #[error("jwks {url}: timed out")]
@@ -69,7 +70,7 @@ pub struct JwksSource {
     generation: AtomicU64,
     /// Held for the duration of a fetch: concurrent refreshes wait for it instead of fetching.
     last_fetch: Mutex<Option<Instant>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    events: Arc<dyn AuthEvents>,
     started: std::sync::atomic::AtomicBool,
     /// Wakes the refresher when the source is dropped, so it ends at once rather than after
     /// its next sleep (an embedding service's layer may come and go).
@@ -95,15 +96,15 @@ impl std::fmt::Debug for JwksSource {
 
 impl JwksSource {
     /// A source with no keys yet; call [`JwksSource::spawn_refresher`] to fill it.
-    pub fn new(issuer: String, config: JwksConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(issuer: String, config: JwksConfig, events: Arc<dyn AuthEvents>) -> Self {
         Self {
             issuer,
-            client: crate::proxy::forward::build_client_trusting(&config.roots),
+            client: tollgate_client::build_client_trusting(&config.roots),
             config,
             keys: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             last_fetch: Mutex::new(None),
-            metrics,
+            events,
             started: std::sync::atomic::AtomicBool::new(false),
             stop: Arc::new(tokio::sync::Notify::new()),
         }
@@ -165,7 +166,7 @@ impl JwksSource {
         }
         *last = Some(Instant::now());
         let result = self.fetch().await;
-        self.metrics.record_jwks_fetch(&self.issuer, result.is_ok());
+        self.events.jwks_fetched(&self.issuer, result.is_ok());
         match result {
             Ok(keys) => {
                 let count = keys.len();
@@ -237,13 +238,7 @@ impl JwksSource {
                 Ok(key) => keys.push(key),
                 Err(refusal) => {
                     warn!(issuer = %self.issuer, kid = kid.as_deref().unwrap_or("-"), reason = %refusal, "jwks key skipped");
-                    self.metrics
-                        .jwks_keys_refused
-                        .get_or_create(&crate::metrics::IssuerReason {
-                            issuer: self.issuer.clone(),
-                            reason: refusal.reason(),
-                        })
-                        .inc();
+                    self.events.jwks_key_refused(&self.issuer, refusal.reason());
                 }
             }
         }

@@ -1,0 +1,101 @@
+//! The auth core's refusals and the one table that turns them into answers: `401` with a
+//! `WWW-Authenticate` challenge, or `403` (RFC 6750 §3). The gateway's own error table defers
+//! to it, so the gateway and an embedding service answer byte for byte alike.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::AuthError;
+use crate::policy::Forbidden;
+
+/// Why the auth core refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No valid credential for a protected route.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(#[source] AuthError),
+    /// A valid credential that the route's policy refuses.
+    #[error("forbidden: {0}")]
+    Forbidden(#[source] Forbidden),
+}
+
+impl Refusal {
+    /// Status and the stable, client-facing error text.
+    pub fn status_and_message(&self) -> (StatusCode, &'static str) {
+        match self {
+            Refusal::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Refusal::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        }
+    }
+
+    /// The short reason shown to the client.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Unauthenticated(e) => e.to_string(),
+            Refusal::Forbidden(e) => e.to_string(),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3).
+    pub fn challenge(&self) -> String {
+        match self {
+            Refusal::Unauthenticated(AuthError::Missing) => r#"Bearer realm="tollgate""#.to_owned(),
+            Refusal::Unauthenticated(AuthError::MalformedHeader) => format!(
+                r#"Bearer realm="tollgate", error="invalid_request", error_description="{}""#,
+                AuthError::MalformedHeader
+            ),
+            Refusal::Unauthenticated(e) => format!(
+                r#"Bearer realm="tollgate", error="invalid_token", error_description="{e}""#
+            ),
+            Refusal::Forbidden(e) => format!(
+                r#"Bearer realm="tollgate", error="insufficient_scope", error_description="{e}""#
+            ),
+        }
+    }
+
+    /// The JSON answer, its body made by `body` (an embedding service's own body type).
+    pub fn into_response_with<B>(
+        self,
+        request_id: &str,
+        body: impl FnOnce(Bytes) -> B,
+    ) -> Response<B> {
+        let (status, message) = self.status_and_message();
+        let mut response = json_error_with(status, message, Some(&self.reason()), request_id, body);
+        if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// A JSON error response `{"error", "reason"?, "request_id"}`, the body made by `body`.
+pub fn json_error_with<B>(
+    status: StatusCode,
+    error: &str,
+    reason: Option<&str>,
+    request_id: &str,
+    body: impl FnOnce(Bytes) -> B,
+) -> Response<B> {
+    let json = serde_json::to_vec(&ErrorBody {
+        error,
+        reason,
+        request_id,
+    })
+    .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
+    let mut response = Response::new(body(Bytes::from(json)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
