@@ -24,6 +24,14 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Either::Right(Full::new(bytes.into()))
 }
 
+/// The gateway's JSON answer for `error` (the core's one table).
+pub fn error_response(
+    error: &crate::error::GatewayError,
+    request_id: &str,
+) -> http::Response<ResponseBody> {
+    error.to_response_with(request_id, full)
+}
+
 /// What a [`Watched`] body reports to.
 pub trait EndWatcher: Unpin {
     /// The body has been read to its end (also called at once for an empty body).

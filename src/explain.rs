@@ -231,7 +231,7 @@ pub async fn explain(
                 });
             }
             let (status, message) = error.status_and_message();
-            let response = error.to_response("-");
+            let response = crate::body::error_response(&error, "-");
             let reason = response
                 .headers()
                 .get(http::header::WWW_AUTHENTICATE)

@@ -23,10 +23,11 @@ use crate::core::{Core, Decision, Trace};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::observe::{Observers, Outcome};
-use crate::proxy::forward::{self, UpstreamClient, Via};
+use crate::proxy::forward::{self, Tunnel, UpstreamClient, Via};
 use crate::proxy::limit::Limit;
 use crate::request_id::X_REQUEST_ID;
-use crate::upstream_auth::{self, Providers};
+use crate::server::activity::ClientUpgrade;
+use crate::upstream_auth::Providers;
 use crate::usage::UsageLog;
 
 /// The gateway's request handler, shared by every connection.
@@ -161,11 +162,15 @@ impl Gateway {
         let started = Instant::now();
         let _in_flight = InFlight::enter(&self.observers.metrics.in_flight);
         let method = request.method().clone();
+        // The client's socket hand-off, for the tunnel if the core allows an upgrade.
+        let mut request = request;
+        let client_upgrade = request.extensions_mut().remove::<ClientUpgrade>();
         let mut trace = Trace::default();
         let mut upstream_time = None;
         let result = match self.core.decide(request, &peer, &mut trace).await {
             Ok((decision, upstream)) => {
-                self.transport(decision, upstream, &mut upstream_time).await
+                self.transport(decision, upstream, client_upgrade, &mut upstream_time)
+                    .await
             }
             Err(refusal) => Err(refusal),
         };
@@ -173,7 +178,7 @@ impl Gateway {
             Ok(response) => (response, None),
             Err(error) => {
                 let rid = trace.request_id.to_str().unwrap_or_default();
-                let response = error.to_response(rid);
+                let response = crate::body::error_response(&error, rid);
                 (response, Some(error))
             }
         };
@@ -198,6 +203,7 @@ impl Gateway {
         &self,
         decision: Decision,
         upstream: Request<ClientBody>,
+        client_upgrade: Option<ClientUpgrade>,
         upstream_time: &mut Option<Duration>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         let Decision {
@@ -206,6 +212,10 @@ impl Gateway {
             credential,
             ..
         } = decision;
+        let upgrade = upgrade.map(|protocols| Tunnel {
+            protocols,
+            client: client_upgrade,
+        });
         if let Upstream::Echo = route.upstream {
             return Ok(crate::echo::respond(&upstream));
         }
@@ -222,7 +232,7 @@ impl Gateway {
             // Boxed: the vendor path's future is large and would otherwise inflate every
             // request's future (moved into hyper's dispatcher once per request).
             Some(attached) => {
-                Box::pin(upstream_auth::forward_with_credential(
+                Box::pin(crate::proxy::vendor::forward_with_credential(
                     via, attached, upstream, &route, upgrade,
                 ))
                 .await?

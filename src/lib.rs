@@ -7,24 +7,23 @@
 pub mod audit;
 pub mod body;
 pub mod client_certificate;
-pub mod core;
 pub mod echo;
-pub mod error;
 pub mod explain;
 pub mod gateway;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;
 pub mod refusals;
-pub mod routing;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;
-pub mod upstream_auth;
 
 pub use tollgate_auth as auth;
 pub use tollgate_config as config;
 pub use tollgate_config::{keygen, signer as assertion};
+pub use tollgate_core as core;
+pub use tollgate_core::credentials as upstream_auth;
+pub use tollgate_core::{error, routing};
 pub use tollgate_http::{identity, request_id};
 pub use tollgate_state::{revocation, usage};
 

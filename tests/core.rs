@@ -228,7 +228,7 @@ async fn upgrades_follow_the_allow_list_and_h2c_never_passes() {
     ];
     let (result, _) = decide(&core, request(Method::GET, "/x", &ws, ""), "192.0.2.1").await;
     let (decision, upstream) = result.unwrap();
-    assert_eq!(decision.upgrade.unwrap().protocols, "websocket");
+    assert_eq!(decision.upgrade.unwrap(), "websocket");
     assert_eq!(upstream.headers()["upgrade"], "websocket");
     assert_eq!(upstream.headers()["connection"], "upgrade");
     let (result, _) = decide(

@@ -19,9 +19,18 @@ use super::limit::Limit;
 use super::pool::{Http1Pool, ReturnToPool};
 use crate::body::{ClientBodyError, RequestBody, ResponseBody, Watched};
 use crate::config::{Limits, Route, Upstream};
-use crate::core::{Upgrade, upgrade};
+use crate::core::upgrade;
 use crate::error::GatewayError;
 use crate::server::activity::ClientUpgrade;
+
+/// An allowed upgrade on its way: the protocols forwarded and the client's socket hand-off.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// The `Upgrade` value sent upstream (allowed protocols only).
+    pub protocols: http::HeaderValue,
+    /// Yields the client's socket once the `101` is written; absent in-process.
+    pub client: Option<ClientUpgrade>,
+}
 
 /// The pooled HTTP/1.1 + HTTP/2 (over TLS, by ALPN) client shared by the TLS routes.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
@@ -96,7 +105,7 @@ pub async fn exchange(
     via: &Via,
     request: Request<RequestBody>,
     timeout: Duration,
-    upgrade: Option<Upgrade>,
+    upgrade: Option<Tunnel>,
     body_limit: u64,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
     let started = Instant::now();

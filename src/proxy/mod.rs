@@ -4,3 +4,4 @@ pub mod forward;
 pub use tollgate_http::hop as headers;
 pub mod limit;
 pub mod pool;
+pub mod vendor;

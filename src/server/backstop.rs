@@ -39,7 +39,7 @@ where
     outcome.unwrap_or_else(|| {
         metrics.request_panics.inc();
         error!("request handling panicked; answered 500 (this is a bug: please report it)");
-        GatewayError::Internal("request handling panicked").to_response("-")
+        crate::body::error_response(&GatewayError::Internal("request handling panicked"), "-")
     })
 }
 

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::config::Route;
+use tollgate_config::Route;
 pub use tollgate_http::path::{PathError, normalize_path};
 
 /// Routes ordered for matching: longest prefix first, host-specific before any-host.
@@ -99,8 +99,8 @@ pub fn forward_path<'a>(route: &Route, path: &'a str) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Upstream;
     use std::time::Duration;
+    use tollgate_config::Upstream;
 
     fn route(prefix: &str, host: Option<&str>, name: &str) -> Arc<Route> {
         Arc::new(Route {
@@ -117,8 +117,8 @@ mod tests {
             preserve_host: false,
             upgrades: Vec::new(),
             allow_token_cookie: false,
-            policy: crate::auth::policy::RoutePolicy {
-                policy: crate::auth::policy::Policy::Public,
+            policy: tollgate_auth::policy::RoutePolicy {
+                policy: tollgate_auth::policy::Policy::Public,
                 services: Vec::new(),
                 roles: Vec::new(),
                 allow_cors_preflight: false,

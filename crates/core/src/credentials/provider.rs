@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 
-use crate::config::{Grant, ProviderConfig};
+use tollgate_config::{Grant, ProviderConfig};
 
 /// Largest auth API response read.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -27,7 +27,7 @@ pub type LoginClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub enum ProviderError {
     /// Connect or protocol failure.
     #[error("auth API unreachable: {0}")]
-    Unreachable(#[source] crate::error::BoxError),
+    Unreachable(#[source] tollgate_http::BoxError),
     /// No answer within the attempt timeout.
     #[error("auth API timed out after {0:?}")]
     Timeout(Duration),
@@ -235,8 +235,8 @@ pub fn jwt_expiry(token: &str) -> Option<Option<SystemTime>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use serde_json::json;
+    use tollgate_config::Secret;
 
     fn login_config(token_paths: &[&str]) -> ProviderConfig {
         ProviderConfig {
@@ -264,9 +264,9 @@ mod tests {
 
     #[test]
     fn token_fields_and_failures() {
-        let config = login_config(&crate::config::DEFAULT_TOKEN_FIELDS);
+        let config = login_config(&tollgate_config::DEFAULT_TOKEN_FIELDS);
         let now = SystemTime::now();
-        for field in crate::config::DEFAULT_TOKEN_FIELDS {
+        for field in tollgate_config::DEFAULT_TOKEN_FIELDS {
             let body = json!({"statusCode": 200, field: "opaque"});
             let fetched = parse_response(&body, &config, now).unwrap();
             assert_eq!(fetched.token, "opaque");

@@ -24,13 +24,13 @@ use std::borrow::Cow;
 use http::HeaderMap;
 use http::header::{HOST, HeaderName, HeaderValue};
 
-use super::forwarded::{self, ClientIp};
-use super::host::CanonicalHost;
-use crate::auth::extract::{self, TokenSources};
-use crate::config::{Route, Upstream};
-use crate::identity::{self, Identity};
-use crate::proxy::headers::remove_hop_by_hop;
-use crate::request_id::X_REQUEST_ID;
+use tollgate_auth::extract::{self, TokenSources};
+use tollgate_config::{Route, Upstream};
+use tollgate_http::forwarded::{self, ClientIp};
+use tollgate_http::hop::remove_hop_by_hop;
+use tollgate_http::host::CanonicalHost;
+use tollgate_http::identity::{self, Identity};
+use tollgate_http::request_id::X_REQUEST_ID;
 
 /// Headers that make a framework treat a request as another method (Rails, Laravel, Express
 /// `method-override`, ASP.NET): an `OPTIONS` preflight let through without a token must not
@@ -99,7 +99,7 @@ pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
     }
     set_host(headers, inputs.route, host);
     if let Some(protocols) = inputs.upgrade {
-        super::upgrade::set(headers, protocols);
+        tollgate_http::upgrade::set(headers, protocols);
     }
 }
 
@@ -116,7 +116,7 @@ pub fn upstream_query<'a>(
     extract::query_without_tokens(query, sources)
 }
 
-pub use crate::auth::extract::remove_credentials;
+pub use tollgate_auth::extract::remove_credentials;
 
 fn remove_method_overrides(headers: &mut HeaderMap) {
     for name in &METHOD_OVERRIDES {
@@ -143,10 +143,10 @@ fn set_host(headers: &mut HeaderMap, route: &Route, client_host: Option<&HeaderV
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::policy::{Policy, RoutePolicy};
-    use crate::identity::TokenKind;
     use std::sync::Arc;
     use std::time::Duration;
+    use tollgate_auth::policy::{Policy, RoutePolicy};
+    use tollgate_http::identity::TokenKind;
 
     fn route(upstream: Upstream, preserve_host: bool, forward_authorization: bool) -> Route {
         Route {
@@ -235,7 +235,7 @@ mod tests {
     fn build(route: &Route, identity: Option<&Identity>, preflight: bool) -> HeaderMap {
         let mut headers = hostile();
         let peer = ClientIp::new("192.0.2.7".parse().unwrap());
-        let host = super::super::host::canonical("public.example.com", None).unwrap();
+        let host = tollgate_http::host::canonical("public.example.com", None).unwrap();
         let id = HeaderValue::from_static("rid-1");
         upstream_headers(
             &mut headers,

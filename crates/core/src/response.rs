@@ -9,8 +9,8 @@
 use http::HeaderMap;
 use http::header::{HeaderName, SET_COOKIE};
 
-use crate::auth::extract::TokenSources;
-use crate::identity;
+use tollgate_auth::extract::TokenSources;
+use tollgate_http::identity;
 
 /// Removes identity headers and, unless `allow_token_cookie`, token cookies being set.
 pub fn filter(

@@ -4,11 +4,10 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Response, StatusCode};
 
-use crate::auth::Refusal;
-pub use crate::auth::refusal::json_error_with;
-use crate::body::{ResponseBody, full};
-use crate::core::host::HostError;
-use crate::routing::PathError;
+use tollgate_auth::Refusal;
+pub use tollgate_auth::refusal::json_error_with;
+use tollgate_http::host::HostError;
+use tollgate_http::path::PathError;
 
 pub use tollgate_http::BoxError;
 
@@ -48,7 +47,7 @@ pub enum GatewayError {
     Refused(#[from] Refusal),
     /// The route's upstream credential could not be obtained.
     #[error("upstream credentials unavailable: {0}")]
-    CredentialsUnavailable(#[source] crate::upstream_auth::CredentialError),
+    CredentialsUnavailable(#[source] crate::credentials::CredentialError),
     /// The upstream could not be reached (refused, DNS, TLS).
     #[error("upstream connect failed: {0}")]
     UpstreamConnect(#[source] BoxError),
@@ -148,11 +147,6 @@ impl GatewayError {
         }
     }
 
-    /// The JSON response for this error.
-    pub fn to_response(&self, request_id: &str) -> Response<ResponseBody> {
-        self.to_response_with(request_id, full)
-    }
-
     /// The JSON response for this error, its body made by `body` (so an embedding service
     /// answers with its own body type, byte for byte what the gateway sends).
     pub fn to_response_with<B>(
@@ -181,16 +175,6 @@ impl GatewayError {
     }
 }
 
-/// A JSON error response `{"error", "reason"?, "request_id"}`.
-pub fn json_error(
-    status: StatusCode,
-    error: &str,
-    reason: Option<&str>,
-    request_id: &str,
-) -> Response<ResponseBody> {
-    json_error_with(status, error, reason, request_id, full)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +182,8 @@ mod tests {
 
     #[tokio::test]
     async fn body_is_json_with_request_id() {
-        let response = GatewayError::BodyTooLarge { limit: 10 }.to_response("rid-1");
+        let response = GatewayError::BodyTooLarge { limit: 10 }
+            .to_response_with("rid-1", http_body_util::Full::new);
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -8,12 +8,8 @@
 //!
 //! [`Core::decide`] takes the client's request (any body type, so it is tested in-process)
 //! and returns a refusal or a [`Decision`] plus the fully built upstream request: target URI,
-//! final headers, `Host`. The transports in [`crate::gateway`] send that value and never look
-//! at the client's request again: what the policy judged is exactly what is forwarded.
-
-pub mod response;
-pub use tollgate_http::{forwarded, host, upgrade};
-pub mod rewrite;
+//! final headers, `Host`. The gateway's transports send that value and never look at the
+//! client's request again: what the policy judged is exactly what is forwarded.
 
 use std::sync::Arc;
 
@@ -21,28 +17,28 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{HeaderValue, Request, Uri, Version};
 
-use crate::assertion::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
-use crate::auth::decide::{self, Verdict};
-use crate::auth::extract;
-use crate::auth::{Refusal, Verifier};
-use crate::config::{Config, Route, Upstream};
+use crate::credentials::events::CredentialEvents;
+use crate::credentials::{Providers, TokenCache};
 use crate::error::GatewayError;
-use crate::identity::Identity;
-use crate::request_id;
-use crate::routing::{RouteTable, forward_path, normalize_path};
-use crate::server::activity::ClientUpgrade;
-use crate::upstream_auth::{Providers, TokenCache};
-use forwarded::{ClientIp, TrustedProxies};
-use host::CanonicalHost;
+use crate::rewrite;
+use crate::routing::{RouteTable, forward_path};
+use tollgate_auth::decide::{self, Verdict};
+use tollgate_auth::extract;
+use tollgate_auth::{Refusal, Verifier};
+use tollgate_config::signer::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
+use tollgate_config::{Config, Route, Upstream};
+use tollgate_http::forwarded::{self, ClientIp, TrustedProxies};
+use tollgate_http::host::{self, CanonicalHost};
+use tollgate_http::identity::Identity;
+use tollgate_http::path::normalize_path;
+use tollgate_http::request_id;
+use tollgate_http::upgrade;
 
 /// Every background event the core's parts report: the verifier's and revocation list's
-/// ([`AuthEvents`](crate::auth::AuthEvents)) and the vendor credential caches'.
-pub trait CoreEvents:
-    crate::auth::AuthEvents + crate::upstream_auth::events::CredentialEvents
-{
-}
+/// ([`AuthEvents`](tollgate_auth::AuthEvents)) and the vendor credential caches'.
+pub trait CoreEvents: tollgate_auth::AuthEvents + CredentialEvents {}
 
-impl<T: crate::auth::AuthEvents + crate::upstream_auth::events::CredentialEvents> CoreEvents for T {}
+impl<T: tollgate_auth::AuthEvents + CredentialEvents> CoreEvents for T {}
 
 /// The decision-making half of the gateway, shared by every request under one config.
 #[derive(Debug)]
@@ -63,19 +59,11 @@ pub struct Decision {
     /// The verified caller; `None` on public routes without a valid token and on exempt
     /// preflights.
     pub identity: Option<Arc<Identity>>,
-    /// The upgrade forwarded, if any.
-    pub upgrade: Option<Upgrade>,
+    /// The `Upgrade` value forwarded (allowed protocols only), if the client asked for one the
+    /// route allows. The transport pairs it with the client's socket hand-off.
+    pub upgrade: Option<HeaderValue>,
     /// The vendor credential attached to the upstream request, if the route has one.
     pub credential: Option<Attached>,
-}
-
-/// An allowed upgrade: the protocols forwarded and the client's socket hand-off.
-#[derive(Debug)]
-pub struct Upgrade {
-    /// The `Upgrade` value sent upstream (allowed protocols only).
-    pub protocols: HeaderValue,
-    /// Yields the client's socket once the `101` is written; absent in-process.
-    pub client: Option<ClientUpgrade>,
 }
 
 /// The vendor bearer token attached upstream, kept to replace it after a vendor `401`.
@@ -144,7 +132,10 @@ impl Core {
                 // The list (and its watcher) survives a reload that keeps its path.
                 match previous.map(|p| p.verifier.revocations()) {
                     Some(kept) if kept.serves(&config.state) => kept.clone(),
-                    _ => crate::revocation::Revocations::from_config(&config.state, events.clone()),
+                    _ => tollgate_state::revocation::Revocations::from_config(
+                        &config.state,
+                        events.clone(),
+                    ),
                 },
                 events.clone(),
                 previous.map(|p| &p.verifier),
@@ -152,7 +143,7 @@ impl Core {
             providers: Providers::reusing(
                 &config.providers,
                 &config.state,
-                &events,
+                &(events as Arc<dyn CredentialEvents>),
                 previous.map(|p| &p.providers),
             ),
             assertion: config.assertion.clone(),
@@ -235,10 +226,7 @@ impl Core {
         };
 
         let protocols = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
-        let upgrade = protocols.clone().map(|protocols| Upgrade {
-            protocols,
-            client: parts.extensions.remove::<ClientUpgrade>(),
-        });
+        let upgrade = protocols.clone();
         let path = trace.path.as_deref().unwrap_or("/");
         let target = upstream_target(&route, path, &parts.uri, self.verifier.sources())?;
         rewrite::upstream_headers(
@@ -373,7 +361,7 @@ fn assertion_for(
         method: method.as_str(),
         path,
         host: text(&http::header::HOST),
-        tenant: identity.and(text(&crate::identity::X_TENANT_ID)),
+        tenant: identity.and(text(&tollgate_http::identity::X_TENANT_ID)),
     };
     let claims = signer.claims(identity, bound, std::time::SystemTime::now());
     signer.sign(&claims).map_err(|e| {

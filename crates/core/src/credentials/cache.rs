@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use super::events::CredentialEvents;
 use super::provider::{self, LoginClient, ProviderError};
-use crate::config::ProviderConfig;
+use tollgate_config::ProviderConfig;
 
 /// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -79,7 +79,10 @@ pub struct TokenCache {
     events: Arc<dyn CredentialEvents>,
     started: AtomicBool,
     /// The fleet's shared token (Redis state store), and the store it came from.
-    shared: Option<(Arc<super::shared::SharedTokens>, crate::config::StateConfig)>,
+    shared: Option<(
+        Arc<tollgate_state::vendor_token::SharedTokens>,
+        tollgate_config::StateConfig,
+    )>,
     /// The token the vendor last refused, never to be taken from the fleet again.
     refused: std::sync::Mutex<Option<String>>,
 }
@@ -97,7 +100,7 @@ impl TokenCache {
     /// An empty cache for `config`.
     pub fn new(config: ProviderConfig, events: Arc<dyn CredentialEvents>) -> Arc<Self> {
         Arc::new(Self {
-            client: crate::proxy::forward::build_client_trusting(&config.roots),
+            client: tollgate_client::build_client_trusting(&config.roots),
             config,
             token: ArcSwapOption::empty(),
             failure: ArcSwapOption::empty(),
@@ -117,8 +120,8 @@ impl TokenCache {
     /// Called once, on a new cache.
     pub fn sharing(
         self: Arc<Self>,
-        state: &crate::config::StateConfig,
-        shared: Option<super::shared::SharedTokens>,
+        state: &tollgate_config::StateConfig,
+        shared: Option<tollgate_state::vendor_token::SharedTokens>,
     ) -> Arc<Self> {
         match (Arc::try_unwrap(self), shared) {
             (Ok(mut cache), Some(shared)) => {
@@ -132,10 +135,10 @@ impl TokenCache {
 
     /// Whether this cache shares its token through `state` (or shares nothing while `state`
     /// is not a shared store).
-    pub fn shares_through(&self, state: &crate::config::StateConfig) -> bool {
+    pub fn shares_through(&self, state: &tollgate_config::StateConfig) -> bool {
         match &self.shared {
             Some((_, current)) => current == state,
-            None => super::shared::SharedTokens::from_state(state).is_none(),
+            None => tollgate_state::vendor_token::SharedTokens::from_state(state).is_none(),
         }
     }
 

@@ -1,77 +1,18 @@
-//! Upstream credentials: on vendor routes, the caller's token is replaced by the vendor's
-//! bearer token, obtained by a provider and cached until shortly before it expires.
+//! The vendor route's exchange: the core attached the vendor's bearer token; on a vendor `401`
+//! the token is rejected and the request replayed once with a fresh one.
 
-pub mod cache;
-pub mod events;
-pub mod provider;
-pub use tollgate_state::vendor_token as shared;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 
+use super::forward::{self, Tunnel, Via};
 use crate::GatewayError;
 use crate::body::{ClientBody, ResponseBody};
-use crate::config::{ProviderConfig, Route};
-use crate::core::{Attached, Upgrade};
-use crate::proxy::forward::{self, Via};
-
-pub use cache::{AfterRejection, CredentialError, ProviderState, TokenCache};
-
-/// Every configured provider's cache, indexed like [`crate::Config::providers`].
-#[derive(Debug, Default, Clone)]
-pub struct Providers {
-    caches: Vec<Arc<TokenCache>>,
-}
-
-impl Providers {
-    /// Caches for the configured providers; those whose settings and secrets are unchanged
-    /// from `previous` keep their cache and token.
-    pub fn reusing(
-        configs: &[ProviderConfig],
-        state: &crate::config::StateConfig,
-        events: &Arc<dyn crate::core::CoreEvents>,
-        previous: Option<&Providers>,
-    ) -> Self {
-        let caches = configs
-            .iter()
-            .map(|config| {
-                previous
-                    .and_then(|p| {
-                        p.caches.iter().find(|c| {
-                            c.config().fingerprint == config.fingerprint && c.shares_through(state)
-                        })
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        TokenCache::new(config.clone(), events.clone())
-                            .sharing(state, shared::SharedTokens::from_state(state))
-                    })
-            })
-            .collect();
-        Self { caches }
-    }
-
-    /// Starts each provider's background refresher (and the first login of required ones).
-    pub fn start(&self) {
-        for cache in &self.caches {
-            cache.spawn_refresher();
-        }
-    }
-
-    /// The cache at `index`.
-    pub fn get(&self, index: usize) -> Option<&Arc<TokenCache>> {
-        self.caches.get(index)
-    }
-
-    /// All caches.
-    pub fn all(&self) -> &[Arc<TokenCache>] {
-        &self.caches
-    }
-}
+use crate::config::Route;
+use crate::core::Attached;
+use crate::upstream_auth::AfterRejection;
 
 /// Forwards a request on a vendor route, whose vendor token the core already attached. On a
 /// vendor `401`, if the request's body was small enough to keep, the token is rejected (see
@@ -82,7 +23,7 @@ pub async fn forward_with_credential(
     attached: &Attached,
     request: Request<ClientBody>,
     route: &Route,
-    upgrade: Option<Upgrade>,
+    upgrade: Option<Tunnel>,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
     let (parts, body) = request.into_parts();
     let keep = attached
