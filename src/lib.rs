@@ -4,18 +4,6 @@
 //! pipeline in [`gateway`]; tests and the binary both go through it.
 #![forbid(unsafe_code)]
 
-pub mod audit;
-pub mod body;
-pub mod client_certificate;
-pub mod echo;
-pub mod explain;
-pub mod gateway;
-pub mod metrics;
-pub mod observe;
-pub mod proxy;
-pub mod refusals;
-pub mod server;
-pub mod telemetry;
 pub mod tokens;
 
 pub use tollgate_auth as auth;
@@ -29,4 +17,5 @@ pub use tollgate_state::{revocation, usage};
 
 pub use config::{Config, ConfigError, Env};
 pub use error::GatewayError;
-pub use server::{RunningGateway, StartError, start};
+pub use tollgate_server::{RunningGateway, StartError, start};
+pub use tollgate_server::{explain, gateway, metrics, telemetry};

@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use tollgate::keygen::KeyAlgorithm;
-use tollgate::server::reload::{ConfigWatcher, POLL_INTERVAL, reload_from_file};
 use tollgate::tokens::{self, AccessSubject, OutputFormat, SecretMeta, Signer};
 use tollgate::{Config, Env};
+use tollgate_server::reload::{ConfigWatcher, POLL_INTERVAL, reload_from_file};
 use tracing::{error, info};
 
 // mimalloc: about 12% less CPU per proxied request than glibc's malloc in the benchmark's A/B
@@ -291,7 +291,7 @@ fn check(arg: &ConfigArg, env: &Env) -> ExitCode {
             );
         }
     }
-    println!("{}", tollgate::server::describe_routes(&config));
+    println!("{}", tollgate_server::start::describe_routes(&config));
     ExitCode::SUCCESS
 }
 
@@ -606,7 +606,7 @@ fn health(args: &HealthArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(tollgate::server::admin::probe(&args.url)) {
+    match runtime.block_on(tollgate_server::admin::admin::probe(&args.url)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => fail(format!("{}: {reason}", args.url)),
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tracing::{error, info};
 
-use super::RunningGateway;
-use crate::config::{Config, Env};
+use crate::start::RunningGateway;
+use tollgate_config::{Config, Env};
 
 /// How often the config file is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -10,9 +10,9 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
 use super::connection::{self, Protocols};
-use super::stream::ClientStream;
-use crate::auth::certificate::ClientCertificate;
+use crate::conn::stream::ClientStream;
 use crate::gateway::Gateway;
+use tollgate_auth::certificate::ClientCertificate;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
@@ -98,7 +98,7 @@ impl TlsListener {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .and_then(|leaf| {
-                        crate::client_certificate::read(leaf.as_ref(), &self.client_services)
+                        crate::conn::client_certificate::read(leaf.as_ref(), &self.client_services)
                     })
                     .map(Arc::new);
                 Some((ClientStream::Tls(Box::new(tls)), certificate))

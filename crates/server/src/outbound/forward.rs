@@ -14,14 +14,15 @@ use tracing::debug;
 
 pub use tollgate_client::{build_client, build_client_trusting, build_client_with};
 
-use super::headers::remove_hop_by_hop;
 use super::limit::Limit;
 use super::pool::{Http1Pool, ReturnToPool};
-use crate::body::{ClientBodyError, RequestBody, ResponseBody, Watched};
-use crate::config::{Limits, Route, Upstream};
-use crate::core::upgrade;
-use crate::error::GatewayError;
-use crate::server::activity::ClientUpgrade;
+use crate::conn::activity::ClientUpgrade;
+use crate::conn::body::{ClientBodyError, Watched};
+use crate::outbound::body::{RequestBody, ResponseBody};
+use tollgate_config::{Limits, Route, Upstream};
+use tollgate_core::error::GatewayError;
+use tollgate_core::upgrade;
+use tollgate_http::hop::remove_hop_by_hop;
 
 /// An allowed upgrade on its way: the protocols forwarded and the client's socket hand-off.
 #[derive(Debug)]
@@ -181,7 +182,7 @@ async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
 /// Sorts a failed exchange: the client's body over the route's limit (413) or broken (400) is
 /// the client's fault; a failed connect is 502 `connect`; anything else failed upstream. One
 /// function for both upstream clients.
-pub fn classify(error: crate::error::BoxError, body_limit: u64) -> GatewayError {
+pub fn classify(error: tollgate_core::error::BoxError, body_limit: u64) -> GatewayError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
     let mut connect = false;
     while let Some(e) = source {
@@ -189,7 +190,7 @@ pub fn classify(error: crate::error::BoxError, body_limit: u64) -> GatewayError 
             return GatewayError::BodyTooLarge { limit: body_limit };
         }
         if let Some(ClientBodyError(body)) = e.downcast_ref::<ClientBodyError>() {
-            if let crate::body::BodyError::Stalled(after) = body {
+            if let crate::conn::body::BodyError::Stalled(after) = body {
                 return GatewayError::RequestBodyTimeout(*after);
             }
             return GatewayError::ClientBody(error);

@@ -13,12 +13,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::Refusal;
-use crate::config::Config;
-use crate::core::forwarded::ClientIp;
-use crate::core::{Core, Trace};
-use crate::error::GatewayError;
-use crate::routing::RouteTable;
+use tollgate_auth::Refusal;
+use tollgate_config::Config;
+use tollgate_core::error::GatewayError;
+use tollgate_core::forwarded::ClientIp;
+use tollgate_core::routing::RouteTable;
+use tollgate_core::{Core, Trace};
 
 /// One step of the explanation.
 #[derive(Debug, Clone, Serialize)]
@@ -231,7 +231,7 @@ pub async fn explain(
                 });
             }
             let (status, message) = error.status_and_message();
-            let response = crate::body::error_response(&error, "-");
+            let response = crate::outbound::body::error_response(&error, "-");
             let reason = response
                 .headers()
                 .get(http::header::WWW_AUTHENTICATE)
@@ -256,7 +256,7 @@ pub async fn explain(
 fn read_certificate(
     config: &Config,
     path: &std::path::Path,
-) -> Result<crate::auth::certificate::ClientCertificate, ExplainError> {
+) -> Result<tollgate_auth::certificate::ClientCertificate, ExplainError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let leaf = CertificateDer::from_pem_file(path)
@@ -266,12 +266,12 @@ fn read_certificate(
         .as_ref()
         .map(|t| t.client_services.clone())
         .unwrap_or_default();
-    crate::client_certificate::read(leaf.as_ref(), &services).ok_or_else(|| {
+    crate::conn::client_certificate::read(leaf.as_ref(), &services).ok_or_else(|| {
         ExplainError::Certificate(format!("{}: not an X.509 certificate", path.display()))
     })
 }
 
-async fn refusal_body(response: http::Response<crate::body::ResponseBody>) -> Value {
+async fn refusal_body(response: http::Response<crate::outbound::body::ResponseBody>) -> Value {
     use http_body_util::BodyExt;
     match response.into_body().collect().await {
         Ok(body) => serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null),
@@ -322,7 +322,7 @@ fn explain_route(
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| crate::core::host::canonical(h, None).ok())
+        .and_then(|h| tollgate_core::host::canonical(h, None).ok())
         .map(|h| h.name().to_owned());
     let Some(path) = &trace.path else {
         return;
@@ -388,13 +388,13 @@ fn explain_token(
     steps: &mut Vec<Step>,
     config: &Config,
     core: &Core,
-    route: &crate::config::Route,
+    route: &tollgate_config::Route,
     headers: &HeaderMap,
     query: Option<&str>,
     error: Option<&GatewayError>,
 ) {
     let sources = core.verifier().sources();
-    let tokens = crate::auth::extract::extract(headers, query, sources).unwrap_or_default();
+    let tokens = tollgate_auth::extract::extract(headers, query, sources).unwrap_or_default();
     let source = if headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -447,7 +447,7 @@ fn explain_token(
     };
     let mut parts = token.split('.');
     let (header, claims) = (decode(parts.next()), decode(parts.next()));
-    let now = crate::tokens::now();
+    let now = tollgate_state::clock::now();
     let when = |name: &str| -> Option<String> {
         let t = claims.as_ref()?.get(name)?.as_f64()? as i64;
         let delta = t - now as i64;

@@ -9,9 +9,9 @@ use std::task::Poll;
 use http::Response;
 use tracing::error;
 
-use crate::body::ResponseBody;
-use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::outbound::body::ResponseBody;
+use tollgate_core::error::GatewayError;
 
 /// Runs a request's handling; a panic inside it becomes a counted `500` JSON answer instead
 /// of a connection closed without a word (and, on HTTP/2, instead of every stream beside it).
@@ -39,7 +39,10 @@ where
     outcome.unwrap_or_else(|| {
         metrics.request_panics.inc();
         error!("request handling panicked; answered 500 (this is a bug: please report it)");
-        crate::body::error_response(&GatewayError::Internal("request handling panicked"), "-")
+        crate::outbound::body::error_response(
+            &GatewayError::Internal("request handling panicked"),
+            "-",
+        )
     })
 }
 
@@ -56,7 +59,7 @@ mod tests {
             // Indexing past the end: the kind of bug the backstop exists for.
             #[allow(clippy::indexing_slicing)]
             let n = numbers[usize::from(numbers.is_empty())];
-            Ok::<_, Infallible>(Response::new(crate::body::full(n.to_string())))
+            Ok::<_, Infallible>(Response::new(crate::outbound::body::full(n.to_string())))
         };
         let response = answer_panics(std::pin::pin!(panicking), &metrics).await;
         assert_eq!(response.status(), 500);
@@ -66,7 +69,7 @@ mod tests {
         assert_eq!(json["error"], "internal error");
         assert_eq!(metrics.request_panics.get(), 1);
 
-        let fine = async { Ok::<_, Infallible>(Response::new(crate::body::full("ok"))) };
+        let fine = async { Ok::<_, Infallible>(Response::new(crate::outbound::body::full("ok"))) };
         assert_eq!(
             answer_panics(std::pin::pin!(fine), &metrics).await.status(),
             200

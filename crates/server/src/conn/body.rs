@@ -1,4 +1,5 @@
-//! Body types of the data path: streamed from the peer, or produced by the gateway.
+//! The client side's body types: the request body streamed from the client (with its idle
+//! deadline and progress), a streamed body watched to its end, and the response on its way out.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,30 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::proxy::pool::UpstreamBody;
-use crate::server::activity::Busy;
-
-/// What the gateway sends to clients: an upstream's streamed body or one it produced.
-pub type ResponseBody = Either<UpstreamBody, Full<Bytes>>;
-
-/// What the gateway sends upstream: the client's streamed body under the route's limit.
-pub type RequestBody = Either<Limited<ClientBody>, Full<Bytes>>;
-
-/// A complete body from bytes.
-pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Either::Right(Full::new(bytes.into()))
-}
-
-/// The gateway's JSON answer for `error` (the core's one table).
-pub fn error_response(
-    error: &crate::error::GatewayError,
-    request_id: &str,
-) -> http::Response<ResponseBody> {
-    error.to_response_with(request_id, full)
-}
+use super::activity::Busy;
 
 /// What a [`Watched`] body reports to.
 pub trait EndWatcher: Unpin {
@@ -224,21 +204,21 @@ impl Drop for RequestProgress {
 }
 
 /// A response on its way to the client, which keeps its connection busy until dropped.
-pub struct ServedBody {
-    inner: ResponseBody,
+pub struct ServedBody<B> {
+    inner: B,
     _busy: Busy,
 }
 
-impl ServedBody {
+impl<B> ServedBody<B> {
     /// Wraps a response body; `busy` is released when hyper drops it.
-    pub fn new(inner: ResponseBody, busy: Busy) -> Self {
+    pub fn new(inner: B, busy: Busy) -> Self {
         Self { inner, _busy: busy }
     }
 }
 
-impl Body for ServedBody {
+impl<B: Body<Data = Bytes> + Unpin> Body for ServedBody<B> {
     type Data = Bytes;
-    type Error = <ResponseBody as Body>::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,

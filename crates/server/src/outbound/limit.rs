@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::GatewayError;
+use tollgate_core::error::GatewayError;
 
 /// A count with a ceiling.
 #[derive(Debug)]

@@ -17,12 +17,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::debug;
 
-use crate::body::{ResponseBody, full};
-use crate::config::AdminLimits;
+use crate::outbound::body::{ResponseBody, full};
 use arc_swap::ArcSwap;
+use tollgate_config::AdminLimits;
 
 use crate::gateway::Gateway;
-use crate::upstream_auth::ProviderState;
+use tollgate_core::credentials::ProviderState;
 
 /// Process-wide state the admin endpoints report.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State that serves `jwks` (see [`crate::keygen::published_jwks`]) as the key set.
+    /// State that serves `jwks` (see [`tollgate_config::keygen::published_jwks`]) as the key set.
     pub fn with_jwks(jwks: Option<Bytes>) -> Self {
         Self {
             jwks: arc_swap::ArcSwapOption::from(jwks.map(Arc::new)),
@@ -235,7 +235,7 @@ pub async fn serve(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                super::listener::accept_failed("admin", &e, &mut warned).await;
+                crate::listen::listener::accept_failed("admin", &e, &mut warned).await;
                 continue;
             }
         };

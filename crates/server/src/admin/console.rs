@@ -18,10 +18,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::admin::AdminState;
-use crate::body::{ResponseBody, full};
-use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::upstream_auth::ProviderState;
+use crate::outbound::body::{ResponseBody, full};
+use tollgate_config::Config;
+use tollgate_core::credentials::ProviderState;
 
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/app.js");
@@ -191,7 +191,7 @@ fn unix(at: SystemTime) -> u64 {
 
 /// Everything the console's panels show except live traffic (read from `/metrics`).
 async fn overview(gateway: &Gateway, config: &Config) -> Value {
-    let now = crate::tokens::now();
+    let now = tollgate_state::clock::now();
     let routes: Vec<Value> = config
         .routes
         .iter()
@@ -257,7 +257,7 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
         "providers": providers,
         "service_tokens": service_tokens,
         "service_tokens_error": usage_error,
-        "expiring_soon_secs": crate::usage::report::EXPIRING_SOON_SECS,
+        "expiring_soon_secs": tollgate_state::usage::report::EXPIRING_SOON_SECS,
         "refusals": gateway.refusals().newest_first(),
     })
 }
@@ -265,10 +265,11 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
 async fn service_tokens(
     config: &Config,
     now: u64,
-) -> Result<Vec<crate::usage::ServiceUsage>, crate::revocation::store::StoreError> {
-    let seen = crate::usage::read(&config.state, now).await?;
-    let revocations = crate::revocation::list(&config.state).await?;
-    Ok(crate::usage::report(
+) -> Result<Vec<tollgate_state::usage::ServiceUsage>, tollgate_state::revocation::store::StoreError>
+{
+    let seen = tollgate_state::usage::read(&config.state, now).await?;
+    let revocations = tollgate_state::revocation::list(&config.state).await?;
+    Ok(tollgate_state::usage::report(
         &config.tokens.services,
         &seen,
         &revocations,

@@ -4,10 +4,10 @@
 use http::Method;
 use tracing::info;
 
-use crate::auth::Refusal;
-use crate::auth::policy::Policy;
-use crate::config::Route;
-use crate::identity::Identity;
+use tollgate_auth::Refusal;
+use tollgate_auth::policy::Policy;
+use tollgate_config::Route;
+use tollgate_http::identity::Identity;
 
 /// What the request looked like when the decision was made.
 pub struct AuditContext<'a> {

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+use tollgate_config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber; `RUST_LOG` overrides the configured level.
 pub fn init(log: &LogConfig) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::auth::certificate::ClientCertificate;
+use tollgate_auth::certificate::ClientCertificate;
 
 /// Reads the leaf a client presented and maps it through `services`; `None` if it does not
 /// parse.

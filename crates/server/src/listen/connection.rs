@@ -22,14 +22,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::activity::{Activity, ClientIo};
-use super::stream::ClientStream;
-use crate::auth::certificate::ClientCertificate;
-use crate::body::{ClientBody, RequestProgress, ServedBody};
-use crate::config::Limits;
-use crate::core::forwarded::ClientIp;
+use crate::conn::activity::{Activity, ClientIo};
+use crate::conn::body::{ClientBody, RequestProgress, ServedBody};
+use crate::conn::stream::ClientStream;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGuard;
+use crate::outbound::body::ResponseBody;
+use tollgate_auth::certificate::ClientCertificate;
+use tollgate_config::Limits;
+use tollgate_core::forwarded::ClientIp;
 
 /// How long an HTTP/1 connection goes without a new request before its buffers are freed.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
@@ -241,7 +242,7 @@ impl Http1<'_> {
         mut service: S,
         mut stop: watch::Receiver<bool>,
     ) where
-        S: hyper::service::HttpService<Incoming, ResBody = ServedBody> + Unpin,
+        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
         S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {

@@ -3,19 +3,22 @@
 //! access log. The decision recorded nothing while it decided, so `tollgate explain` (which
 //! runs the same decision and observes nothing) leaves no trace in any of them.
 
+pub mod audit;
+pub mod refusals;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
 use tracing::{debug, info, warn};
 
-use crate::audit::{self, AuditContext};
-use crate::auth::{AuthError, Refusal};
-use crate::core::{AuthOutcome, Trace};
-use crate::error::GatewayError;
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
-use crate::refusals::Refusals;
-use crate::usage::UsageLog;
+use crate::observe::refusals::Refusals;
+use audit::AuditContext;
+use tollgate_auth::{AuthError, Refusal};
+use tollgate_core::error::GatewayError;
+use tollgate_core::{AuthOutcome, Trace};
+use tollgate_state::usage::UsageLog;
 
 /// Everything the observers learn about one answered request.
 pub struct Outcome<'a> {

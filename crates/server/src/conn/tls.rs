@@ -12,7 +12,7 @@ use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info};
 
-use crate::config::tls::{ClientAuth, TlsConfig, load_certified_key};
+use tollgate_config::tls::{ClientAuth, TlsConfig, load_certified_key};
 
 /// How often certificate files are checked for a change (cert-manager and Kubernetes Secret
 /// mounts replace them by a symlink swap).
@@ -124,7 +124,7 @@ impl Certificates {
                     .certificates
                     .iter()
                     .flat_map(|c| [&c.cert_file, &c.key_file])
-                    .map(|path| crate::config::file_stamp(std::path::Path::new(path)))
+                    .map(|path| tollgate_config::file_stamp(std::path::Path::new(path)))
                     .collect::<Vec<_>>()
             };
             let mut last = stamps(&config);

@@ -6,7 +6,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response};
 use serde::Serialize;
 
-use crate::body::{ResponseBody, full};
+use crate::outbound::body::{ResponseBody, full};
 
 #[derive(Serialize)]
 struct Echo<'a> {

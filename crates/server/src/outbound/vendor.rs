@@ -8,11 +8,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 
 use super::forward::{self, Tunnel, Via};
-use crate::GatewayError;
-use crate::body::{ClientBody, ResponseBody};
-use crate::config::Route;
-use crate::core::Attached;
-use crate::upstream_auth::AfterRejection;
+use crate::conn::body::ClientBody;
+use crate::outbound::body::ResponseBody;
+use tollgate_config::Route;
+use tollgate_core::Attached;
+use tollgate_core::GatewayError;
+use tollgate_core::credentials::AfterRejection;
 
 /// Forwards a request on a vendor route, whose vendor token the core already attached. On a
 /// vendor `401`, if the request's body was small enough to keep, the token is rejected (see

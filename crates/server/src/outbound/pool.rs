@@ -18,9 +18,10 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::limit::{Limit, Permit};
-use crate::body::{EndWatcher, RequestBody, Watched};
-use crate::config::Limits;
-use crate::error::GatewayError;
+use crate::conn::body::{EndWatcher, Watched};
+use crate::outbound::body::RequestBody;
+use tollgate_config::Limits;
+use tollgate_core::error::GatewayError;
 
 pub use tollgate_client::{CONNECT_TIMEOUT, IDLE_TIMEOUT};
 

@@ -1,15 +1,5 @@
 //! Starting and stopping the gateway: listeners, admin endpoints, graceful drain.
 
-pub mod activity;
-pub mod admin;
-pub mod backstop;
-pub mod connection;
-pub mod console;
-pub mod listener;
-pub mod reload;
-pub mod stream;
-pub mod tls;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +10,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::admin::admin::{self, AdminState};
+use crate::conn::tls;
 use crate::gateway::Gateway;
-use admin::AdminState;
+use crate::listen::{connection, listener};
+use tollgate_config::Config;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +54,7 @@ pub struct RunningGateway {
 struct FixedSettings {
     listen: Vec<SocketAddr>,
     admin_listen: Option<SocketAddr>,
-    tls: Option<crate::config::tls::TlsConfig>,
+    tls: Option<tollgate_config::tls::TlsConfig>,
     limits: String,
 }
 
@@ -97,7 +89,7 @@ impl RunningGateway {
             Some(&previous),
         ));
         gateway.start();
-        self.state.set_jwks(crate::keygen::published_jwks(
+        self.state.set_jwks(tollgate_config::keygen::published_jwks(
             &config.issuers,
             config.assertion.as_deref().map(|s| s.public_jwk()),
         ));
@@ -155,7 +147,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let current = Arc::new(ArcSwap::new(gateway));
     warn_development_secret(&config);
     let state = Arc::new(
-        AdminState::with_jwks(crate::keygen::published_jwks(
+        AdminState::with_jwks(tollgate_config::keygen::published_jwks(
             &config.issuers,
             config.assertion.as_deref().map(|s| s.public_jwk()),
         ))
@@ -238,7 +230,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         drain(loops, connections, max_connections, drain_timeout).await;
         // What was seen since the last periodic write would otherwise be lost.
         let usage = last.load().usage().clone();
-        if let Err(e) = usage.flush(crate::tokens::now()).await {
+        if let Err(e) = usage.flush(tollgate_state::clock::now()).await {
             warn!(error = %e, "token usage not written at shutdown");
         }
         let _ = admin_stop.send(true);
@@ -276,7 +268,7 @@ async fn drain(
 }
 
 /// `service [billing, orders]`, `access roles [admin]`, `public`: who may use a route.
-fn describe_policy(policy: &crate::auth::policy::RoutePolicy) -> String {
+fn describe_policy(policy: &tollgate_auth::policy::RoutePolicy) -> String {
     let mut text = policy.policy.as_str().to_owned();
     if !policy.services.is_empty() {
         text.push_str(&format!(" [{}]", policy.services.join(", ")));
@@ -293,7 +285,7 @@ fn describe_policy(policy: &crate::auth::policy::RoutePolicy) -> String {
 /// The route table as `tollgate check` and startup print it, in matching order.
 pub fn describe_routes(config: &Config) -> String {
     use std::fmt::Write;
-    let table = crate::routing::RouteTable::new(&config.routes);
+    let table = tollgate_core::routing::RouteTable::new(&config.routes);
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -156,7 +156,7 @@ pub struct ProviderReason {
 pub struct IssuerReason {
     /// Issuer name.
     pub issuer: String,
-    /// Why (see [`crate::auth::keys::KeyRefusal::reason`]).
+    /// Why (see [`tollgate_auth::keys::KeyRefusal::reason`]).
     pub reason: &'static str,
 }
 
@@ -783,7 +783,7 @@ impl tollgate_auth::AuthEvents for Metrics {
 }
 
 /// The vendor credential caches' events.
-impl crate::upstream_auth::events::CredentialEvents for Metrics {
+impl tollgate_core::credentials::events::CredentialEvents for Metrics {
     fn login_started(&self, provider: &str, reason: &'static str) {
         self.upstream_login_reasons
             .get_or_create(&ProviderReason {

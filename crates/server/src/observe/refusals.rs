@@ -6,11 +6,11 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::auth::Refusal as AuthRefusal;
-use crate::error::GatewayError;
+use tollgate_auth::Refusal as AuthRefusal;
+use tollgate_core::error::GatewayError;
 
 /// Most refusals the console may keep.
-pub const MAX_KEPT: usize = crate::config::MAX_RECENT_REFUSALS;
+pub const MAX_KEPT: usize = tollgate_config::MAX_RECENT_REFUSALS;
 
 /// One refused request.
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +62,7 @@ impl Refusals {
             _ => message.to_owned(),
         };
         let refusal = Refusal {
-            at: crate::tokens::now(),
+            at: tollgate_state::clock::now(),
             route: route.unwrap_or("-").to_owned(),
             status: status.as_u16(),
             reason,
@@ -88,7 +88,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthError;
+    use tollgate_auth::AuthError;
 
     #[test]
     fn the_ring_keeps_the_newest_and_nothing_from_the_request() {

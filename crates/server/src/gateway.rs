@@ -15,20 +15,21 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 use http_body_util::{Either, Limited};
 
-use crate::auth::Verifier;
-use crate::body::{ClientBody, RequestBody, ResponseBody};
-use crate::config::{Config, Upstream};
-use crate::core::forwarded::ClientIp;
-use crate::core::{Core, Decision, Trace};
-use crate::error::GatewayError;
+use crate::conn::activity::ClientUpgrade;
+use crate::conn::body::ClientBody;
 use crate::metrics::Metrics;
 use crate::observe::{Observers, Outcome};
-use crate::proxy::forward::{self, Tunnel, UpstreamClient, Via};
-use crate::proxy::limit::Limit;
-use crate::request_id::X_REQUEST_ID;
-use crate::server::activity::ClientUpgrade;
-use crate::upstream_auth::Providers;
-use crate::usage::UsageLog;
+use crate::outbound::body::{RequestBody, ResponseBody};
+use crate::outbound::forward::{self, Tunnel, UpstreamClient, Via};
+use crate::outbound::limit::Limit;
+use tollgate_auth::Verifier;
+use tollgate_config::{Config, Upstream};
+use tollgate_core::credentials::Providers;
+use tollgate_core::error::GatewayError;
+use tollgate_core::forwarded::ClientIp;
+use tollgate_core::{Core, Decision, Trace};
+use tollgate_http::request_id::X_REQUEST_ID;
+use tollgate_state::usage::UsageLog;
 
 /// The gateway's request handler, shared by every connection.
 #[derive(Debug)]
@@ -89,7 +90,7 @@ impl Gateway {
             observers: Observers {
                 refusals: match previous.map(|p| &p.observers.refusals) {
                     Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
-                    _ => Arc::new(crate::refusals::Refusals::new(
+                    _ => Arc::new(crate::observe::refusals::Refusals::new(
                         config.console.recent_refusals,
                     )),
                 },
@@ -118,7 +119,7 @@ impl Gateway {
     }
 
     /// The last refusals.
-    pub fn refusals(&self) -> &crate::refusals::Refusals {
+    pub fn refusals(&self) -> &crate::observe::refusals::Refusals {
         &self.observers.refusals
     }
 
@@ -178,7 +179,7 @@ impl Gateway {
             Ok(response) => (response, None),
             Err(error) => {
                 let rid = trace.request_id.to_str().unwrap_or_default();
-                let response = crate::body::error_response(&error, rid);
+                let response = crate::outbound::body::error_response(&error, rid);
                 (response, Some(error))
             }
         };
@@ -232,7 +233,7 @@ impl Gateway {
             // Boxed: the vendor path's future is large and would otherwise inflate every
             // request's future (moved into hyper's dispatcher once per request).
             Some(attached) => {
-                Box::pin(crate::proxy::vendor::forward_with_credential(
+                Box::pin(crate::outbound::vendor::forward_with_credential(
                     via, attached, upstream, &route, upgrade,
                 ))
                 .await?
@@ -245,7 +246,7 @@ impl Gateway {
                     .await?
             }
         };
-        crate::core::response::filter(
+        tollgate_core::response::filter(
             response.headers_mut(),
             self.core.verifier().claim_header_names(),
             self.core.verifier().sources(),
