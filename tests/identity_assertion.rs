@@ -606,8 +606,8 @@ fn check_reports_a_bad_assertion_key_with_its_key_path() {
 #[test]
 fn the_readme_examples_are_the_code_these_tests_run() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let heading = "### Verifying tollgate's identity assertion in your service";
+    let readme = std::fs::read_to_string(root.join("docs/src/authentication.md")).unwrap();
+    let heading = "## Verifying tollgate's identity assertion in your service";
     let section = &readme[readme.find(heading).expect("the README section")..];
     let block = |lang: &str| {
         section

@@ -358,7 +358,7 @@ async fn the_axum_example_answers_as_documented() {
 #[test]
 fn the_readme_shows_the_example_as_it_is() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/docs/src/embedding.md")).unwrap();
     let example = std::fs::read_to_string(format!("{root}/examples/axum_service.rs")).unwrap();
     assert!(
         readme.contains(&format!("```rust\n{example}```")),

@@ -76,9 +76,9 @@ fn readme_walkthrough_works_when_pasted() {
 #[test]
 fn reference_config_in_the_readme_passes_check_as_pasted() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root.join("docs/src/configuration.md")).unwrap();
     let section = &readme[readme
-        .find("## Configuration")
+        .find("# Configuration")
         .expect("Configuration section")..];
     let block = section
         .split("```toml\n")
@@ -86,7 +86,7 @@ fn reference_config_in_the_readme_passes_check_as_pasted() {
         .and_then(|b| b.split("```").next())
         .expect("a toml block");
     let env = tollgate::Env::from_map::<_, String, String>([]);
-    let config = tollgate::Config::from_toml(block, "README.md", &env)
+    let config = tollgate::Config::from_toml(block, "docs/src/configuration.md", &env)
         .unwrap_or_else(|e| panic!("the reference config as pasted: {e}"));
     assert!(config.routes.iter().any(|r| r.upstream_auth.is_some()));
 }
