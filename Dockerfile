@@ -1,26 +1,34 @@
 # syntax=docker/dockerfile:1
-# tollgate container image: build with the same `cargo build --release --locked` the README and
-# bench use; run as a non-root user on distroless (glibc, CA certificates, nothing else).
+# tollgate container image: built with `cargo build --profile dist --locked` (fat LTO, the build
+# the benchmark measures); run as a non-root user on distroless (glibc, CA certificates, nothing
+# else).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, in their own layer: a stub crate with the real manifest and lock file.
-# The manifest names its bench and example targets, so cargo refuses it unless benches/ and
-# examples/ are there too.
+# Dependencies first, in their own layer: stub crates with the real manifests and lock file.
+# The root manifest names its bench target, so cargo refuses it unless benches/ is there too.
 COPY Cargo.toml Cargo.lock ./
+COPY crates/http/Cargo.toml crates/http/
+COPY crates/config/Cargo.toml crates/config/
+COPY crates/client/Cargo.toml crates/client/
+COPY crates/state/Cargo.toml crates/state/
+COPY crates/auth/Cargo.toml crates/auth/
+COPY crates/core/Cargo.toml crates/core/
+COPY crates/server/Cargo.toml crates/server/
 COPY benches ./benches
-COPY examples ./examples
-RUN mkdir -p src \
+RUN for crate in crates/*/; do mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; done \
+ && mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && cargo build --release --locked \
- && rm -rf src
-# Then the source; only this layer rebuilds when the code changes.
+ && cargo build --profile dist --locked \
+ && rm -rf src crates/*/src
+# Then the source; only these layers rebuild when the code changes.
+COPY crates ./crates
 COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch src/main.rs src/lib.rs crates/*/src/lib.rs && cargo build --profile dist --locked
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/tollgate /usr/local/bin/tollgate
+COPY --from=build /src/target/dist/tollgate /usr/local/bin/tollgate
 COPY config/tollgate.toml /etc/tollgate/tollgate.toml
 ENV TOLLGATE_CONFIG=/etc/tollgate/tollgate.toml \
     TOLLGATE_LISTEN=0.0.0.0:8080 \

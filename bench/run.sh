@@ -36,8 +36,8 @@ install_tools() {
 }
 install_tools
 # TOLLGATE_BIN=<path> benchmarks another build (e.g. an older commit) instead of this tree's.
-if [ -z "${TOLLGATE_BIN:-}" ]; then cargo build --release --locked --quiet; fi
-TOLLGATE=${TOLLGATE_BIN:-$ROOT/target/release/tollgate}
+if [ -z "${TOLLGATE_BIN:-}" ]; then cargo build --profile dist --locked --quiet; fi
+TOLLGATE=${TOLLGATE_BIN:-$ROOT/target/dist/tollgate}
 NGINX=/usr/sbin/nginx
 WORK=$(mktemp -d)
 PIDS=()

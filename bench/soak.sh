@@ -13,7 +13,7 @@ if [ -n "${NEED:-}" ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light python3 >/dev/null
 fi
-cargo build --release --locked --quiet
+cargo build --profile dist --locked --quiet
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 UP=18180; TG=18184; SECRET="soak-secret-0123456789-0123456789-0123"
@@ -54,10 +54,10 @@ upstream = "http://127.0.0.1:$UP"
 policy = "service"
 upstream_auth = "vendor"
 CONF
-./target/release/tollgate serve --config "$WORK/tollgate.toml" 2>"$WORK/tollgate.log" &
+./target/dist/tollgate serve --config "$WORK/tollgate.toml" 2>"$WORK/tollgate.log" &
 PID=$!
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$TG) 2>/dev/null && break; sleep 0.05; done
-TOKEN=$(./target/release/tollgate token issue soak --config "$WORK/tollgate.toml")
+TOKEN=$(./target/dist/tollgate token issue soak --config "$WORK/tollgate.toml")
 cat > "$WORK/mix.lua" <<LUA
 -- Every third request carries an invalid token; the others alternate service and vendor routes.
 local n = 0

@@ -7,7 +7,7 @@
 mod support;
 
 #[allow(dead_code)]
-#[path = "../examples/axum_service.rs"]
+#[path = "../crates/auth/examples/axum_service.rs"]
 mod example;
 
 use std::convert::Infallible;
@@ -359,9 +359,10 @@ async fn the_axum_example_answers_as_documented() {
 fn the_readme_shows_the_example_as_it_is() {
     let root = env!("CARGO_MANIFEST_DIR");
     let readme = std::fs::read_to_string(format!("{root}/docs/src/embedding.md")).unwrap();
-    let example = std::fs::read_to_string(format!("{root}/examples/axum_service.rs")).unwrap();
+    let example =
+        std::fs::read_to_string(format!("{root}/crates/auth/examples/axum_service.rs")).unwrap();
     assert!(
         readme.contains(&format!("```rust\n{example}```")),
-        "README's \"Embedding tollgate in a Rust service\" block differs from examples/axum_service.rs"
+        "README's \"Embedding tollgate in a Rust service\" block differs from crates/auth/examples/axum_service.rs"
     );
 }

@@ -18,4 +18,5 @@ pub mod verify;
 pub use events::AuthEvents;
 pub use refusal::Refusal;
 pub use tollgate_config::{keys, policy};
+pub use tollgate_http::identity::{self, Identity};
 pub use verify::{AuthError, Rejected, Verifier};

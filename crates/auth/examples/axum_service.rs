@@ -2,7 +2,7 @@
 //! user access tokens and a route only the `billing` service's token may call.
 //!
 //! ```sh
-//! cargo run --example axum_service            # listens on 127.0.0.1:3000 (LISTEN overrides)
+//! cargo run -p tollgate-auth --example axum_service   # listens on 127.0.0.1:3000 (LISTEN overrides)
 //! USER=$(cargo run -q -- token issue-access --user-id u1 --role admin)
 //! BILLING=$(cargo run -q -- token issue billing)
 //! curl localhost:3000/health                                             # ok
@@ -15,8 +15,8 @@
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Router};
-use tollgate::auth::layer::{AuthLayer, Policy};
-use tollgate::identity::Identity;
+use tollgate_auth::Identity;
+use tollgate_auth::layer::{AuthLayer, Policy};
 
 /// The issuers, in the gateway's own config format: here the default config's development
 /// issuer, so `tollgate token issue` with the default config mints tokens it accepts.
