@@ -366,3 +366,94 @@ fn the_readme_shows_the_example_as_it_is() {
         "README's \"Embedding tollgate in a Rust service\" block differs from crates/auth/examples/axum_service.rs"
     );
 }
+
+/// Counts the layer's verdicts, as an embedding service's metrics would.
+#[derive(Default)]
+struct Verdicts {
+    allowed: std::sync::atomic::AtomicUsize,
+    refused: Mutex<Vec<String>>,
+    services: Mutex<Vec<String>>,
+}
+
+impl tollgate_state::events::StateEvents for Verdicts {}
+
+impl tollgate_auth::AuthEvents for Verdicts {
+    fn request_judged(
+        &self,
+        _policy: &Policy,
+        caller: Option<&Identity>,
+        refusal: Option<&tollgate_auth::Refusal>,
+    ) {
+        match refusal {
+            None => {
+                self.allowed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Some(refusal) => self.refused.lock().unwrap().push(refusal.to_string()),
+        }
+        if let Some(service) = caller.and_then(|c| c.service.clone()) {
+            self.services.lock().unwrap().push(service);
+        }
+    }
+
+    fn service_token_verified(&self, service: &str, _expires_at: u64) {
+        self.services
+            .lock()
+            .unwrap()
+            .push(format!("new token of {service}"));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_hears_every_verdict_of_the_layer() {
+    let config = tollgate::Config::from_toml(
+        ISSUERS,
+        "layer.toml",
+        &tollgate::Env::from_map::<_, String, String>([]),
+    )
+    .unwrap();
+    let verdicts = Arc::new(Verdicts::default());
+    let auth = AuthLayer::from_config_observed(&config, verdicts.clone())
+        .with(Policy::service(["billing"]));
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    let orders = hs256(&service_claims("tollgate", "orders"));
+    for _ in 0..2 {
+        let (status, ..) = through(
+            &auth,
+            get_with("/x", &[("authorization", &bearer(&billing))]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, ..) = through(
+        &auth,
+        get_with("/x", &[("authorization", &bearer(&orders))]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ..) = through(&auth, get_with("/x", &[])).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        verdicts.allowed.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        *verdicts.refused.lock().unwrap(),
+        [
+            "forbidden: service not allowed",
+            "unauthenticated: token missing"
+        ]
+    );
+    // Each token is reported new once (then it is cached); each judged caller is named.
+    assert_eq!(
+        *verdicts.services.lock().unwrap(),
+        [
+            "new token of billing",
+            "billing",
+            "billing",
+            "new token of orders",
+            "orders"
+        ]
+    );
+}

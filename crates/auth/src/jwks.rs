@@ -183,6 +183,12 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> Result<Vec<VerifyKey>, JwksError> {
+        let body = self.download().await?;
+        self.parse(&body)
+    }
+
+    /// The key set document, within the configured timeout and size.
+    async fn download(&self) -> Result<bytes::Bytes, JwksError> {
         let url = self.config.url.to_string();
         let request = Request::get(self.config.url.clone())
             .header(http::header::ACCEPT, "application/json")
@@ -217,12 +223,18 @@ impl JwksSource {
         })
         .await
         .map_err(|_| JwksError::Timeout { url: url.clone() })??;
+        Ok(body)
+    }
+
+    /// The usable keys of a key set document.
+    fn parse(&self, body: &[u8]) -> Result<Vec<VerifyKey>, JwksError> {
+        let url = self.config.url.to_string();
         // Parsed entry by entry: one key of a type we do not know must not hide the others.
         #[derive(serde::Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let document: Document = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
+        let document: Document = serde_json::from_slice(body).map_err(|e| JwksError::Invalid {
             url: url.clone(),
             reason: e.to_string(),
         })?;

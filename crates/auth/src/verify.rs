@@ -180,6 +180,67 @@ struct Cached {
     generation: u64,
 }
 
+/// A verifier per issuer; issuers whose settings and keys are unchanged from `previous` keep
+/// their JWKS source (and the keys it fetched).
+fn issuer_verifiers(
+    issuers: &[IssuerConfig],
+    events: &Arc<dyn AuthEvents>,
+    previous: Option<&Verifier>,
+) -> Vec<IssuerVerifier> {
+    let unchanged = |config: &IssuerConfig| {
+        previous.and_then(|p| {
+            p.issuers
+                .iter()
+                .find(|old| old.config.fingerprint == config.fingerprint)
+        })
+    };
+    issuers
+        .iter()
+        .map(|config| IssuerVerifier {
+            // Checked at config load: the name is a valid header value.
+            header: HeaderValue::from_str(&config.name)
+                .unwrap_or_else(|_| HeaderValue::from_static("-")),
+            validations: config
+                .algorithms
+                .iter()
+                .map(|alg| (*alg, validation_for(config, *alg)))
+                .collect(),
+            jwks: match unchanged(config) {
+                Some(old) => old.jwks.clone(),
+                None => config
+                    .jwks
+                    .clone()
+                    .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, events.clone()))),
+            },
+            config: config.clone(),
+        })
+        .collect()
+}
+
+/// The verified-token cache: the previous one when no issuer moved and its size is unchanged
+/// (cached entries point at issuers by position), else a new one (none at size 0).
+fn token_cache(
+    issuers: &[IssuerVerifier],
+    identity: &IdentityConfig,
+    previous: Option<&Verifier>,
+) -> Option<Arc<quick_cache::sync::Cache<String, Cached>>> {
+    let same_issuers = previous.is_some_and(|p| {
+        p.issuers.len() == issuers.len()
+            && p.issuers
+                .iter()
+                .zip(issuers)
+                .all(|(a, b)| a.config.fingerprint == b.config.fingerprint)
+            && p.claim_headers == identity.claim_headers
+    });
+    match previous.and_then(|p| p.cache.clone()) {
+        Some(cache) if same_issuers && cache.capacity() == identity.token_cache_size as u64 => {
+            Some(cache)
+        }
+        _ => (identity.token_cache_size > 0)
+            .then(|| Arc::new(quick_cache::sync::Cache::new(identity.token_cache_size))),
+    }
+}
+
 /// Why a token was not accepted: invalid, or valid but revoked (its holder is known, so the
 /// attempt can be counted against its service and audited).
 #[derive(Debug, Clone)]
@@ -265,43 +326,7 @@ impl Verifier {
         events: Arc<dyn AuthEvents>,
         previous: Option<&Verifier>,
     ) -> Self {
-        let unchanged = |config: &IssuerConfig| {
-            previous.and_then(|p| {
-                p.issuers
-                    .iter()
-                    .find(|old| old.config.fingerprint == config.fingerprint)
-            })
-        };
-        let issuers: Vec<IssuerVerifier> = issuers
-            .iter()
-            .map(|config| IssuerVerifier {
-                // Checked at config load: the name is a valid header value.
-                header: HeaderValue::from_str(&config.name)
-                    .unwrap_or_else(|_| HeaderValue::from_static("-")),
-                validations: config
-                    .algorithms
-                    .iter()
-                    .map(|alg| (*alg, validation_for(config, *alg)))
-                    .collect(),
-                jwks: match unchanged(config) {
-                    Some(old) => old.jwks.clone(),
-                    None => config
-                        .jwks
-                        .clone()
-                        .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, events.clone()))),
-                },
-                config: config.clone(),
-            })
-            .collect();
-        // Cached entries point at issuers by position: keep them only if nothing moved.
-        let same_issuers = previous.is_some_and(|p| {
-            p.issuers.len() == issuers.len()
-                && p.issuers
-                    .iter()
-                    .zip(&issuers)
-                    .all(|(a, b)| a.config.fingerprint == b.config.fingerprint)
-                && p.claim_headers == identity.claim_headers
-        });
+        let issuers = issuer_verifiers(issuers, &events, previous);
         let sources = TokenSources {
             cookies: issuers
                 .iter()
@@ -312,13 +337,7 @@ impl Verifier {
                 .filter_map(|i| i.config.from_query.clone())
                 .collect(),
         };
-        let cache = match previous.and_then(|p| p.cache.clone()) {
-            Some(cache) if same_issuers && cache.capacity() == identity.token_cache_size as u64 => {
-                Some(cache)
-            }
-            _ => (identity.token_cache_size > 0)
-                .then(|| Arc::new(quick_cache::sync::Cache::new(identity.token_cache_size))),
-        };
+        let cache = token_cache(&issuers, identity, previous);
         Self {
             issuers,
             sources,
@@ -437,25 +456,7 @@ impl Verifier {
             .enumerate()
             .find(|(_, i)| i.config.issuer == iss)
             .ok_or(AuthError::IssuerNotAccepted)?;
-        let alg: Algorithm = header
-            .alg
-            .parse()
-            .map_err(|_| AuthError::AlgorithmNotAllowed)?;
-        let validation = issuer
-            .validations
-            .iter()
-            .find_map(|(allowed, v)| (*allowed == alg).then_some(v))
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-        if header.crit.is_some() {
-            return Err(AuthError::UnsupportedCritical.into());
-        }
-        if let Some(typ) = &header.typ
-            && !["jwt", "at+jwt", "application/jwt", "application/at+jwt"]
-                .iter()
-                .any(|t| typ.eq_ignore_ascii_case(t))
-        {
-            return Err(AuthError::UnsupportedTyp.into());
-        }
+        let (alg, validation) = check_header(&header, issuer)?;
         let generation = issuer.jwks.as_ref().map_or(0, |j| j.generation());
         let claims = self
             .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
@@ -466,8 +467,21 @@ impl Verifier {
         if self.refuse_revoked(&identity).is_err() {
             return Err(Rejected::Revoked(identity));
         }
-        // Once per token (later uses hit the cache): the earliest expiry per service feeds
-        // the "service token expiring" alert.
+        self.remember(token, &identity, index, generation, now);
+        Ok(identity)
+    }
+
+    /// Keeps a newly verified token for its later uses, and reports a service token's expiry
+    /// once per token (later uses hit the cache): the earliest expiry per service feeds the
+    /// "service token expiring" alert.
+    fn remember(
+        &self,
+        token: &str,
+        identity: &Arc<Identity>,
+        issuer: usize,
+        generation: u64,
+        now: u64,
+    ) {
         if let Some(service) = &identity.service {
             self.events
                 .service_token_verified(service, identity.expires_at);
@@ -479,12 +493,11 @@ impl Verifier {
                 token.to_owned(),
                 Cached {
                     identity: identity.clone(),
-                    issuer: index,
+                    issuer,
                     generation,
                 },
             );
         }
-        Ok(identity)
     }
 
     fn cached(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
@@ -544,30 +557,7 @@ impl Verifier {
         claims: &Map<String, Value>,
         issuer: &IssuerVerifier,
     ) -> Result<Identity, AuthError> {
-        let kind = match claims.get("type") {
-            Some(Value::String(t)) if t == "access" => TokenKind::Access,
-            Some(Value::String(t)) if t == "service" => TokenKind::Service,
-            _ => return Err(AuthError::TokenTypeNotAccepted),
-        };
-        if kind == TokenKind::Service && !issuer.config.service_tokens {
-            return Err(AuthError::ServiceIssuerNotAllowed);
-        }
-        let is_service = match claims.get("is_service") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(AuthError::InvalidClaim("is_service".into())),
-        };
-        if is_service != (kind == TokenKind::Service) {
-            return Err(AuthError::TokenTypeNotAccepted);
-        }
-        let service = match kind {
-            TokenKind::Service => Some(
-                optional_text(claims, "service")?
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| AuthError::MissingClaim("service".into()))?,
-            ),
-            TokenKind::Access => None,
-        };
+        let (kind, service) = token_kind(claims, issuer)?;
         let subject = match optional_scalar(claims, "user_id")? {
             Some(id) => id,
             None => optional_scalar(claims, "sub")?
@@ -580,30 +570,18 @@ impl Verifier {
         let token_id = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
         let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
 
-        let mut headers = Vec::with_capacity(7 + self.claim_headers.len());
-        headers.push((X_USER_ID.clone(), header_value("user_id", &subject)?));
-        if let Some(email) = &email {
-            headers.push((X_USER_EMAIL.clone(), header_value("email", email)?));
-        }
-        if let Some(role) = &role {
-            headers.push((X_USER_ROLE.clone(), header_value("role", role)?));
-        }
-        headers.push((X_USER_TYPE.clone(), HeaderValue::from_static(kind.as_str())));
-        headers.push((X_USER_ISSUER.clone(), issuer.header.clone()));
-        if let Some(tenant) = &tenant {
-            headers.push((X_TENANT_ID.clone(), header_value("tenant_id", tenant)?));
-        }
-        if let Some(service) = &service {
-            headers.push((X_SERVICE_NAME.clone(), header_value("service", service)?));
-        }
-        for (path, name) in &self.claim_headers {
-            if let Some(value) = lookup(claims, path) {
-                let claim = path.join(".");
-                let text =
-                    claim_text(value).ok_or_else(|| AuthError::InvalidClaim(claim.clone()))?;
-                headers.push((name.clone(), header_value(&claim, &text)?));
-            }
-        }
+        let headers = self.identity_headers(
+            claims,
+            issuer,
+            kind,
+            IdentityFields {
+                subject: &subject,
+                email: email.as_deref(),
+                role: role.as_deref(),
+                tenant: tenant.as_deref(),
+                service: service.as_deref(),
+            },
+        )?;
         Ok(Identity {
             kind,
             issuer: issuer.config.name.clone(),
@@ -616,6 +594,84 @@ impl Verifier {
             headers,
         })
     }
+
+    /// The identity headers for a verified caller: the built-in ones, then the configured
+    /// claim headers (a value that is no valid header refuses the token).
+    fn identity_headers(
+        &self,
+        claims: &Map<String, Value>,
+        issuer: &IssuerVerifier,
+        kind: TokenKind,
+        fields: IdentityFields<'_>,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, AuthError> {
+        let mut headers = Vec::with_capacity(7 + self.claim_headers.len());
+        headers.push((X_USER_ID.clone(), header_value("user_id", fields.subject)?));
+        if let Some(email) = fields.email {
+            headers.push((X_USER_EMAIL.clone(), header_value("email", email)?));
+        }
+        if let Some(role) = fields.role {
+            headers.push((X_USER_ROLE.clone(), header_value("role", role)?));
+        }
+        headers.push((X_USER_TYPE.clone(), HeaderValue::from_static(kind.as_str())));
+        headers.push((X_USER_ISSUER.clone(), issuer.header.clone()));
+        if let Some(tenant) = fields.tenant {
+            headers.push((X_TENANT_ID.clone(), header_value("tenant_id", tenant)?));
+        }
+        if let Some(service) = fields.service {
+            headers.push((X_SERVICE_NAME.clone(), header_value("service", service)?));
+        }
+        for (path, name) in &self.claim_headers {
+            if let Some(value) = lookup(claims, path) {
+                let claim = path.join(".");
+                let text =
+                    claim_text(value).ok_or_else(|| AuthError::InvalidClaim(claim.clone()))?;
+                headers.push((name.clone(), header_value(&claim, &text)?));
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// The claims that become built-in identity headers.
+struct IdentityFields<'a> {
+    subject: &'a str,
+    email: Option<&'a str>,
+    role: Option<&'a str>,
+    tenant: Option<&'a str>,
+    service: Option<&'a str>,
+}
+
+/// The token's type from `type` and `is_service`, which must agree; a service token names its
+/// service and comes from an issuer allowed to vouch for services.
+fn token_kind(
+    claims: &Map<String, Value>,
+    issuer: &IssuerVerifier,
+) -> Result<(TokenKind, Option<String>), AuthError> {
+    let kind = match claims.get("type") {
+        Some(Value::String(t)) if t == "access" => TokenKind::Access,
+        Some(Value::String(t)) if t == "service" => TokenKind::Service,
+        _ => return Err(AuthError::TokenTypeNotAccepted),
+    };
+    if kind == TokenKind::Service && !issuer.config.service_tokens {
+        return Err(AuthError::ServiceIssuerNotAllowed);
+    }
+    let is_service = match claims.get("is_service") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(AuthError::InvalidClaim("is_service".into())),
+    };
+    if is_service != (kind == TokenKind::Service) {
+        return Err(AuthError::TokenTypeNotAccepted);
+    }
+    let service = match kind {
+        TokenKind::Service => Some(
+            optional_text(claims, "service")?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| AuthError::MissingClaim("service".into()))?,
+        ),
+        TokenKind::Access => None,
+    };
+    Ok((kind, service))
 }
 
 /// The issuer's lifetime policy: `iat` no later than now (plus leeway), and `exp - iat` (or
@@ -665,6 +721,34 @@ fn validation_for(config: &IssuerConfig, alg: Algorithm) -> Validation {
 }
 
 /// Splits and decodes the header and the `iss` claim without trusting either.
+/// The header's algorithm, if the issuer allows it, with its validation; a token with `crit`
+/// or a `typ` other than a JWT's is refused (RFC 7515 §4.1.11, RFC 9068 §2.1).
+fn check_header<'a>(
+    header: &PreHeader,
+    issuer: &'a IssuerVerifier,
+) -> Result<(Algorithm, &'a Validation), AuthError> {
+    let alg: Algorithm = header
+        .alg
+        .parse()
+        .map_err(|_| AuthError::AlgorithmNotAllowed)?;
+    let validation = issuer
+        .validations
+        .iter()
+        .find_map(|(allowed, v)| (*allowed == alg).then_some(v))
+        .ok_or(AuthError::AlgorithmNotAllowed)?;
+    if header.crit.is_some() {
+        return Err(AuthError::UnsupportedCritical);
+    }
+    if let Some(typ) = &header.typ
+        && !["jwt", "at+jwt", "application/jwt", "application/at+jwt"]
+            .iter()
+            .any(|t| typ.eq_ignore_ascii_case(t))
+    {
+        return Err(AuthError::UnsupportedTyp);
+    }
+    Ok((alg, validation))
+}
+
 fn pre_parse(token: &str) -> Result<(PreHeader, String), AuthError> {
     let valid_chars = token
         .bytes()

@@ -206,14 +206,7 @@ impl Core {
         attach_credential: bool,
     ) -> Result<(Decision, Request<B>), GatewayError> {
         let (mut parts, body) = request.into_parts();
-        let trusted_peer = self.trusted_proxies.contains(peer.ip());
-        let (request_id, client_request_id) = request_id::choose(&parts.headers, trusted_peer);
-        trace.request_id = request_id;
-        trace.client_request_id = client_request_id;
-        let client =
-            forwarded::client_address(&parts.headers, peer, trusted_peer, &self.trusted_proxies);
-        trace.client = Some(client.clone());
-
+        let (trusted_peer, client) = self.identify_client(&parts.headers, peer, trace);
         let (host, route) = self.route(&parts, trace)?;
         let exempt_preflight =
             route
@@ -225,8 +218,7 @@ impl Core {
             self.authenticate(&parts, &route, trace).await?
         };
 
-        let protocols = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
-        let upgrade = protocols.clone();
+        let upgrade = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
         let path = trace.path.as_deref().unwrap_or("/");
         let target = upstream_target(&route, path, &parts.uri, self.verifier.sources())?;
         rewrite::upstream_headers(
@@ -242,15 +234,57 @@ impl Core {
                 sources: self.verifier.sources(),
                 claim_headers: self.verifier.claim_header_names(),
                 exempt_preflight,
-                upgrade: protocols,
+                upgrade: upgrade.clone(),
             },
         );
+        self.assert_identity(&route, identity.as_deref(), trace, &target, &mut parts)?;
+        let credential = if attach_credential {
+            self.attach_credential(&route, &mut parts.headers).await?
+        } else {
+            None
+        };
+        let decision = Decision {
+            route,
+            identity,
+            upgrade,
+            credential,
+        };
+        Ok((decision, upstream_request(parts, body, target)))
+    }
+
+    /// The request id (the client's own kept apart unless the peer is trusted) and the client
+    /// address, into `trace`; whether the peer is a trusted proxy, and the address.
+    fn identify_client(
+        &self,
+        headers: &http::HeaderMap,
+        peer: &ClientIp,
+        trace: &mut Trace,
+    ) -> (bool, HeaderValue) {
+        let trusted_peer = self.trusted_proxies.contains(peer.ip());
+        let (request_id, client_request_id) = request_id::choose(headers, trusted_peer);
+        trace.request_id = request_id;
+        trace.client_request_id = client_request_id;
+        let client = forwarded::client_address(headers, peer, trusted_peer, &self.trusted_proxies);
+        trace.client = Some(client.clone());
+        (trusted_peer, client)
+    }
+
+    /// Adds the signed identity assertion on routes that send one, bound to the request as
+    /// built (its final headers and target path).
+    fn assert_identity(
+        &self,
+        route: &Route,
+        identity: Option<&Identity>,
+        trace: &Trace,
+        target: &Uri,
+        parts: &mut Parts,
+    ) -> Result<(), GatewayError> {
         if route.identity_assertion
             && let Some(signer) = &self.assertion
         {
             let assertion = assertion_for(
                 signer,
-                identity.as_deref(),
+                identity,
                 trace,
                 &parts.method,
                 target.path(),
@@ -260,25 +294,7 @@ impl Core {
                 .headers
                 .insert(X_TOLLGATE_ASSERTION.clone(), assertion);
         }
-        let credential = if attach_credential {
-            self.attach_credential(&route, &mut parts.headers).await?
-        } else {
-            None
-        };
-
-        let mut upstream = Request::new(body);
-        *upstream.method_mut() = parts.method;
-        *upstream.uri_mut() = target;
-        // The upstream client negotiates its own protocol (ALPN for TLS, HTTP/1.1 otherwise).
-        *upstream.version_mut() = Version::HTTP_11;
-        *upstream.headers_mut() = parts.headers;
-        let decision = Decision {
-            route,
-            identity,
-            upgrade,
-            credential,
-        };
-        Ok((decision, upstream))
+        Ok(())
     }
 
     /// The request head's checks, in order: target length, canonical host, normalised path,
@@ -368,6 +384,17 @@ fn assertion_for(
         tracing::error!(error = %e, "identity assertion not signed");
         GatewayError::Internal("identity assertion could not be signed")
     })
+}
+
+/// The upstream request: the client's method and body, the built target and headers.
+fn upstream_request<B>(parts: Parts, body: B, target: Uri) -> Request<B> {
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = parts.method;
+    *upstream.uri_mut() = target;
+    // The upstream client negotiates its own protocol (ALPN for TLS, HTTP/1.1 otherwise).
+    *upstream.version_mut() = Version::HTTP_11;
+    *upstream.headers_mut() = parts.headers;
+    upstream
 }
 
 /// The upstream target: the route's upstream, its base path, the normalised (and rewritten)

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use http::{Request, StatusCode, Uri};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -76,7 +76,7 @@ pub async fn fetch_once(
 }
 
 fn build_request(grant: &Grant) -> Request<Full<Bytes>> {
-    let (url, content_type, body, basic): (&Uri, &str, Vec<u8>, Option<String>) = match grant {
+    let (url, content_type, body, basic) = match grant {
         Grant::Login {
             url,
             email,
@@ -106,33 +106,14 @@ fn build_request(grant: &Grant) -> Request<Full<Bytes>> {
             audience,
         } => {
             let secret = String::from_utf8_lossy(client_secret.expose()).into_owned();
-            let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-            if let Some(scope) = scope {
-                form.push(("scope", scope));
-            }
-            if let Some(audience) = audience {
-                form.push(("audience", audience));
-            }
-            let basic = if *basic_auth {
-                // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-                let id = serde_urlencoded::to_string([("", client_id)]).unwrap_or_default();
-                let sec = serde_urlencoded::to_string([("", &secret)]).unwrap_or_default();
-                Some(format!(
-                    "Basic {}",
-                    STANDARD.encode(format!("{}:{}", &id[1..], &sec[1..]))
-                ))
-            } else {
-                form.push(("client_id", client_id));
-                form.push(("client_secret", &secret));
-                None
-            };
-            let body = serde_urlencoded::to_string(&form).unwrap_or_default();
-            (
-                url,
-                "application/x-www-form-urlencoded",
-                body.into_bytes(),
-                basic,
-            )
+            let (body, basic) = client_credentials_form(
+                client_id,
+                &secret,
+                *basic_auth,
+                scope.as_deref(),
+                audience.as_deref(),
+            );
+            (url, "application/x-www-form-urlencoded", body, basic)
         }
     };
     let mut request = Request::post(url.clone())
@@ -147,6 +128,39 @@ fn build_request(grant: &Grant) -> Request<Full<Bytes>> {
         request.headers_mut().insert(AUTHORIZATION, value);
     }
     request
+}
+
+/// The OAuth 2.0 client-credentials form (RFC 6749 §4.4.2), and the Basic credential when the
+/// client authenticates with it (§2.3.1) instead of in the form.
+fn client_credentials_form(
+    client_id: &str,
+    secret: &str,
+    basic_auth: bool,
+    scope: Option<&str>,
+    audience: Option<&str>,
+) -> (Vec<u8>, Option<String>) {
+    let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    if let Some(audience) = audience {
+        form.push(("audience", audience));
+    }
+    let basic = if basic_auth {
+        // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+        let id = serde_urlencoded::to_string([("", client_id)]).unwrap_or_default();
+        let sec = serde_urlencoded::to_string([("", secret)]).unwrap_or_default();
+        Some(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", &id[1..], &sec[1..]))
+        ))
+    } else {
+        form.push(("client_id", client_id));
+        form.push(("client_secret", secret));
+        None
+    };
+    let body = serde_urlencoded::to_string(&form).unwrap_or_default();
+    (body.into_bytes(), basic)
 }
 
 /// Reads the token and its lifetime from a successful response (public for the property tests).
@@ -181,11 +195,30 @@ pub fn parse_response(
             "token is not a valid header value".into(),
         ));
     }
-    // Numbers from outside: every conversion checked. A lifetime that is not a representable
-    // time, or already over, is a failed login (503 and the cooldown), never a panic.
+    let expires_at = token_expiry(token, json, config, now)?;
+    if expires_at <= now {
+        return Err(ProviderError::InvalidBody(
+            "token already expired when received".into(),
+        ));
+    }
+    Ok(Fetched {
+        token: token.to_owned(),
+        expires_at,
+    })
+}
+
+/// When the token expires: its own `exp` if it is a JWT, else `expires_in` from the response,
+/// else the provider's `ttl`. Numbers from outside: every conversion checked. A lifetime that is
+/// not a representable time is a failed login (503 and the cooldown), never a panic.
+fn token_expiry(
+    token: &str,
+    json: &Value,
+    config: &ProviderConfig,
+    now: SystemTime,
+) -> Result<SystemTime, ProviderError> {
     let unrepresentable =
         |what: &str| ProviderError::InvalidBody(format!("{what} is not a usable time"));
-    let expires_at = match jwt_expiry(token) {
+    Ok(match jwt_expiry(token) {
         Some(Some(at)) => at,
         Some(None) => return Err(unrepresentable("the token's exp")),
         None => match json.get("expires_in").or_else(|| json.get("expiresIn")) {
@@ -202,15 +235,6 @@ pub fn parse_response(
                 .checked_add(config.ttl)
                 .ok_or_else(|| unrepresentable("ttl"))?,
         },
-    };
-    if expires_at <= now {
-        return Err(ProviderError::InvalidBody(
-            "token already expired when received".into(),
-        ));
-    }
-    Ok(Fetched {
-        token: token.to_owned(),
-        expires_at,
     })
 }
 

@@ -134,26 +134,9 @@ pub fn plan(
         }
         Target::Jti(jti) if !jti.is_empty() => (Some(jti), None, until(longest(false))),
         Target::Token(token) => {
-            use base64::Engine;
-            let payload = token.split('.').nth(1).unwrap_or_default();
-            let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| {
-                    RevokeError::NotAToken("its payload is not base64url JSON".into())
-                })?;
-            let jti = claims["jti"]
-                .as_str()
-                .filter(|j| !j.is_empty())
-                .ok_or(RevokeError::NoJti)?
-                .to_owned();
-            let exp = claims["exp"]
-                .as_f64()
-                .map(|e| e.max(0.0) as u64)
-                .map_or(until(longest(false)), |exp| {
-                    exp.saturating_add(leeway).min(until(longest(false)))
-                });
+            let (jti, exp) = token_jti_and_expiry(&token)?;
+            let latest = until(longest(false));
+            let exp = exp.map_or(latest, |exp| exp.saturating_add(leeway).min(latest));
             if exp <= now {
                 return Err(RevokeError::AlreadyExpired);
             }
@@ -168,6 +151,25 @@ pub fn plan(
         expires_at,
         reason,
     })
+}
+
+/// A token's `jti` and `exp`, read without verifying it (a revocation may name any token that
+/// was issued, valid or not).
+fn token_jti_and_expiry(token: &str) -> Result<(String, Option<u64>), RevokeError> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| RevokeError::NotAToken("its payload is not base64url JSON".into()))?;
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty())
+        .ok_or(RevokeError::NoJti)?
+        .to_owned();
+    let exp = claims["exp"].as_f64().map(|e| e.max(0.0) as u64);
+    Ok((jti, exp))
 }
 
 /// The revocations in force, indexed for the request path.
