@@ -1,33 +1,30 @@
-//! The gateway: the socket-free [`Core`] decides and builds the upstream request; this module
-//! hands that request to one transport, then feeds the [`Outcome`] to the observers.
+//! The gateway: the socket-free [`Core`] decides and builds the upstream request, the
+//! [`Forwarder`] sends it, then one [`Outcome`] feeds the observers.
 //!
 //! ```text
-//! Core::decide → echo | HTTP/1 pool | TLS client (→ upgrade tunnel) → observe(Outcome)
+//! Core::decide → Forwarder::send (echo | HTTP/1 pool | TLS client → tunnel) → observe(Outcome)
 //! ```
 //!
-//! The transports take the built request and the [`Decision`] only; the client's request is
+//! The forwarder takes the built request and the decision only; the client's request is
 //! consumed by the core, so no transport can take its own view of it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response};
-use http_body_util::{Either, Limited};
 
 use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::ClientBody;
 use crate::metrics::Metrics;
 use crate::observe::{Observers, Outcome};
-use crate::outbound::body::{RequestBody, ResponseBody};
-use crate::outbound::forward::{self, Tunnel, UpstreamClient, Via};
-use crate::outbound::limit::Limit;
+use crate::outbound::body::ResponseBody;
+use crate::outbound::forwarder::Forwarder;
 use tollgate_auth::Verifier;
-use tollgate_config::{Config, Upstream};
+use tollgate_config::Config;
 use tollgate_core::credentials::Providers;
-use tollgate_core::error::GatewayError;
 use tollgate_core::forwarded::ClientIp;
-use tollgate_core::{Core, Decision, Trace};
+use tollgate_core::{Core, Trace};
 use tollgate_http::request_id::X_REQUEST_ID;
 use tollgate_state::usage::UsageLog;
 
@@ -35,11 +32,8 @@ use tollgate_state::usage::UsageLog;
 #[derive(Debug)]
 pub struct Gateway {
     core: Core,
-    client: UpstreamClient,
-    /// How each route reaches its upstream, indexed by [`Route::index`].
-    vias: Vec<Option<Via>>,
-    /// Each route's own in-flight limit, if it sets `max_requests`.
-    route_limits: Vec<Option<Arc<Limit>>>,
+    /// Every route's transport.
+    forwarder: Forwarder,
     /// Metrics, audit, usage, the refusal ring and the access log, fed once per request.
     observers: Observers,
     /// The config this gateway serves (the console shows it and explains with it).
@@ -72,43 +66,10 @@ impl Gateway {
     /// connection pool and the caches of unchanged issuers and providers.
     pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
         metrics.set_service_registry(&config.tokens.services);
-        let client = previous.map_or_else(forward::build_client, |p| p.client.clone());
         Self {
             core: Core::new(config, metrics.clone(), previous.map(|p| &p.core)),
-            vias: forward::route_vias(
-                &config.routes,
-                &client,
-                &config.limits,
-                previous.map_or(&[], |p| &p.vias),
-            ),
-            route_limits: config
-                .routes
-                .iter()
-                .map(|r| r.max_requests.map(Limit::new))
-                .collect(),
-            client,
-            observers: Observers {
-                refusals: match previous.map(|p| &p.observers.refusals) {
-                    Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
-                    _ => Arc::new(crate::observe::refusals::Refusals::new(
-                        config.console.recent_refusals,
-                    )),
-                },
-                // Like the revocation list: what was seen but not written yet survives a
-                // reload.
-                usage: match previous.map(|p| &p.observers.usage) {
-                    Some(kept) if kept.serves(&config.state, config.usage_flush_interval) => {
-                        kept.clone()
-                    }
-                    _ => UsageLog::new(&config.state, config.usage_flush_interval),
-                },
-                route_metrics: config
-                    .routes
-                    .iter()
-                    .map(|r| metrics.route_handles(&r.name))
-                    .collect(),
-                metrics,
-            },
+            forwarder: Forwarder::reusing(config, previous.map(|p| &p.forwarder)),
+            observers: Observers::reusing(config, metrics, previous.map(|p| &p.observers)),
             config: Arc::new(config.clone()),
         }
     }
@@ -167,20 +128,31 @@ impl Gateway {
         let mut request = request;
         let client_upgrade = request.extensions_mut().remove::<ClientUpgrade>();
         let mut trace = Trace::default();
-        let mut upstream_time = None;
         let result = match self.core.decide(request, &peer, &mut trace).await {
             Ok((decision, upstream)) => {
-                self.transport(decision, upstream, client_upgrade, &mut upstream_time)
-                    .await
+                let allow_token_cookie = decision.route.allow_token_cookie;
+                let sent = self
+                    .forwarder
+                    .send(decision, upstream, client_upgrade)
+                    .await;
+                sent.map(|(mut response, upstream_time)| {
+                    tollgate_core::response::filter(
+                        response.headers_mut(),
+                        self.core.verifier().claim_header_names(),
+                        self.core.verifier().sources(),
+                        allow_token_cookie,
+                    );
+                    (response, upstream_time)
+                })
             }
             Err(refusal) => Err(refusal),
         };
-        let (mut response, error) = match result {
-            Ok(response) => (response, None),
+        let (mut response, upstream_time, error) = match result {
+            Ok((response, upstream_time)) => (response, upstream_time, None),
             Err(error) => {
                 let rid = trace.request_id.to_str().unwrap_or_default();
                 let response = crate::outbound::body::error_response(&error, rid);
-                (response, Some(error))
+                (response, None, Some(error))
             }
         };
         response
@@ -195,67 +167,6 @@ impl Gateway {
             upstream: upstream_time,
             bytes_out: http_body::Body::size_hint(response.body()).exact(),
         });
-        Ok(response)
-    }
-
-    /// Sends the built upstream request by the route's transport. Nothing here reads the
-    /// client's request: it was consumed by the core.
-    async fn transport(
-        &self,
-        decision: Decision,
-        upstream: Request<ClientBody>,
-        client_upgrade: Option<ClientUpgrade>,
-        upstream_time: &mut Option<Duration>,
-    ) -> Result<Response<ResponseBody>, GatewayError> {
-        let Decision {
-            route,
-            upgrade,
-            credential,
-            ..
-        } = decision;
-        let upgrade = upgrade.map(|protocols| Tunnel {
-            protocols,
-            client: client_upgrade,
-        });
-        if let Upstream::Echo = route.upstream {
-            return Ok(crate::echo::respond(&upstream));
-        }
-        let via = self
-            .vias
-            .get(route.index)
-            .and_then(Option::as_ref)
-            .ok_or(GatewayError::Internal("route has no upstream connection"))?;
-        let route_permit = match self.route_limits.get(route.index).and_then(Option::as_ref) {
-            Some(limit) => Some(limit.acquire("route requests in flight")?),
-            None => None,
-        };
-        let (mut response, elapsed) = match &credential {
-            // Boxed: the vendor path's future is large and would otherwise inflate every
-            // request's future (moved into hyper's dispatcher once per request).
-            Some(attached) => {
-                Box::pin(crate::outbound::vendor::forward_with_credential(
-                    via, attached, upstream, &route, upgrade,
-                ))
-                .await?
-            }
-            None => {
-                let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-                let request: Request<RequestBody> =
-                    upstream.map(|body| Either::Left(Limited::new(body, limit)));
-                forward::exchange(via, request, route.timeout, upgrade, route.max_body_bytes)
-                    .await?
-            }
-        };
-        tollgate_core::response::filter(
-            response.headers_mut(),
-            self.core.verifier().claim_header_names(),
-            self.core.verifier().sources(),
-            route.allow_token_cookie,
-        );
-        if let (Some(permit), Either::Left(body)) = (route_permit, response.body_mut()) {
-            body.watcher_mut().hold(permit);
-        }
-        *upstream_time = Some(elapsed);
         Ok(response)
     }
 }

@@ -11,7 +11,6 @@
 
 pub mod admin;
 pub mod conn;
-pub mod echo;
 pub mod explain;
 pub mod gateway;
 pub mod listen;

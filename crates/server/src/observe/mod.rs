@@ -16,6 +16,7 @@ use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::observe::refusals::Refusals;
 use audit::AuditContext;
 use tollgate_auth::{AuthError, Refusal};
+use tollgate_config::Config;
 use tollgate_core::error::GatewayError;
 use tollgate_core::{AuthOutcome, Trace};
 use tollgate_state::usage::UsageLog;
@@ -55,6 +56,30 @@ pub struct Observers {
 static NO_ROUTE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
 
 impl Observers {
+    /// The observers for `config`, keeping from `previous` the refusal ring (if its size is
+    /// unchanged) and the usage log (if its store is): what was seen but not yet written
+    /// survives a reload, like the revocation list.
+    pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Observers>) -> Self {
+        Self {
+            refusals: match previous.map(|p| &p.refusals) {
+                Some(kept) if kept.capacity() == config.console.recent_refusals => kept.clone(),
+                _ => Arc::new(Refusals::new(config.console.recent_refusals)),
+            },
+            usage: match previous.map(|p| &p.usage) {
+                Some(kept) if kept.serves(&config.state, config.usage_flush_interval) => {
+                    kept.clone()
+                }
+                _ => UsageLog::new(&config.state, config.usage_flush_interval),
+            },
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| metrics.route_handles(&r.name))
+                .collect(),
+            metrics,
+        }
+    }
+
     /// Feeds `outcome` to every observer.
     pub fn observe(&self, outcome: &Outcome<'_>) {
         let trace = outcome.trace;

@@ -6,7 +6,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response};
 use serde::Serialize;
 
-use crate::outbound::body::{ResponseBody, full};
+use super::body::{ResponseBody, full};
 
 #[derive(Serialize)]
 struct Echo<'a> {
