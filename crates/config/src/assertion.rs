@@ -2,19 +2,19 @@
 
 use std::sync::Arc;
 
+use super::Invalid;
 use super::raw::RawAssertion;
 use crate::signer::{
     ALGORITHMS, AssertionSigner, DEFAULT_ISSUER, DEFAULT_KID, DEFAULT_TTL, MAX_TTL,
 };
 
-/// Validates `[assertion]`; `Err((key suffix, reason))`.
-pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, (String, String)> {
-    let err = |key: &str, reason: String| (key.to_owned(), reason);
+/// Validates `[assertion]`; error keys are relative to the section.
+pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, Invalid> {
     let algorithm = ALGORITHMS
         .into_iter()
         .find(|a| format!("{a:?}") == raw.algorithm)
         .ok_or_else(|| {
-            err(
+            Invalid::new(
                 "algorithm",
                 format!(
                     "expected \"EdDSA\" (recommended), \"ES256\" or \"RS256\", got {:?}: an \
@@ -25,16 +25,16 @@ pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, (S
         })?;
     let ttl = raw.ttl.map_or(DEFAULT_TTL, |t| t.0);
     if ttl.is_zero() {
-        return Err(err("ttl", "must be more than 0s".into()));
+        return Err(Invalid::new("ttl", "must be more than 0s"));
     }
     if ttl.as_secs() == 0 {
-        return Err(err(
+        return Err(Invalid::new(
             "ttl",
-            "must be at least 1s (exp counts whole seconds)".into(),
+            "must be at least 1s (exp counts whole seconds)",
         ));
     }
     if ttl > MAX_TTL {
-        return Err(err(
+        return Err(Invalid::new(
             "ttl",
             format!(
                 "must be at most 5m (an assertion is for one request), got {}",
@@ -49,16 +49,16 @@ pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, (S
         .unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
     for (key, value) in [("kid", &kid), ("issuer", &issuer)] {
         if value.is_empty() || value.trim() != value || value.chars().any(char::is_control) {
-            return Err(err(
+            return Err(Invalid::new(
                 key,
-                "must be non-empty, without surrounding spaces or control characters".into(),
+                "must be non-empty, without surrounding spaces or control characters",
             ));
         }
     }
     let path = &raw.key_file;
-    let pem =
-        std::fs::read(path).map_err(|e| err("key_file", format!("cannot read {path:?}: {e}")))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| Invalid::new("key_file", format!("cannot read {path:?}: {e}")))?;
     let signer = AssertionSigner::load(&pem, path, algorithm, kid, issuer, ttl)
-        .map_err(|e| err("key_file", e.to_string()))?;
+        .map_err(|e| Invalid::new("key_file", e.to_string()))?;
     Ok(Arc::new(signer))
 }

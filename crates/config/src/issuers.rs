@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::Uri;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::Invalid;
 use super::env::Env;
 use super::raw::{HumanDuration, RawIssuer, RawSigningKey};
 use crate::keys::{self, Family, VerifyKey};
@@ -174,231 +175,25 @@ fn duration_or(value: Option<HumanDuration>, default_secs: u64) -> Duration {
     value.map_or(Duration::from_secs(default_secs), |d| d.0)
 }
 
-/// Validates one `[[issuers]]` entry; `Err((key suffix, reason))`.
-pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (String, String)> {
+/// Validates one `[[issuers]]` entry; error keys are relative to the entry.
+pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, Invalid> {
     let _ = env;
-    let err = |key: &str, reason: String| (key.to_owned(), reason);
-    if raw.issuer.trim().is_empty() {
-        return Err(err("issuer", "must not be empty".into()));
-    }
-    // The name is sent to upstreams in `x-user-issuer`.
-    let name = raw.name.as_deref().unwrap_or(&raw.issuer);
-    if http::HeaderValue::from_str(name).is_err() || name.trim() != name {
-        return Err(err(
-            if raw.name.is_some() { "name" } else { "issuer" },
-            "must be printable ASCII without surrounding spaces (it is sent as x-user-issuer)"
-                .into(),
-        ));
-    }
-    if raw.algorithms.is_empty() {
-        return Err(err("algorithms", "list at least one algorithm".into()));
-    }
-    let algorithms = raw
-        .algorithms
-        .iter()
-        .enumerate()
-        .map(|(i, a)| keys::parse_algorithm(a).map_err(|e| err(&format!("algorithms[{i}]"), e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let wants = |family: Family| algorithms.iter().any(|a| Family::of(*a) == Some(family));
-
-    let secret = match (&raw.secret, &raw.secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "secret_file",
-                "set either secret or secret_file".into(),
-            ));
-        }
-        (Some(s), None) => Some(Secret::new(s.as_bytes().to_vec())),
-        (None, Some(path)) => {
-            let text = std::fs::read(path)
-                .map_err(|e| err("secret_file", format!("cannot read {path:?}: {e}")))?;
-            let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
-            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-            Some(Secret::new(trimmed.to_vec()))
-        }
-        (None, None) => None,
-    };
+    check_names(raw)?;
+    let algorithms = parse_algorithms(raw)?;
     let mut keys = Vec::new();
-    if let Some(secret) = &secret {
-        if secret.expose().len() < MIN_SECRET_BYTES {
-            return Err(err(
-                if raw.secret.is_some() {
-                    "secret"
-                } else {
-                    "secret_file"
-                },
-                format!(
-                    "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
-                    secret.expose().len()
-                ),
-            ));
-        }
-        if !wants(Family::Hmac) {
-            return Err(err(
-                "secret",
-                "a secret needs an HS256/384/512 algorithm".into(),
-            ));
-        }
-        keys.push(VerifyKey {
-            kid: None,
-            family: Family::Hmac,
-            algorithm: None,
-            key: DecodingKey::from_secret(secret.expose()),
-        });
-    } else if wants(Family::Hmac) && raw.secrets.is_empty() {
-        return Err(err(
-            "secret",
-            "HS algorithms need a secret, secret_file or secrets".into(),
-        ));
-    }
-
-    for (i, pk) in raw.public_keys.iter().enumerate() {
-        let key = format!("public_keys[{i}]");
-        let pem = match (&pk.pem, &pk.pem_file) {
-            (Some(pem), None) => pem.as_bytes().to_vec(),
-            (None, Some(path)) => std::fs::read(path).map_err(|e| {
-                err(
-                    &format!("{key}.pem_file"),
-                    format!("cannot read {path:?}: {e}"),
-                )
-            })?,
-            _ => return Err(err(&key, "set exactly one of pem or pem_file".into())),
-        };
-        let mut verify = keys::from_pem(&pem).map_err(|e| err(&key, e))?;
-        keys::usable_with(&verify, &algorithms).map_err(|e| err(&key, e))?;
-        verify.kid = pk.kid.clone();
-        keys.push(verify);
-    }
-
-    let mut signing_keys = Vec::new();
-    if let Some(sk) = &raw.signing_key {
-        signing_keys.push(
-            load_signing_key(sk, &mut keys).map_err(|(k, r)| (format!("signing_key.{k}"), r))?,
-        );
-    }
-    for (i, sk) in raw.signing_keys.iter().enumerate() {
-        let loaded = load_signing_key(sk, &mut keys)
-            .map_err(|(k, r)| (format!("signing_keys[{i}].{k}"), r))?;
-        if loaded.kid.is_none() {
-            return Err(err(
-                &format!("signing_keys[{i}].kid"),
-                "required: tokens name the key that signed them".into(),
-            ));
-        }
-        signing_keys.push(loaded);
-    }
-    let mut kid_secrets = Vec::new();
-    for (i, rs) in raw.secrets.iter().enumerate() {
-        let key = format!("secrets[{i}]");
-        let secret = match (&rs.secret, &rs.secret_file) {
-            (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
-            (None, Some(path)) => {
-                let text = std::fs::read(path).map_err(|e| {
-                    err(
-                        &format!("{key}.secret_file"),
-                        format!("cannot read {path:?}: {e}"),
-                    )
-                })?;
-                let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
-                Secret::new(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
-            }
-            _ => return Err(err(&key, "set exactly one of secret or secret_file".into())),
-        };
-        if secret.expose().len() < MIN_SECRET_BYTES {
-            return Err(err(
-                &key,
-                format!(
-                    "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
-                    secret.expose().len()
-                ),
-            ));
-        }
-        if !wants(Family::Hmac) {
-            return Err(err(
-                &key,
-                "a secret needs an HS256/384/512 algorithm".into(),
-            ));
-        }
-        keys.push(VerifyKey {
-            kid: Some(rs.kid.clone()),
-            family: Family::Hmac,
-            algorithm: None,
-            key: DecodingKey::from_secret(secret.expose()),
-        });
-        kid_secrets.push(KidSecret {
-            kid: rs.kid.clone(),
-            secret,
-            active_from: parse_active_from(rs.active_from.as_deref())
-                .map_err(|e| err(&format!("{key}.active_from"), e))?,
-        });
-    }
-
-    let jwks = match &raw.jwks_url {
-        None => None,
-        Some(url) => {
-            if super::has_userinfo(url) {
-                return Err(err("jwks_url", super::USERINFO_REFUSED.to_owned()));
-            }
-            let uri: Uri = url
-                .parse()
-                .map_err(|e| err("jwks_url", format!("invalid URL {url:?}: {e}")))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-                return Err(err(
-                    "jwks_url",
-                    format!("invalid URL {url:?}: need http(s)://host"),
-                ));
-            }
-            super::outbound::check_transport(&uri, raw.allow_insecure_http)
-                .map_err(|e| err("jwks_url", e))?;
-            Some(JwksConfig {
-                roots: super::TrustRoots::load(raw.jwks_ca_file.as_deref())
-                    .map_err(|e| err("jwks_ca_file", e))?,
-                url: uri,
-                refresh: duration_or(raw.jwks_refresh, 300),
-                timeout: duration_or(raw.jwks_timeout, 5),
-                min_refresh_interval: duration_or(raw.jwks_min_refresh_interval, 10),
-            })
-        }
-    };
-    if raw.jwks_ca_file.is_some() && jwks.is_none() {
-        return Err(err("jwks_ca_file", "has no effect without jwks_url".into()));
-    }
+    let secret = load_secret(raw, &algorithms, &mut keys)?;
+    load_public_keys(raw, &algorithms, &mut keys)?;
+    let signing_keys = load_signing_keys(raw, &mut keys)?;
+    let kid_secrets = load_kid_secrets(raw, &algorithms, &mut keys)?;
+    let jwks = load_jwks(raw)?;
     if keys.is_empty() && jwks.is_none() {
-        return Err(err(
+        return Err(Invalid::new(
             "issuer",
-            "no keys: set secret, secret_file, secrets, public_keys, signing_key(s) or jwks_url"
-                .into(),
+            "no keys: set secret, secret_file, secrets, public_keys, signing_key(s) or jwks_url",
         ));
     }
-    for (key, value) in [
-        ("from_cookie", &raw.from_cookie),
-        ("from_query", &raw.from_query),
-    ] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(err(key, "must not be empty".into()));
-        }
-    }
-
-    let mut material: Vec<Vec<u8>> = vec![format!("{raw:?}").into_bytes()];
-    if let Some(secret) = &secret {
-        material.push(secret.expose().to_vec());
-    }
-    for pk in &raw.public_keys {
-        if let Some(path) = &pk.pem_file {
-            material.push(std::fs::read(path).unwrap_or_default());
-        }
-    }
-    for sk in &signing_keys {
-        material.push(sk.pem.expose().to_vec());
-    }
-    for ks in &kid_secrets {
-        material.push(ks.secret.expose().to_vec());
-    }
-    if let Some(path) = &raw.jwks_ca_file {
-        material.push(std::fs::read(path).unwrap_or_default());
-    }
-    let fingerprint =
-        super::Fingerprint::of(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    check_token_sources(raw)?;
+    let fingerprint = fingerprint(raw, secret.as_ref(), &signing_keys, &kid_secrets);
     Ok(IssuerConfig {
         name: raw.name.clone().unwrap_or_else(|| raw.issuer.clone()),
         issuer: raw.issuer.clone(),
@@ -420,41 +215,314 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, (Stri
     })
 }
 
+/// Checks `issuer` and the name, which is sent to upstreams in `x-user-issuer`.
+fn check_names(raw: &RawIssuer) -> Result<(), Invalid> {
+    if raw.issuer.trim().is_empty() {
+        return Err(Invalid::new("issuer", "must not be empty"));
+    }
+    let name = raw.name.as_deref().unwrap_or(&raw.issuer);
+    if http::HeaderValue::from_str(name).is_err() || name.trim() != name {
+        return Err(Invalid::new(
+            if raw.name.is_some() { "name" } else { "issuer" },
+            "must be printable ASCII without surrounding spaces (it is sent as x-user-issuer)",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `algorithms`: at least one, each known and not `none`.
+fn parse_algorithms(raw: &RawIssuer) -> Result<Vec<Algorithm>, Invalid> {
+    if raw.algorithms.is_empty() {
+        return Err(Invalid::new("algorithms", "list at least one algorithm"));
+    }
+    raw.algorithms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            keys::parse_algorithm(a).map_err(|e| Invalid::new(format!("algorithms[{i}]"), e))
+        })
+        .collect()
+}
+
+/// Whether one of `algorithms` is of `family`.
+fn wants(algorithms: &[Algorithm], family: Family) -> bool {
+    algorithms.iter().any(|a| Family::of(*a) == Some(family))
+}
+
+/// Reads a secret file, without the one line ending an editor adds.
+fn read_secret_file(path: &str) -> Result<Vec<u8>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+    let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
+    Ok(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
+}
+
+/// Checks that an HMAC secret is long enough (reported at `length_key`) and that an HS
+/// algorithm is allowed to use it (reported at `algorithm_key`).
+fn check_hmac_secret(
+    secret: &Secret,
+    algorithms: &[Algorithm],
+    length_key: &str,
+    algorithm_key: &str,
+) -> Result<(), Invalid> {
+    if secret.expose().len() < MIN_SECRET_BYTES {
+        return Err(Invalid::new(
+            length_key,
+            format!(
+                "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                secret.expose().len()
+            ),
+        ));
+    }
+    if !wants(algorithms, Family::Hmac) {
+        return Err(Invalid::new(
+            algorithm_key,
+            "a secret needs an HS256/384/512 algorithm",
+        ));
+    }
+    Ok(())
+}
+
+/// Loads `secret` or `secret_file` and adds it to `keys`; HS algorithms need it unless
+/// `secrets` is set.
+fn load_secret(
+    raw: &RawIssuer,
+    algorithms: &[Algorithm],
+    keys: &mut Vec<VerifyKey>,
+) -> Result<Option<Secret>, Invalid> {
+    let secret = match (&raw.secret, &raw.secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(Invalid::new(
+                "secret_file",
+                "set either secret or secret_file",
+            ));
+        }
+        (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
+        (None, Some(path)) => {
+            Secret::new(read_secret_file(path).map_err(|e| Invalid::new("secret_file", e))?)
+        }
+        (None, None) => {
+            if wants(algorithms, Family::Hmac) && raw.secrets.is_empty() {
+                return Err(Invalid::new(
+                    "secret",
+                    "HS algorithms need a secret, secret_file or secrets",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    let length_key = if raw.secret.is_some() {
+        "secret"
+    } else {
+        "secret_file"
+    };
+    check_hmac_secret(&secret, algorithms, length_key, "secret")?;
+    keys.push(VerifyKey {
+        kid: None,
+        family: Family::Hmac,
+        algorithm: None,
+        key: DecodingKey::from_secret(secret.expose()),
+    });
+    Ok(Some(secret))
+}
+
+/// Loads `public_keys` (inline PEM or files) into `keys`, each usable with `algorithms`.
+fn load_public_keys(
+    raw: &RawIssuer,
+    algorithms: &[Algorithm],
+    keys: &mut Vec<VerifyKey>,
+) -> Result<(), Invalid> {
+    for (i, pk) in raw.public_keys.iter().enumerate() {
+        let key = format!("public_keys[{i}]");
+        let pem = match (&pk.pem, &pk.pem_file) {
+            (Some(pem), None) => pem.as_bytes().to_vec(),
+            (None, Some(path)) => std::fs::read(path).map_err(|e| {
+                Invalid::new(
+                    format!("{key}.pem_file"),
+                    format!("cannot read {path:?}: {e}"),
+                )
+            })?,
+            _ => return Err(Invalid::new(&key, "set exactly one of pem or pem_file")),
+        };
+        let mut verify = keys::from_pem(&pem).map_err(|e| Invalid::new(&key, e))?;
+        keys::usable_with(&verify, algorithms).map_err(|e| Invalid::new(&key, e))?;
+        verify.kid = pk.kid.clone();
+        keys.push(verify);
+    }
+    Ok(())
+}
+
+/// Loads `signing_key` and `signing_keys` (which must name their `kid`), adding their public
+/// halves to `keys`.
+fn load_signing_keys(
+    raw: &RawIssuer,
+    keys: &mut Vec<VerifyKey>,
+) -> Result<Vec<SigningKeyConfig>, Invalid> {
+    let mut signing_keys = Vec::new();
+    if let Some(sk) = &raw.signing_key {
+        signing_keys.push(load_signing_key(sk, keys).map_err(|e| e.under("signing_key"))?);
+    }
+    for (i, sk) in raw.signing_keys.iter().enumerate() {
+        let loaded =
+            load_signing_key(sk, keys).map_err(|e| e.under(&format!("signing_keys[{i}]")))?;
+        if loaded.kid.is_none() {
+            return Err(Invalid::new(
+                format!("signing_keys[{i}].kid"),
+                "required: tokens name the key that signed them",
+            ));
+        }
+        signing_keys.push(loaded);
+    }
+    Ok(signing_keys)
+}
+
+/// Loads the kid-tagged HMAC secrets (`secrets`), adding each to `keys`.
+fn load_kid_secrets(
+    raw: &RawIssuer,
+    algorithms: &[Algorithm],
+    keys: &mut Vec<VerifyKey>,
+) -> Result<Vec<KidSecret>, Invalid> {
+    let mut kid_secrets = Vec::new();
+    for (i, rs) in raw.secrets.iter().enumerate() {
+        let key = format!("secrets[{i}]");
+        let secret = match (&rs.secret, &rs.secret_file) {
+            (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
+            (None, Some(path)) => Secret::new(
+                read_secret_file(path)
+                    .map_err(|e| Invalid::new(format!("{key}.secret_file"), e))?,
+            ),
+            _ => {
+                return Err(Invalid::new(
+                    &key,
+                    "set exactly one of secret or secret_file",
+                ));
+            }
+        };
+        check_hmac_secret(&secret, algorithms, &key, &key)?;
+        keys.push(VerifyKey {
+            kid: Some(rs.kid.clone()),
+            family: Family::Hmac,
+            algorithm: None,
+            key: DecodingKey::from_secret(secret.expose()),
+        });
+        kid_secrets.push(KidSecret {
+            kid: rs.kid.clone(),
+            secret,
+            active_from: parse_active_from(rs.active_from.as_deref())
+                .map_err(|e| Invalid::new(format!("{key}.active_from"), e))?,
+        });
+    }
+    Ok(kid_secrets)
+}
+
+/// Checks `jwks_url` (no credentials, http(s), encrypted unless allowed) and loads
+/// `jwks_ca_file`, which means nothing without it.
+fn load_jwks(raw: &RawIssuer) -> Result<Option<JwksConfig>, Invalid> {
+    let Some(url) = &raw.jwks_url else {
+        if raw.jwks_ca_file.is_some() {
+            return Err(Invalid::new(
+                "jwks_ca_file",
+                "has no effect without jwks_url",
+            ));
+        }
+        return Ok(None);
+    };
+    if super::has_userinfo(url) {
+        return Err(Invalid::new("jwks_url", super::USERINFO_REFUSED));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Invalid::new("jwks_url", format!("invalid URL {url:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(Invalid::new(
+            "jwks_url",
+            format!("invalid URL {url:?}: need http(s)://host"),
+        ));
+    }
+    super::outbound::check_transport(&uri, raw.allow_insecure_http)
+        .map_err(|e| Invalid::new("jwks_url", e))?;
+    Ok(Some(JwksConfig {
+        roots: super::TrustRoots::load(raw.jwks_ca_file.as_deref())
+            .map_err(|e| Invalid::new("jwks_ca_file", e))?,
+        url: uri,
+        refresh: duration_or(raw.jwks_refresh, 300),
+        timeout: duration_or(raw.jwks_timeout, 5),
+        min_refresh_interval: duration_or(raw.jwks_min_refresh_interval, 10),
+    }))
+}
+
+/// Checks that `from_cookie` and `from_query`, when set, name something.
+fn check_token_sources(raw: &RawIssuer) -> Result<(), Invalid> {
+    for (key, value) in [
+        ("from_cookie", &raw.from_cookie),
+        ("from_query", &raw.from_query),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Invalid::new(key, "must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+/// The issuer's settings and every secret and key file it was built from, hashed, so that a
+/// reload can tell whether its caches may be kept.
+fn fingerprint(
+    raw: &RawIssuer,
+    secret: Option<&Secret>,
+    signing_keys: &[SigningKeyConfig],
+    kid_secrets: &[KidSecret],
+) -> super::Fingerprint {
+    let mut material: Vec<Vec<u8>> = vec![format!("{raw:?}").into_bytes()];
+    if let Some(secret) = secret {
+        material.push(secret.expose().to_vec());
+    }
+    for pk in &raw.public_keys {
+        if let Some(path) = &pk.pem_file {
+            material.push(std::fs::read(path).unwrap_or_default());
+        }
+    }
+    for sk in signing_keys {
+        material.push(sk.pem.expose().to_vec());
+    }
+    for ks in kid_secrets {
+        material.push(ks.secret.expose().to_vec());
+    }
+    if let Some(path) = &raw.jwks_ca_file {
+        material.push(std::fs::read(path).unwrap_or_default());
+    }
+    super::Fingerprint::of(&material.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
 /// Loads the private key and adds its public half to the issuer's verification keys.
 fn load_signing_key(
     raw: &RawSigningKey,
     keys: &mut Vec<VerifyKey>,
-) -> Result<SigningKeyConfig, (String, String)> {
+) -> Result<SigningKeyConfig, Invalid> {
     let algorithm =
-        keys::parse_algorithm(&raw.algorithm).map_err(|e| ("algorithm".to_owned(), e))?;
+        keys::parse_algorithm(&raw.algorithm).map_err(|e| Invalid::new("algorithm", e))?;
     let path = &raw.private_key_file;
-    let pem = std::fs::read(path).map_err(|e| {
-        (
-            "private_key_file".to_owned(),
-            format!("cannot read {path:?}: {e}"),
-        )
-    })?;
+    let pem = std::fs::read(path)
+        .map_err(|e| Invalid::new("private_key_file", format!("cannot read {path:?}: {e}")))?;
     let encoding = match Family::of(algorithm) {
         Some(Family::Rsa) => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
         Some(Family::Ec) => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
         Some(Family::Ed) => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
         Some(Family::Hmac) | None => {
-            return Err((
-                "algorithm".to_owned(),
-                "HMAC issuers sign with their secret; signing_key is for private keys".to_owned(),
+            return Err(Invalid::new(
+                "algorithm",
+                "HMAC issuers sign with their secret; signing_key is for private keys",
             ));
         }
     }
     .map_err(|e| {
-        (
-            "private_key_file".to_owned(),
+        Invalid::new(
+            "private_key_file",
             format!("{path:?}: not a {algorithm:?} private key: {e}"),
         )
     })?;
     let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, algorithm)
-        .map_err(|e| ("private_key_file".to_owned(), format!("{path:?}: {e}")))?;
+        .map_err(|e| Invalid::new("private_key_file", format!("{path:?}: {e}")))?;
     let mut verify = keys::from_jwk(&jwk)
-        .map_err(|e| ("private_key_file".to_owned(), format!("{path:?}: {e}")))?;
+        .map_err(|e| Invalid::new("private_key_file", format!("{path:?}: {e}")))?;
     verify.kid = raw.kid.clone();
     verify.algorithm = Some(algorithm);
     keys.push(verify);
@@ -464,7 +532,7 @@ fn load_signing_key(
         pem: Secret::new(pem),
         file: path.clone(),
         active_from: parse_active_from(raw.active_from.as_deref())
-            .map_err(|e| ("active_from".to_owned(), e))?,
+            .map_err(|e| Invalid::new("active_from", e))?,
     })
 }
 

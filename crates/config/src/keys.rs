@@ -207,13 +207,40 @@ fn check_rsa(modulus: &[u8], exponent: &[u8]) -> Result<(), KeyRefusal> {
 /// Converts one JWKS entry, refusing keys that are not for signatures, too weak, or whose
 /// curve and `alg` disagree (symmetric keys have no place in a published key set).
 pub fn from_jwk(jwk: &Jwk) -> Result<VerifyKey, KeyRefusal> {
-    let family = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Family::Rsa,
-        AlgorithmParameters::EllipticCurve(_) => Family::Ec,
-        AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
-        AlgorithmParameters::OctetKey(_) => return Err(KeyRefusal::Unsupported("symmetric (oct)")),
-        _ => return Err(KeyRefusal::Unsupported("unknown")),
+    let family = jwk_family(jwk)?;
+    check_signature_use(jwk)?;
+    let declared = declared_algorithm(jwk, family)?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyRefusal::Malformed(e.to_string()))?;
+    let curve = check_strength(family, &key)?;
+    check_curve(jwk, curve)?;
+    let algorithm = match (curve, declared) {
+        (Some((curve, implied)), Some(alg)) if alg != implied => {
+            return Err(KeyRefusal::CurveMismatch { curve, alg });
+        }
+        (Some((_, implied)), _) => Some(implied),
+        (None, declared) => declared,
     };
+    Ok(VerifyKey {
+        kid: jwk.common.key_id.clone(),
+        family,
+        algorithm,
+        key,
+    })
+}
+
+/// The family of a JWK's key type; symmetric and unknown types are refused.
+fn jwk_family(jwk: &Jwk) -> Result<Family, KeyRefusal> {
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Ok(Family::Rsa),
+        AlgorithmParameters::EllipticCurve(_) => Ok(Family::Ec),
+        AlgorithmParameters::OctetKeyPair(_) => Ok(Family::Ed),
+        AlgorithmParameters::OctetKey(_) => Err(KeyRefusal::Unsupported("symmetric (oct)")),
+        _ => Err(KeyRefusal::Unsupported("unknown")),
+    }
+}
+
+/// Refuses a JWK whose `use` or `key_ops` say it is not for verifying signatures.
+fn check_signature_use(jwk: &Jwk) -> Result<(), KeyRefusal> {
     match &jwk.common.public_key_use {
         None | Some(PublicKeyUse::Signature) => {}
         Some(PublicKeyUse::Encryption) => return Err(KeyRefusal::NotForSignatures("enc".into())),
@@ -226,19 +253,26 @@ pub fn from_jwk(jwk: &Jwk) -> Result<VerifyKey, KeyRefusal> {
     {
         return Err(KeyRefusal::NoVerifyOperation);
     }
-    let declared = match jwk.common.key_algorithm {
-        None => None,
-        Some(alg) => Some(key_algorithm(alg).ok_or(KeyRefusal::Unsupported("this algorithm's"))?),
+    Ok(())
+}
+
+/// The JWK's `alg`, when it declares one, which must be of the key's `family`.
+fn declared_algorithm(jwk: &Jwk, family: Family) -> Result<Option<Algorithm>, KeyRefusal> {
+    let Some(alg) = jwk.common.key_algorithm else {
+        return Ok(None);
     };
-    if let Some(alg) = declared
-        && Family::of(alg) != Some(family)
-    {
+    let alg = key_algorithm(alg).ok_or(KeyRefusal::Unsupported("this algorithm's"))?;
+    if Family::of(alg) != Some(family) {
         return Err(KeyRefusal::Malformed(format!(
             "a {family:?} key declared for {alg:?}"
         )));
     }
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyRefusal::Malformed(e.to_string()))?;
-    let curve = check_strength(family, &key)?;
+    Ok(Some(alg))
+}
+
+/// Refuses an OKP key on another curve than Ed25519, and an EC key whose `crv` names another
+/// curve than its coordinates (`curve`, as [`check_strength`] found it) are on.
+fn check_curve(jwk: &Jwk, curve: Option<(&'static str, Algorithm)>) -> Result<(), KeyRefusal> {
     if let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm
         && params.curve != EllipticCurve::Ed25519
     {
@@ -257,19 +291,7 @@ pub fn from_jwk(jwk: &Jwk) -> Result<VerifyKey, KeyRefusal> {
             )));
         }
     }
-    let algorithm = match (curve, declared) {
-        (Some((curve, implied)), Some(alg)) if alg != implied => {
-            return Err(KeyRefusal::CurveMismatch { curve, alg });
-        }
-        (Some((_, implied)), _) => Some(implied),
-        (None, declared) => declared,
-    };
-    Ok(VerifyKey {
-        kid: jwk.common.key_id.clone(),
-        family,
-        algorithm,
-        key,
-    })
+    Ok(())
 }
 
 /// Checks a configured key against the issuer's allowed algorithms: an EC key must be

@@ -5,15 +5,20 @@
 
 mod assertion;
 pub mod env;
+mod error;
 mod issuers;
 pub mod keygen;
 pub mod keys;
+mod listeners;
 pub mod local;
 mod outbound;
 pub mod policy;
 mod providers;
 pub mod raw;
+mod roots;
+mod routes;
 pub mod signer;
+mod state;
 pub mod tls;
 mod validate;
 
@@ -29,47 +34,18 @@ use crate::policy::RoutePolicy;
 use tollgate_http::forwarded::TrustedProxies;
 
 pub use env::Env;
+pub(crate) use error::invalid;
+pub use error::{ConfigError, Invalid};
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
 };
-pub use outbound::{RawUpstreamTls, TrustRoots, UpstreamTls};
+pub use outbound::{RawUpstreamTls, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
+pub use roots::TrustRoots;
 pub use validate::validate;
 
 /// Most refusals the console keeps (`[admin] recent_refusals`).
 pub const MAX_RECENT_REFUSALS: usize = 10_000;
-
-/// A configuration error, with the file and the key path it concerns.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        /// The config file.
-        file: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML.
-    #[error("{file}: invalid TOML: {message}")]
-    Syntax {
-        /// The config file.
-        file: String,
-        /// The parser's message, with line and column.
-        message: String,
-    },
-    /// A value is missing, of the wrong type or out of range.
-    #[error("{file}: {key}: {reason}")]
-    Invalid {
-        /// The config file.
-        file: String,
-        /// Where in the file, e.g. `routes[2].upstream`.
-        key: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
 
 /// Whether a URL's text carries userinfo (`user:password@host`). Checked on the text, before
 /// any other message could quote the URL: a password there would be printed by `check`, in the

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::Uri;
 
+use super::Invalid;
 use super::env::Env;
 use super::issuers::Secret;
 use super::raw::{RawProvider, RawProviderKind};
@@ -76,26 +77,20 @@ pub enum Grant {
     },
 }
 
-type Failure = (String, String);
-
-fn fail(key: &str, reason: impl Into<String>) -> Failure {
-    (key.to_owned(), reason.into())
-}
-
 /// The configured value, else the environment variable, else an error naming both.
 fn value_or_env(
     value: &Option<String>,
     key: &str,
     var: &str,
     env: &Env,
-) -> Result<String, Failure> {
+) -> Result<String, Invalid> {
     match value.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v.to_owned()),
         _ => env
             .get(var)
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| {
-                fail(
+                Invalid::new(
                     key,
                     format!("not set, and environment variable {var} is not set"),
                 )
@@ -109,18 +104,19 @@ fn secret_value(
     key: &str,
     var: Option<&str>,
     env: &Env,
-) -> Result<Secret, Failure> {
+) -> Result<Secret, Invalid> {
     if let Some(path) = file {
         if value.is_some() {
-            return Err(fail(
-                &format!("{key}_file"),
+            return Err(Invalid::new(
+                format!("{key}_file"),
                 format!("set either {key} or {key}_file"),
             ));
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| fail(&format!("{key}_file"), format!("cannot read {path:?}: {e}")))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            Invalid::new(format!("{key}_file"), format!("cannot read {path:?}: {e}"))
+        })?;
         let text = String::from_utf8(bytes)
-            .map_err(|_| fail(&format!("{key}_file"), format!("{path:?} is not UTF-8")))?;
+            .map_err(|_| Invalid::new(format!("{key}_file"), format!("{path:?} is not UTF-8")))?;
         return Ok(Secret::new(
             text.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
         ));
@@ -130,20 +126,20 @@ fn secret_value(
         None => value
             .clone()
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| fail(key, format!("set {key} or {key}_file")))?,
+            .ok_or_else(|| Invalid::new(key, format!("set {key} or {key}_file")))?,
     };
     Ok(Secret::new(text.into_bytes()))
 }
 
-fn parse_url(text: &str, key: &str) -> Result<Uri, Failure> {
+fn parse_url(text: &str, key: &str) -> Result<Uri, Invalid> {
     if super::has_userinfo(text) {
-        return Err(fail(key, super::USERINFO_REFUSED.to_owned()));
+        return Err(Invalid::new(key, super::USERINFO_REFUSED));
     }
     let uri: Uri = text
         .parse()
-        .map_err(|e| fail(key, format!("invalid URL {text:?}: {e}")))?;
+        .map_err(|e| Invalid::new(key, format!("invalid URL {text:?}: {e}")))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-        return Err(fail(
+        return Err(Invalid::new(
             key,
             format!("invalid URL {text:?}: need http(s)://host/..."),
         ));
@@ -158,7 +154,7 @@ pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A duration from the environment: bare seconds as the seed wrote them (`30`, `2.5`), or
 /// humantime like every other duration (`30s`, `1m`).
-fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Failure> {
+fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Invalid> {
     let Some(text) = env.get(var).filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
@@ -171,7 +167,7 @@ fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Fai
     match seconds {
         Some(d) => Ok(Some(d)),
         None => super::raw::parse_duration(text).map(Some).map_err(|e| {
-            fail(
+            Invalid::new(
                 key,
                 format!("environment variable {var} is not seconds or a duration ({e}): {text:?}"),
             )
@@ -179,11 +175,11 @@ fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Fai
     }
 }
 
-fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<Option<T>, Failure> {
+fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<Option<T>, Invalid> {
     match env.get(var).filter(|v| !v.trim().is_empty()) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            fail(
+            Invalid::new(
                 key,
                 format!("environment variable {var} is not a number: {v:?}"),
             )
@@ -191,125 +187,29 @@ fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<O
     }
 }
 
-/// Validates one `[[providers]]` entry; `Err((key suffix, reason))`.
-pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig, Failure> {
+/// Validates one `[[providers]]` entry; error keys are relative to the entry.
+pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig, Invalid> {
     if raw.name.trim().is_empty() {
-        return Err(fail("name", "must not be empty"));
+        return Err(Invalid::new("name", "must not be empty"));
     }
     let grant = match raw.kind {
-        RawProviderKind::Login => {
-            let url = value_or_env(&raw.auth_url, "auth_url", "API_AUTH_URL", env)?;
-            Grant::Login {
-                url: parse_url(&url, "auth_url")?,
-                email: value_or_env(&raw.email, "email", "API_AUTH_EMAIL", env)?,
-                password: secret_value(
-                    &raw.password,
-                    &raw.password_file,
-                    "password",
-                    Some("API_AUTH_PASSWORD"),
-                    env,
-                )?,
-                fields: (
-                    raw.email_field
-                        .clone()
-                        .unwrap_or_else(|| "email".to_owned()),
-                    raw.password_field
-                        .clone()
-                        .unwrap_or_else(|| "password".to_owned()),
-                ),
-                token_paths: match &raw.token_path {
-                    Some(path) => vec![path.clone()],
-                    None => DEFAULT_TOKEN_FIELDS.iter().map(|f| f.to_string()).collect(),
-                },
-            }
-        }
-        RawProviderKind::ClientCredentials => {
-            let url = raw
-                .token_url
-                .as_deref()
-                .ok_or_else(|| fail("token_url", "required for client_credentials"))?;
-            Grant::ClientCredentials {
-                url: parse_url(url, "token_url")?,
-                client_id: raw
-                    .client_id
-                    .clone()
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| fail("client_id", "required for client_credentials"))?,
-                client_secret: secret_value(
-                    &raw.client_secret,
-                    &raw.client_secret_file,
-                    "client_secret",
-                    None,
-                    env,
-                )?,
-                basic_auth: match raw.client_auth.as_deref() {
-                    None | Some("basic") => true,
-                    Some("body") => false,
-                    Some(other) => {
-                        return Err(fail(
-                            "client_auth",
-                            format!("expected \"basic\" or \"body\", got {other:?}"),
-                        ));
-                    }
-                },
-                scope: raw.scope.clone(),
-                audience: raw.audience.clone(),
-            }
-        }
+        RawProviderKind::Login => login_grant(raw, env)?,
+        RawProviderKind::ClientCredentials => client_credentials_grant(raw, env)?,
     };
-    let url = match &grant {
+    let (url, url_key) = match &grant {
         Grant::Login { url, .. } => (url, "auth_url"),
         Grant::ClientCredentials { url, .. } => (url, "token_url"),
     };
-    super::outbound::check_transport(url.0, raw.allow_insecure_http).map_err(|e| fail(url.1, e))?;
-    let roots = super::TrustRoots::load(raw.ca_file.as_deref()).map_err(|e| fail("ca_file", e))?;
-    let timeout = match raw.timeout {
-        Some(t) => t.0,
-        None => {
-            env_duration(env, "API_EXECUTOR_TIMEOUT", "timeout")?.unwrap_or(Duration::from_secs(30))
-        }
-    };
-    if timeout.is_zero() || timeout > MAX_ATTEMPT_TIMEOUT {
-        return Err(fail(
-            "timeout",
-            format!(
-                "must be between 1ms and {} per attempt (got {})",
-                humantime::format_duration(MAX_ATTEMPT_TIMEOUT),
-                humantime::format_duration(timeout)
-            ),
-        ));
-    }
-    let max_retries = match raw.max_retries {
-        Some(n) => n,
-        None => env_number(env, "API_EXECUTOR_MAX_RETRIES", "max_retries")?.unwrap_or(3),
-    };
-    if max_retries > MAX_RETRIES {
-        return Err(fail(
-            "max_retries",
-            format!(
-                "at most {MAX_RETRIES} (got {max_retries}); requests wait at most their route's \
-                 timeout anyway, and a login that fails {MAX_RETRIES} times in a row is better \
-                 retried after failure_cooldown"
-            ),
-        ));
-    }
+    super::outbound::check_transport(url, raw.allow_insecure_http)
+        .map_err(|e| Invalid::new(url_key, e))?;
+    let roots =
+        super::TrustRoots::load(raw.ca_file.as_deref()).map_err(|e| Invalid::new("ca_file", e))?;
+    let timeout = attempt_timeout(raw, env)?;
+    let max_retries = max_retries(raw, env)?;
     if raw.acquire_timeout.is_some_and(|t| t.0.is_zero()) {
-        return Err(fail("acquire_timeout", "must be greater than 0"));
+        return Err(Invalid::new("acquire_timeout", "must be greater than 0"));
     }
-    let secret = match &grant {
-        Grant::Login { password, .. } => password.expose().to_vec(),
-        Grant::ClientCredentials { client_secret, .. } => client_secret.expose().to_vec(),
-    };
-    let ca = raw
-        .ca_file
-        .as_ref()
-        .map(|path| std::fs::read(path).unwrap_or_default())
-        .unwrap_or_default();
-    let fingerprint = super::Fingerprint::of(&[
-        format!("{grant:?}|{timeout:?}|{max_retries}|{raw:?}").as_bytes(),
-        &secret,
-        &ca,
-    ]);
+    let fingerprint = fingerprint(raw, &grant, timeout, max_retries);
     Ok(ProviderConfig {
         name: raw.name.clone(),
         grant,
@@ -329,4 +229,135 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
         roots,
         fingerprint,
     })
+}
+
+/// The email/password login: URL, email and password from the entry or the `API_AUTH_*`
+/// variables, in that order.
+fn login_grant(raw: &RawProvider, env: &Env) -> Result<Grant, Invalid> {
+    let url = value_or_env(&raw.auth_url, "auth_url", "API_AUTH_URL", env)?;
+    Ok(Grant::Login {
+        url: parse_url(&url, "auth_url")?,
+        email: value_or_env(&raw.email, "email", "API_AUTH_EMAIL", env)?,
+        password: secret_value(
+            &raw.password,
+            &raw.password_file,
+            "password",
+            Some("API_AUTH_PASSWORD"),
+            env,
+        )?,
+        fields: (
+            raw.email_field
+                .clone()
+                .unwrap_or_else(|| "email".to_owned()),
+            raw.password_field
+                .clone()
+                .unwrap_or_else(|| "password".to_owned()),
+        ),
+        token_paths: match &raw.token_path {
+            Some(path) => vec![path.clone()],
+            None => DEFAULT_TOKEN_FIELDS.iter().map(|f| f.to_string()).collect(),
+        },
+    })
+}
+
+/// The OAuth client credentials grant: token URL, client id and secret, and how the
+/// credentials are sent (`client_auth`).
+fn client_credentials_grant(raw: &RawProvider, env: &Env) -> Result<Grant, Invalid> {
+    let url = raw
+        .token_url
+        .as_deref()
+        .ok_or_else(|| Invalid::new("token_url", "required for client_credentials"))?;
+    Ok(Grant::ClientCredentials {
+        url: parse_url(url, "token_url")?,
+        client_id: raw
+            .client_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Invalid::new("client_id", "required for client_credentials"))?,
+        client_secret: secret_value(
+            &raw.client_secret,
+            &raw.client_secret_file,
+            "client_secret",
+            None,
+            env,
+        )?,
+        basic_auth: match raw.client_auth.as_deref() {
+            None | Some("basic") => true,
+            Some("body") => false,
+            Some(other) => {
+                return Err(Invalid::new(
+                    "client_auth",
+                    format!("expected \"basic\" or \"body\", got {other:?}"),
+                ));
+            }
+        },
+        scope: raw.scope.clone(),
+        audience: raw.audience.clone(),
+    })
+}
+
+/// The per-attempt timeout (`timeout`, else `API_EXECUTOR_TIMEOUT`, else 30s), at most
+/// [`MAX_ATTEMPT_TIMEOUT`].
+fn attempt_timeout(raw: &RawProvider, env: &Env) -> Result<Duration, Invalid> {
+    let timeout = match raw.timeout {
+        Some(t) => t.0,
+        None => {
+            env_duration(env, "API_EXECUTOR_TIMEOUT", "timeout")?.unwrap_or(Duration::from_secs(30))
+        }
+    };
+    if timeout.is_zero() || timeout > MAX_ATTEMPT_TIMEOUT {
+        return Err(Invalid::new(
+            "timeout",
+            format!(
+                "must be between 1ms and {} per attempt (got {})",
+                humantime::format_duration(MAX_ATTEMPT_TIMEOUT),
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
+/// The retries after a failed attempt (`max_retries`, else `API_EXECUTOR_MAX_RETRIES`,
+/// else 3), at most [`MAX_RETRIES`].
+fn max_retries(raw: &RawProvider, env: &Env) -> Result<u32, Invalid> {
+    let max_retries = match raw.max_retries {
+        Some(n) => n,
+        None => env_number(env, "API_EXECUTOR_MAX_RETRIES", "max_retries")?.unwrap_or(3),
+    };
+    if max_retries > MAX_RETRIES {
+        return Err(Invalid::new(
+            "max_retries",
+            format!(
+                "at most {MAX_RETRIES} (got {max_retries}); requests wait at most their route's \
+                 timeout anyway, and a login that fails {MAX_RETRIES} times in a row is better \
+                 retried after failure_cooldown"
+            ),
+        ));
+    }
+    Ok(max_retries)
+}
+
+/// The provider's settings, its secret and its CA bundle, hashed, so that a reload can tell
+/// whether its cached token may be kept.
+fn fingerprint(
+    raw: &RawProvider,
+    grant: &Grant,
+    timeout: Duration,
+    max_retries: u32,
+) -> super::Fingerprint {
+    let secret = match grant {
+        Grant::Login { password, .. } => password.expose().to_vec(),
+        Grant::ClientCredentials { client_secret, .. } => client_secret.expose().to_vec(),
+    };
+    let ca = raw
+        .ca_file
+        .as_ref()
+        .map(|path| std::fs::read(path).unwrap_or_default())
+        .unwrap_or_default();
+    super::Fingerprint::of(&[
+        format!("{grant:?}|{timeout:?}|{max_retries}|{raw:?}").as_bytes(),
+        &secret,
+        &ca,
+    ])
 }

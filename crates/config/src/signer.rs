@@ -203,6 +203,88 @@ fn key_kind(pem: &[u8]) -> Option<(Algorithm, &'static str)> {
     }
 }
 
+/// The error for a file that holds no key tollgate can sign with.
+fn not_a_key(path: &str) -> AssertionError {
+    AssertionError::NotAKey {
+        path: path.to_owned(),
+    }
+}
+
+/// The error for a key that breaks a key rule.
+fn refused(path: &str, reason: String) -> AssertionError {
+    AssertionError::Refused {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// Checks that `pem` holds a private key of the kind `algorithm` signs with, so that a
+/// mismatch is reported as one rather than as an unreadable key.
+fn check_key_kind(pem: &[u8], path: &str, algorithm: Algorithm) -> Result<(), AssertionError> {
+    let (found, found_name) = key_kind(pem).ok_or_else(|| not_a_key(path))?;
+    if found != algorithm {
+        return Err(AssertionError::KeyMismatch {
+            path: path.to_owned(),
+            found: found_name,
+            algorithm,
+        });
+    }
+    Ok(())
+}
+
+/// Parses the key for signing, with the DER `jsonwebtoken` extracted (PKCS#8 for Ed25519 and
+/// EC, PKCS#1 for RSA), which the public JWK is derived from.
+fn parse_key(
+    pem: &[u8],
+    path: &str,
+    algorithm: Algorithm,
+    rng: &ring::rand::SystemRandom,
+) -> Result<(Key, EncodingKey), AssertionError> {
+    use ring::signature::RsaKeyPair;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    match algorithm {
+        Algorithm::EdDSA => {
+            let encoding = EncodingKey::from_ed_pem(pem).map_err(|_| not_a_key(path))?;
+            let pair = {
+                use ed25519_dalek::pkcs8::DecodePrivateKey;
+                ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes())
+                    .map_err(|e| refused(path, e.to_string()))?
+            };
+            Ok((Key::Ed25519(pair), encoding))
+        }
+        Algorithm::ES256 => {
+            let encoding = EncodingKey::from_ec_pem(pem).map_err(|_| not_a_key(path))?;
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                encoding.as_bytes(),
+                rng,
+            )
+            .map_err(|e| refused(path, e.to_string()))?;
+            Ok((Key::P256(pair), encoding))
+        }
+        Algorithm::RS256 => {
+            let encoding = EncodingKey::from_rsa_pem(pem).map_err(|_| not_a_key(path))?;
+            let pair = RsaKeyPair::from_der(encoding.as_bytes())
+                .or_else(|_| RsaKeyPair::from_pkcs8(encoding.as_bytes()))
+                .map_err(|e| refused(path, e.to_string()))?;
+            Ok((Key::Rsa(pair), encoding))
+        }
+        _ => Err(not_a_key(path)),
+    }
+}
+
+/// `base64url(header) + "."`: the JWS header is the same for every assertion.
+fn header_segment(algorithm: Algorithm, kid: &str) -> Result<String, serde_json::Error> {
+    let header = serde_json::to_vec(&JwsHeader {
+        alg: algorithm,
+        kid,
+        typ: TYP,
+    })?;
+    let mut segment = URL_SAFE_NO_PAD.encode(header);
+    segment.push('.');
+    Ok(segment)
+}
+
 impl AssertionSigner {
     /// Loads `pem` (read from `path`) for `algorithm`, checking that the key is of that kind
     /// and passes the key rules; renders the JWS header and the public JWK.
@@ -214,66 +296,15 @@ impl AssertionSigner {
         issuer: String,
         ttl: Duration,
     ) -> Result<Self, AssertionError> {
-        use ring::signature::RsaKeyPair;
-        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-        let not_a_key = || AssertionError::NotAKey {
-            path: path.to_owned(),
-        };
-        let (found, found_name) = key_kind(pem).ok_or_else(not_a_key)?;
-        if found != algorithm {
-            return Err(AssertionError::KeyMismatch {
-                path: path.to_owned(),
-                found: found_name,
-                algorithm,
-            });
-        }
-        let refused = |reason: String| AssertionError::Refused {
-            path: path.to_owned(),
-            reason,
-        };
+        check_key_kind(pem, path, algorithm)?;
         let rng = ring::rand::SystemRandom::new();
-        // The DER `jsonwebtoken` extracted: PKCS#8 for Ed25519 and EC, PKCS#1 for RSA.
-        let (key, encoding) = match algorithm {
-            Algorithm::EdDSA => {
-                let encoding = EncodingKey::from_ed_pem(pem).map_err(|_| not_a_key())?;
-                let pair = {
-                    use ed25519_dalek::pkcs8::DecodePrivateKey;
-                    ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes())
-                        .map_err(|e| refused(e.to_string()))?
-                };
-                (Key::Ed25519(pair), encoding)
-            }
-            Algorithm::ES256 => {
-                let encoding = EncodingKey::from_ec_pem(pem).map_err(|_| not_a_key())?;
-                let pair = EcdsaKeyPair::from_pkcs8(
-                    &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    encoding.as_bytes(),
-                    &rng,
-                )
-                .map_err(|e| refused(e.to_string()))?;
-                (Key::P256(pair), encoding)
-            }
-            Algorithm::RS256 => {
-                let encoding = EncodingKey::from_rsa_pem(pem).map_err(|_| not_a_key())?;
-                let pair = RsaKeyPair::from_der(encoding.as_bytes())
-                    .or_else(|_| RsaKeyPair::from_pkcs8(encoding.as_bytes()))
-                    .map_err(|e| refused(e.to_string()))?;
-                (Key::Rsa(pair), encoding)
-            }
-            _ => return Err(not_a_key()),
-        };
+        let (key, encoding) = parse_key(pem, path, algorithm, &rng)?;
         let jwk = crate::keygen::public_jwk(&encoding, algorithm, Some(&kid))
-            .map_err(|e| refused(e.to_string()))?;
+            .map_err(|e| refused(path, e.to_string()))?;
         // The key rules every configured key is held to (RSA size and exponent, curves).
-        crate::keys::from_jwk(&jwk).map_err(|e| refused(e.to_string()))?;
-        let header = serde_json::to_vec(&JwsHeader {
-            alg: algorithm,
-            kid: &kid,
-            typ: TYP,
-        })
-        .map_err(|e| refused(e.to_string()))?;
-        let mut header_segment = URL_SAFE_NO_PAD.encode(header);
-        header_segment.push('.');
+        crate::keys::from_jwk(&jwk).map_err(|e| refused(path, e.to_string()))?;
+        let header_segment =
+            header_segment(algorithm, &kid).map_err(|e| refused(path, e.to_string()))?;
         Ok(Self {
             key,
             rng,

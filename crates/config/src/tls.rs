@@ -13,6 +13,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use serde::Deserialize;
 
+use super::Invalid;
+
 /// `[server.tls]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,30 +156,53 @@ pub fn load_certified_key(files: &CertificateFiles) -> Result<CertifiedKey, Cert
     })
 }
 
-/// Validates `[server.tls]`; errors name the key (`server.tls.certificates[0].key_file`).
-pub fn validate(raw: &RawTls) -> Result<Option<TlsConfig>, (String, String)> {
+/// Validates `[server.tls]`; errors name the whole key (`server.tls.certificates[0].key_file`).
+pub fn validate(raw: &RawTls) -> Result<Option<TlsConfig>, Invalid> {
     if raw.listen.is_empty() {
         if !raw.certificates.is_empty() {
-            return Err((
-                "server.tls.listen".into(),
-                "certificates are configured but no TLS listener uses them".into(),
+            return Err(Invalid::new(
+                "server.tls.listen",
+                "certificates are configured but no TLS listener uses them",
             ));
         }
         return Ok(None);
     }
+    let listen = parse_listen(raw)?;
+    let certificates = load_certificates(raw)?;
+    let client_auth = parse_client_auth(raw)?;
+    let client_roots = load_client_roots(raw, client_auth)?;
+    let client_services = parse_client_services(raw, client_auth)?;
+    Ok(Some(TlsConfig {
+        listen,
+        certificates,
+        client_auth,
+        client_roots,
+        client_ca_file: raw.client_ca_file.clone(),
+        client_services,
+    }))
+}
+
+/// Parses the TLS listeners' addresses.
+fn parse_listen(raw: &RawTls) -> Result<Vec<SocketAddr>, Invalid> {
     let mut listen = Vec::with_capacity(raw.listen.len());
     for (i, addr) in raw.listen.iter().enumerate() {
         listen.push(addr.trim().parse().map_err(|e| {
-            (
+            Invalid::new(
                 format!("server.tls.listen[{i}]"),
                 format!("invalid socket address {addr:?}: {e}"),
             )
         })?);
     }
+    Ok(listen)
+}
+
+/// Loads each certificate once, so that a bad file or a key of another certificate is reported
+/// now rather than at the first handshake.
+fn load_certificates(raw: &RawTls) -> Result<Vec<CertificateFiles>, Invalid> {
     if raw.certificates.is_empty() {
-        return Err((
-            "server.tls.certificates".into(),
-            "a TLS listener needs at least one certificate".into(),
+        return Err(Invalid::new(
+            "server.tls.certificates",
+            "a TLS listener needs at least one certificate",
         ));
     }
     let mut certificates = Vec::with_capacity(raw.certificates.len());
@@ -191,50 +216,64 @@ pub fn validate(raw: &RawTls) -> Result<Option<TlsConfig>, (String, String)> {
                 CertificateError::Chain { .. } => "cert_file",
                 CertificateError::Key { .. } => "key_file",
             };
-            (format!("server.tls.certificates[{i}].{key}"), e.to_string())
+            Invalid::new(format!("server.tls.certificates[{i}].{key}"), e.to_string())
         })?;
         certificates.push(files);
     }
-    let client_auth = match raw.client_auth.as_str() {
-        "none" => ClientAuth::None,
-        "request" => ClientAuth::Request,
-        "require" => ClientAuth::Require,
-        other => {
-            return Err((
-                "server.tls.client_auth".into(),
-                format!("expected \"none\", \"request\" or \"require\", got {other:?}"),
-            ));
-        }
-    };
-    let client_roots = match (client_auth, raw.client_ca_file.as_deref()) {
-        (ClientAuth::None, Some(_)) => {
-            return Err((
-                "server.tls.client_ca_file".into(),
-                "set client_auth = \"request\" or \"require\" to use it".into(),
-            ));
-        }
-        (ClientAuth::None, None) => None,
-        (_, None) => {
-            return Err((
-                "server.tls.client_ca_file".into(),
-                "client certificates need the CA bundle they are verified against".into(),
-            ));
-        }
+    Ok(certificates)
+}
+
+/// Parses `client_auth`.
+fn parse_client_auth(raw: &RawTls) -> Result<ClientAuth, Invalid> {
+    match raw.client_auth.as_str() {
+        "none" => Ok(ClientAuth::None),
+        "request" => Ok(ClientAuth::Request),
+        "require" => Ok(ClientAuth::Require),
+        other => Err(Invalid::new(
+            "server.tls.client_auth",
+            format!("expected \"none\", \"request\" or \"require\", got {other:?}"),
+        )),
+    }
+}
+
+/// Loads `client_ca_file`, which client certificates need and which means nothing without
+/// them.
+fn load_client_roots(
+    raw: &RawTls,
+    client_auth: ClientAuth,
+) -> Result<Option<Arc<rustls::RootCertStore>>, Invalid> {
+    match (client_auth, raw.client_ca_file.as_deref()) {
+        (ClientAuth::None, Some(_)) => Err(Invalid::new(
+            "server.tls.client_ca_file",
+            "set client_auth = \"request\" or \"require\" to use it",
+        )),
+        (ClientAuth::None, None) => Ok(None),
+        (_, None) => Err(Invalid::new(
+            "server.tls.client_ca_file",
+            "client certificates need the CA bundle they are verified against",
+        )),
         (_, Some(path)) => {
-            let roots = super::outbound::TrustRoots::load(Some(path))
-                .map_err(|e| ("server.tls.client_ca_file".to_owned(), e))?;
+            let roots = super::roots::TrustRoots::load(Some(path))
+                .map_err(|e| Invalid::new("server.tls.client_ca_file", e))?;
             let mut store = rustls::RootCertStore::empty();
             store.add_parsable_certificates(
                 roots.certificates.iter().flat_map(|c| c.iter().cloned()),
             );
-            Some(Arc::new(store))
+            Ok(Some(Arc::new(store)))
         }
-    };
+    }
+}
+
+/// Inverts `client_services` into identity → service, refusing malformed identities and one
+/// identity claimed by two services.
+fn parse_client_services(
+    raw: &RawTls,
+    client_auth: ClientAuth,
+) -> Result<BTreeMap<String, String>, Invalid> {
     if client_auth == ClientAuth::None && !raw.client_services.is_empty() {
-        return Err((
-            "server.tls.client_services".into(),
-            "set client_auth = \"request\" or \"require\" to identify services by certificate"
-                .into(),
+        return Err(Invalid::new(
+            "server.tls.client_services",
+            "set client_auth = \"request\" or \"require\" to identify services by certificate",
         ));
     }
     let mut client_services = BTreeMap::new();
@@ -245,25 +284,18 @@ pub fn validate(raw: &RawTls) -> Result<Option<TlsConfig>, (String, String)> {
                 .is_some_and(|rest| rest.contains('/'))
                 || id.strip_prefix("dns:").is_some_and(|name| !name.is_empty());
             if !valid {
-                return Err((
+                return Err(Invalid::new(
                     format!("server.tls.client_services.{service}"),
                     format!("{id:?} is neither spiffe://<trust domain>/<path> nor dns:<name>"),
                 ));
             }
             if let Some(other) = client_services.insert(id.clone(), service.clone()) {
-                return Err((
+                return Err(Invalid::new(
                     format!("server.tls.client_services.{service}"),
                     format!("{id:?} is already service {other:?}"),
                 ));
             }
         }
     }
-    Ok(Some(TlsConfig {
-        listen,
-        certificates,
-        client_auth,
-        client_roots,
-        client_ca_file: raw.client_ca_file.clone(),
-        client_services,
-    }))
+    Ok(client_services)
 }
