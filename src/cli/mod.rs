@@ -149,7 +149,7 @@ fn health(args: &HealthArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(tollgate_server::admin::admin::probe(&args.url)) {
+    match runtime.block_on(tollgate_server::admin::probe(&args.url)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => fail(format!("{}: {reason}", args.url)),
     }

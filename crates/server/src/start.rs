@@ -10,10 +10,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::admin::admin::{self, AdminState};
+use crate::admin::endpoints::{self as admin, AdminState};
 use crate::conn::tls;
 use crate::gateway::Gateway;
 use crate::listen::{connection, listener};
+use crate::metrics::Metrics;
 use tollgate_config::Config;
 
 /// Why the gateway could not start.
@@ -120,6 +121,7 @@ impl RunningGateway {
     }
 }
 
+/// Warns, loudly, for each issuer still on the built-in development secret.
 fn warn_development_secret(config: &Config) {
     for issuer in config
         .issuers
@@ -133,6 +135,7 @@ fn warn_development_secret(config: &Config) {
     }
 }
 
+/// Binds `addr`, naming it in the error.
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -157,84 +160,16 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     // The admin listener outlives the drain, so readiness can report it.
     let (admin_stop, admin_stop_rx) = watch::channel(false);
 
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    let mut data_addrs = Vec::with_capacity(config.listen.len());
-    for addr in &config.listen {
-        let listener = bind(*addr).await?;
-        data_addrs.push(listener.local_addr().unwrap_or(*addr));
-        listeners.push((listener, None));
-    }
-    let mut tls_addrs = Vec::new();
-    if let Some(tls) = &config.tls {
-        let certificates = tls::Certificates::new(tls).map_err(StartError::Tls)?;
-        certificates.watch(tls.clone(), metrics.clone());
-        let shared = Arc::new(listener::TlsListener {
-            acceptor: tls::acceptor(tls, certificates).map_err(StartError::Tls)?,
-            client_services: tls.client_services.clone(),
-        });
-        for addr in &tls.listen {
-            let listener = bind(*addr).await?;
-            tls_addrs.push(listener.local_addr().unwrap_or(*addr));
-            listeners.push((listener, Some(shared.clone())));
-        }
-    }
-    let admin_addr = match config.admin_listen {
-        Some(addr) => {
-            let listener = bind(addr).await?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tokio::spawn(admin::serve(
-                listener,
-                state.clone(),
-                config.admin_limits.clone(),
-                admin_stop_rx,
-            ));
-            Some(bound)
-        }
-        None => None,
-    };
-
-    let protocols = Arc::new(connection::Protocols::new(&config.limits));
-    let max_connections = config.limits.max_connections;
-    let connections = Arc::new(Semaphore::new(max_connections));
-    let per_address = Arc::new(listener::PerAddress::default());
-    let loops: Vec<_> = listeners
-        .into_iter()
-        .map(|(l, tls)| {
-            tokio::spawn(listener::accept_loop(
-                l,
-                current.clone(),
-                protocols.clone(),
-                connections.clone(),
-                per_address.clone(),
-                tls,
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
-    for addr in &data_addrs {
-        info!(%addr, "listening");
-    }
-    for addr in &tls_addrs {
-        info!(%addr, "tls listening");
-    }
-    for line in describe_routes(&config).lines() {
-        info!("{line}");
-    }
-    if let Some(addr) = admin_addr {
-        info!(%addr, "admin listening");
-    }
-
-    let drain_timeout = config.drain_timeout;
-    let last = current.clone();
-    let task = tokio::spawn(async move {
-        drain(loops, connections, max_connections, drain_timeout).await;
-        // What was seen since the last periodic write would otherwise be lost.
-        let usage = last.load().usage().clone();
-        if let Err(e) = usage.flush(tollgate_state::clock::now()).await {
-            warn!(error = %e, "token usage not written at shutdown");
-        }
-        let _ = admin_stop.send(true);
-    });
+    let Bound {
+        listeners,
+        data_addrs,
+        tls_addrs,
+    } = bind_listeners(&config, &metrics).await?;
+    let admin_addr = start_admin(&config, &state, admin_stop_rx).await?;
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let loops = spawn_accept_loops(listeners, &config, &current, &connections, &stop_rx);
+    log_listening(&config, &data_addrs, &tls_addrs, admin_addr);
+    let task = spawn_drain(loops, connections, &config, &current, admin_stop);
     Ok(RunningGateway {
         data_addrs,
         tls_addrs,
@@ -244,6 +179,143 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         current,
         stop,
         task,
+    })
+}
+
+/// A data or TLS listener, with what TLS adds to it.
+type Listener = (TcpListener, Option<Arc<listener::TlsListener>>);
+
+/// The bound data and TLS listeners and their addresses, in config order.
+struct Bound {
+    listeners: Vec<Listener>,
+    data_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+}
+
+/// Binds the data listeners, then the TLS ones.
+async fn bind_listeners(config: &Config, metrics: &Arc<Metrics>) -> Result<Bound, StartError> {
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    let mut data_addrs = Vec::with_capacity(config.listen.len());
+    for addr in &config.listen {
+        let listener = bind(*addr).await?;
+        data_addrs.push(listener.local_addr().unwrap_or(*addr));
+        listeners.push((listener, None));
+    }
+    let mut tls_addrs = Vec::new();
+    if let Some(tls) = &config.tls {
+        let shared = tls_listener(tls, metrics)?;
+        for addr in &tls.listen {
+            let listener = bind(*addr).await?;
+            tls_addrs.push(listener.local_addr().unwrap_or(*addr));
+            listeners.push((listener, Some(shared.clone())));
+        }
+    }
+    Ok(Bound {
+        listeners,
+        data_addrs,
+        tls_addrs,
+    })
+}
+
+/// The handshake every TLS listener shares, with certificates reloaded when their files change.
+fn tls_listener(
+    tls: &tollgate_config::tls::TlsConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<listener::TlsListener>, StartError> {
+    let certificates = tls::Certificates::new(tls).map_err(StartError::Tls)?;
+    certificates.watch(tls.clone(), metrics.clone());
+    Ok(Arc::new(listener::TlsListener {
+        acceptor: tls::acceptor(tls, certificates).map_err(StartError::Tls)?,
+        client_services: tls.client_services.clone(),
+    }))
+}
+
+/// Binds the admin listener, if configured, and serves it until `stop`.
+async fn start_admin(
+    config: &Config,
+    state: &Arc<AdminState>,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<SocketAddr>, StartError> {
+    let Some(addr) = config.admin_listen else {
+        return Ok(None);
+    };
+    let listener = bind(addr).await?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tokio::spawn(admin::serve(
+        listener,
+        state.clone(),
+        config.admin_limits.clone(),
+        stop,
+    ));
+    Ok(Some(bound))
+}
+
+/// One accept loop per listener; all of them share the connection limits.
+fn spawn_accept_loops(
+    listeners: Vec<Listener>,
+    config: &Config,
+    current: &Arc<ArcSwap<Gateway>>,
+    connections: &Arc<Semaphore>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let protocols = Arc::new(connection::Protocols::new(&config.limits));
+    let per_address = Arc::new(listener::PerAddress::default());
+    listeners
+        .into_iter()
+        .map(|(l, tls)| {
+            tokio::spawn(listener::accept_loop(
+                l,
+                current.clone(),
+                protocols.clone(),
+                connections.clone(),
+                per_address.clone(),
+                tls,
+                stop.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Logs the bound addresses and the route table, so the log says what the gateway serves.
+fn log_listening(
+    config: &Config,
+    data_addrs: &[SocketAddr],
+    tls_addrs: &[SocketAddr],
+    admin_addr: Option<SocketAddr>,
+) {
+    for addr in data_addrs {
+        info!(%addr, "listening");
+    }
+    for addr in tls_addrs {
+        info!(%addr, "tls listening");
+    }
+    for line in describe_routes(config).lines() {
+        info!("{line}");
+    }
+    if let Some(addr) = admin_addr {
+        info!(%addr, "admin listening");
+    }
+}
+
+/// The task that, once stopped, drains, writes the token usage, then stops the admin listener.
+fn spawn_drain(
+    loops: Vec<JoinHandle<()>>,
+    connections: Arc<Semaphore>,
+    config: &Config,
+    current: &Arc<ArcSwap<Gateway>>,
+    admin_stop: watch::Sender<bool>,
+) -> JoinHandle<()> {
+    let max_connections = config.limits.max_connections;
+    let drain_timeout = config.drain_timeout;
+    let last = current.clone();
+    tokio::spawn(async move {
+        drain(loops, connections, max_connections, drain_timeout).await;
+        // What was seen since the last periodic write would otherwise be lost.
+        let usage = last.load().usage().clone();
+        if let Err(e) = usage.flush(tollgate_state::clock::now()).await {
+            warn!(error = %e, "token usage not written at shutdown");
+        }
+        let _ = admin_stop.send(true);
     })
 }
 

@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use super::admin::AdminState;
+use super::endpoints::AdminState;
 use crate::gateway::Gateway;
 use crate::outbound::body::{ResponseBody, full};
 use tollgate_config::Config;
@@ -192,7 +192,29 @@ fn unix(at: SystemTime) -> u64 {
 /// Everything the console's panels show except live traffic (read from `/metrics`).
 async fn overview(gateway: &Gateway, config: &Config) -> Value {
     let now = tollgate_state::clock::now();
-    let routes: Vec<Value> = config
+    let routes = routes(config);
+    let issuers = issuers(gateway, config);
+    let providers = providers(gateway);
+    // The store may be Redis: a console that cannot read it says so instead of failing.
+    let (service_tokens, usage_error) = match service_tokens(config, now).await {
+        Ok(rows) => (rows, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    json!({
+        "now": now,
+        "routes": routes,
+        "issuers": issuers,
+        "providers": providers,
+        "service_tokens": service_tokens,
+        "service_tokens_error": usage_error,
+        "expiring_soon_secs": tollgate_state::usage::report::EXPIRING_SOON_SECS,
+        "refusals": gateway.refusals().newest_first(),
+    })
+}
+
+/// The routes panel: each route as configured, in config order.
+fn routes(config: &Config) -> Vec<Value> {
+    config
         .routes
         .iter()
         .map(|r| {
@@ -208,9 +230,13 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
                 "vendor_credential": r.upstream_auth.and_then(|i| config.providers.get(i)).map(|p| p.name.clone()),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The issuers panel: each issuer with the keys it verifies with now and its last JWKS fetch.
+fn issuers(gateway: &Gateway, config: &Config) -> Vec<Value> {
     let metrics = gateway.metrics();
-    let issuers: Vec<Value> = gateway
+    gateway
         .verifier()
         .key_summaries()
         .into_iter()
@@ -225,8 +251,12 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
                 "jwks_last_success": metrics.jwks_last_success(&summary.issuer).map(unix),
             })
         })
-        .collect();
-    let providers: Vec<Value> = gateway
+        .collect()
+}
+
+/// The providers panel: each vendor credential cache and the state of its token.
+fn providers(gateway: &Gateway) -> Vec<Value> {
+    gateway
         .providers()
         .all()
         .iter()
@@ -244,22 +274,7 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
                 "required": cache.config().required,
             })
         })
-        .collect();
-    // The store may be Redis: a console that cannot read it says so instead of failing.
-    let (service_tokens, usage_error) = match service_tokens(config, now).await {
-        Ok(rows) => (rows, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
-    json!({
-        "now": now,
-        "routes": routes,
-        "issuers": issuers,
-        "providers": providers,
-        "service_tokens": service_tokens,
-        "service_tokens_error": usage_error,
-        "expiring_soon_secs": tollgate_state::usage::report::EXPIRING_SOON_SECS,
-        "refusals": gateway.refusals().newest_first(),
-    })
+        .collect()
 }
 
 async fn service_tokens(

@@ -1,4 +1,6 @@
 //! The admin listener: health, readiness, metrics, the JWKS document, and the console.
 
-pub mod admin;
 pub mod console;
+pub mod endpoints;
+
+pub use endpoints::{AdminState, probe};

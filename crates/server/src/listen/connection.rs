@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
+use hyper::rt::bounds::Http2ServerConnExec;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -26,7 +27,7 @@ use crate::conn::activity::{Activity, ClientIo};
 use crate::conn::body::{ClientBody, RequestProgress, ServedBody};
 use crate::conn::stream::ClientStream;
 use crate::gateway::Gateway;
-use crate::metrics::ConnectionGuard;
+use crate::metrics::{ConnectionGuard, Metrics};
 use crate::outbound::body::ResponseBody;
 use tollgate_auth::certificate::ClientCertificate;
 use tollgate_config::Limits;
@@ -102,15 +103,58 @@ pub async fn serve(
     let accepted = tokio::time::Instant::now();
     let activity = Arc::new(Activity::default());
     let metrics = current.load().metrics().clone();
-    let parked = metrics.connections_parked.clone();
-    let counted = Arc::new(ConnectionGuard::new(metrics.clone()));
-    let tracked = activity.clone();
     let client = match &stream {
         ClientStream::Plain(_) => ClientIp::new(remote.ip()),
         ClientStream::Tls(_) => ClientIp::new(remote.ip()).over_tls(),
     };
-    let body_read_timeout = protocols.body_read_timeout;
-    let service = service_fn(move |request: hyper::Request<Incoming>| {
+    let service = service(
+        current,
+        &metrics,
+        &activity,
+        certificate,
+        client,
+        protocols.body_read_timeout,
+    );
+
+    // A connection costs no HTTP state until its first bytes arrive.
+    let deadline = protocols.header_read_timeout;
+    let Some(first) = first_bytes(&mut stream, remote, deadline, &mut stop).await else {
+        return;
+    };
+    let connection = Connection {
+        protocols: &protocols,
+        expires: deadline_at(accepted, &protocols),
+        activity,
+        metrics,
+        remote,
+    };
+    if first.as_ref() == H2_PREFACE {
+        connection.serve_http2(stream, first, service, stop).await;
+    } else {
+        connection.serve_http1(stream, first, service, stop).await;
+    }
+}
+
+/// The connection's request handler: each request is counted, tracked for parking, given the
+/// client certificate, and handled by the gateway current when it arrived.
+fn service(
+    current: Arc<ArcSwap<Gateway>>,
+    metrics: &Arc<Metrics>,
+    activity: &Arc<Activity>,
+    certificate: Option<Arc<ClientCertificate>>,
+    client: ClientIp,
+    body_read_timeout: Duration,
+) -> impl hyper::service::HttpService<
+    Incoming,
+    ResBody = ServedBody<ResponseBody>,
+    Error = std::convert::Infallible,
+    Future: Send + Unpin + 'static,
+> + Send
++ Unpin
++ 'static {
+    let counted = Arc::new(ConnectionGuard::new(metrics.clone()));
+    let tracked = activity.clone();
+    service_fn(move |request: hyper::Request<Incoming>| {
         counted.observe(request.version());
         tracked.request_started();
         let progress = RequestProgress::new(tracked.busy());
@@ -136,83 +180,33 @@ pub async fn serve(
             let response = super::backstop::answer_panics(handling, &metrics).await;
             Ok::<_, std::convert::Infallible>(response.map(|body| ServedBody::new(body, busy)))
         })
-    });
+    })
+}
 
-    // A connection costs no HTTP state until its first bytes arrive.
-    let deadline = protocols.header_read_timeout;
+/// The connection's first bytes, enough to tell HTTP/2 from HTTP/1; `None` when the client
+/// closes, fails or stays silent past `deadline` first, or when `stop` comes first.
+async fn first_bytes(
+    stream: &mut ClientStream,
+    remote: SocketAddr,
+    deadline: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Bytes> {
     let first = tokio::select! {
-        first = tokio::time::timeout(deadline, read_preface(&mut stream)) => first,
-        _ = stop.wait_for(|s| *s) => return,
+        first = tokio::time::timeout(deadline, read_preface(stream)) => first,
+        _ = stop.wait_for(|s| *s) => return None,
     };
-    let first = match first {
-        Ok(Ok(Some(first))) => first,
-        Ok(Ok(None)) => return,
+    match first {
+        Ok(Ok(Some(first))) => Some(first),
+        Ok(Ok(None)) => None,
         Ok(Err(e)) => {
             debug!(%remote, error = %e, "connection failed before its first request");
-            return;
+            None
         }
         Err(_) => {
             debug!(%remote, "no request within the header read timeout");
-            return;
+            None
         }
-    };
-
-    if first.as_ref() == H2_PREFACE {
-        let io = TokioIo::new(ClientIo::new(stream, first, activity.clone()));
-        // Boxed: kept inline, hyper's HTTP/2 state would size every connection's task.
-        let mut connection = Box::pin(protocols.http2.serve_connection(io, service));
-        // Until it closes, or until a drain, `max_connection_age`, or `idle_timeout` without
-        // a stream sends GOAWAY: streams in flight finish, no new ones start. Without the idle
-        // check, a client that opens connections and only answers PINGs holds its slots.
-        let expires = deadline_at(accepted, &protocols);
-        let (mut seen, mut last_active) = (activity.requests(), tokio::time::Instant::now());
-        // One timer, checked every second, for both limits: a branch per limit would be
-        // polled on every wake-up of a busy connection.
-        let tick = tokio::time::sleep(PARK_AFTER);
-        let mut tick = std::pin::pin!(tick);
-        let finished = loop {
-            tokio::select! {
-                result = connection.as_mut() => break Some(result),
-                _ = stop.wait_for(|s| *s) => break None,
-                _ = tick.as_mut() => {
-                    let now = tokio::time::Instant::now();
-                    if now >= expires {
-                        metrics.connection_closed("max_age");
-                        break None;
-                    }
-                    let requests = activity.requests();
-                    if requests != seen || !activity.nothing_open() {
-                        (seen, last_active) = (requests, now);
-                    } else if now.duration_since(last_active) >= protocols.idle_timeout {
-                        metrics.connection_closed("idle");
-                        break None;
-                    }
-                    tick.as_mut().reset(now + PARK_AFTER);
-                }
-            }
-        };
-        let result = match finished {
-            Some(result) => result,
-            None => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(e) = result {
-            debug!(%remote, error = %e, "connection ended with error");
-        }
-        return;
     }
-
-    let http1 = Http1 {
-        protocols: &protocols,
-        activity,
-        parked,
-        metrics,
-        expires: deadline_at(accepted, &protocols),
-        remote,
-    };
-    http1.serve(stream, first, service, stop).await;
 }
 
 /// What woke the HTTP/1 driver.
@@ -222,20 +216,137 @@ enum Event {
     Stop,
 }
 
-/// One HTTP/1.1 connection and what its driver needs.
-struct Http1<'a> {
+/// How one hyper HTTP/1 connection ended.
+struct Driven {
+    /// hyper's result.
+    result: hyper::Result<()>,
+    /// The request count when hyper was asked to close for parking, if it was.
+    parking: Option<u64>,
+    /// Whether the connection is closing for good (a drain or `max_connection_age`).
+    stopping: bool,
+}
+
+/// The request counts by which the HTTP/1 driver tells an idle connection from a busy one.
+struct Idle {
+    can_park: bool,
+    /// Requests before this hyper connection started.
+    at_start: u64,
+    /// Requests at the last park tick.
+    seen: u64,
+}
+
+impl Idle {
+    /// Bookkeeping for a hyper connection started after `requests` requests.
+    fn new(can_park: bool, requests: u64) -> Self {
+        Self {
+            can_park,
+            at_start: requests,
+            seen: requests,
+        }
+    }
+
+    /// On a park tick: the request count to park at when the connection has stood between
+    /// two requests since the last tick; else `None`, the count noted for the next tick.
+    fn check(&mut self, activity: &Activity) -> Option<u64> {
+        let requests = activity.requests();
+        // Parked only after a request: a client that never completes a head is
+        // left to hyper's header read timeout, which parking would restart.
+        if self.can_park
+            && requests != self.at_start
+            && requests == self.seen
+            && activity.is_between_requests()
+        {
+            return Some(requests);
+        }
+        self.seen = requests;
+        None
+    }
+}
+
+/// One accepted connection and what its driver needs.
+struct Connection<'a> {
     protocols: &'a Protocols,
     activity: Arc<Activity>,
-    parked: prometheus_client::metrics::gauge::Gauge,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<Metrics>,
     /// When the connection reaches `max_connection_age`.
     expires: tokio::time::Instant,
     remote: SocketAddr,
 }
 
-impl Http1<'_> {
+/// hyper's HTTP/1 connection over a client socket.
+type Http1Connection<S> = http1::Connection<TokioIo<ClientIo>, S>;
+
+impl Connection<'_> {
+    /// Serves HTTP/2 until the connection closes, or until a drain, `max_connection_age`, or
+    /// `idle_timeout` without a stream sends GOAWAY: streams in flight finish, no new ones start.
+    async fn serve_http2<S>(
+        self,
+        stream: ClientStream,
+        first: Bytes,
+        service: S,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>>,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        TokioExecutor: Http2ServerConnExec<S::Future, ServedBody<ResponseBody>>,
+    {
+        let io = TokioIo::new(ClientIo::new(stream, first, self.activity.clone()));
+        // Boxed: kept inline, hyper's HTTP/2 state would size every connection's task.
+        let mut connection = Box::pin(self.protocols.http2.serve_connection(io, service));
+        let result = match self.watch_http2(connection.as_mut(), &mut stop).await {
+            Some(result) => result,
+            None => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            debug!(remote = %self.remote, error = %e, "connection ended with error");
+        }
+    }
+
+    /// Runs an HTTP/2 connection until it ends (`Some`), or until it should be asked to end
+    /// (`None`). Without the idle check, a client that opens connections and only answers
+    /// PINGs holds its slots.
+    async fn watch_http2<F>(
+        &self,
+        mut connection: std::pin::Pin<&mut F>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<hyper::Result<()>>
+    where
+        F: std::future::Future<Output = hyper::Result<()>>,
+    {
+        let activity = &self.activity;
+        let (mut seen, mut last_active) = (activity.requests(), tokio::time::Instant::now());
+        // One timer, checked every second, for both limits: a branch per limit would be
+        // polled on every wake-up of a busy connection.
+        let tick = tokio::time::sleep(PARK_AFTER);
+        let mut tick = std::pin::pin!(tick);
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => return Some(result),
+                _ = stop.wait_for(|s| *s) => return None,
+                _ = tick.as_mut() => {
+                    let now = tokio::time::Instant::now();
+                    if now >= self.expires {
+                        self.metrics.connection_closed("max_age");
+                        return None;
+                    }
+                    let requests = activity.requests();
+                    if requests != seen || !activity.nothing_open() {
+                        (seen, last_active) = (requests, now);
+                    } else if now.duration_since(last_active) >= self.protocols.idle_timeout {
+                        self.metrics.connection_closed("idle");
+                        return None;
+                    }
+                    tick.as_mut().reset(now + PARK_AFTER);
+                }
+            }
+        }
+    }
+
     /// Serves HTTP/1.1 on `stream`, parking the socket whenever it goes idle.
-    async fn serve<S>(
+    async fn serve_http1<S>(
         self,
         mut stream: ClientStream,
         mut replay: Bytes,
@@ -246,71 +357,14 @@ impl Http1<'_> {
         S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Self {
-            protocols,
-            activity,
-            parked: parked_gauge,
-            metrics,
-            expires,
-            remote,
-        } = self;
+        let (activity, remote) = (&self.activity, self.remote);
         let can_park = stream.can_park();
         loop {
             let io = TokioIo::new(ClientIo::new(stream, replay, activity.clone()));
             // Boxed so that a parked connection's task does not keep room for hyper's state.
-            let mut connection = Box::new(protocols.http1.serve_connection(io, service));
-            let requests_at_start = activity.requests();
-            let mut seen = requests_at_start;
-            let mut parking = None;
-            let mut stopping = false;
-            let tick = tokio::time::sleep(PARK_AFTER);
-            let mut tick = std::pin::pin!(tick);
-            let result = loop {
-                let event = {
-                    let done = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx));
-                    tokio::select! {
-                        biased;
-                        result = done => Event::Done(result),
-                        _ = stop.wait_for(|s| *s), if !stopping => Event::Stop,
-                        _ = tick.as_mut(), if parking.is_none() && !stopping => Event::Tick,
-                    }
-                };
-                match event {
-                    Event::Done(result) => break result,
-                    Event::Stop => {
-                        stopping = true;
-                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
-                    }
-                    // Checked on the park tick rather than by a timer of its own: a branch more
-                    // in this select would be polled on every wake-up of a busy connection.
-                    Event::Tick if tokio::time::Instant::now() >= expires => {
-                        // The request in flight, if any, finishes with `Connection: close`.
-                        metrics.connection_closed("max_age");
-                        stopping = true;
-                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
-                    }
-                    Event::Tick => {
-                        let requests = activity.requests();
-                        // Parked only after a request: a client that never completes a head is
-                        // left to hyper's header read timeout, which parking would restart.
-                        if can_park
-                            && requests != requests_at_start
-                            && requests == seen
-                            && activity.is_between_requests()
-                        {
-                            parking = Some(requests);
-                            // Between two requests hyper closes at once and, through
-                            // `poll_without_shutdown`, leaves the socket open.
-                            std::pin::Pin::new(&mut *connection).graceful_shutdown();
-                        } else {
-                            seen = requests;
-                            tick.as_mut()
-                                .reset(tokio::time::Instant::now() + PARK_AFTER);
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
+            let mut connection = Box::new(self.protocols.http1.serve_connection(io, service));
+            let driven = self.drive_http1(&mut connection, &mut stop, can_park).await;
+            if let Err(e) = driven.result {
                 debug!(%remote, error = %e, "connection ended with error");
                 return;
             }
@@ -328,10 +382,10 @@ impl Http1<'_> {
 
             // hyper closed for a reason of its own (`Connection: close`, end of input, a drain),
             // or a request slipped in while it was being asked to park.
-            let parked = parking.is_some_and(|requests| {
+            let parked = driven.parking.is_some_and(|requests| {
                 requests == activity.requests() && activity.is_between_requests()
             });
-            if !parked || stopping {
+            if !parked || driven.stopping {
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -339,22 +393,92 @@ impl Http1<'_> {
                 // The next request has begun arriving: serve it without waiting.
                 continue;
             }
-            parked_gauge.inc();
-            let woke = tokio::select! {
-                readable = stream.readable() => readable.is_ok(),
-                _ = tokio::time::sleep(protocols.header_read_timeout) => false,
-                _ = tokio::time::sleep_until(expires) => {
-                    metrics.connection_closed("max_age");
-                    false
-                }
-                _ = stop.wait_for(|s| *s) => false,
-            };
-            parked_gauge.dec();
-            if !woke {
+            if !self.park(&mut stream, &mut stop).await {
                 let _ = stream.shutdown().await;
                 return;
             }
         }
+    }
+
+    /// Drives one hyper HTTP/1 connection until it closes, asking it to close when the socket
+    /// should park, when `stop` turns true, or at `max_connection_age`.
+    async fn drive_http1<S>(
+        &self,
+        connection: &mut Http1Connection<S>,
+        stop: &mut watch::Receiver<bool>,
+        can_park: bool,
+    ) -> Driven
+    where
+        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut idle = Idle::new(can_park, self.activity.requests());
+        let mut parking = None;
+        let mut stopping = false;
+        let tick = tokio::time::sleep(PARK_AFTER);
+        let mut tick = std::pin::pin!(tick);
+        let result = loop {
+            let event = {
+                let done = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx));
+                tokio::select! {
+                    biased;
+                    result = done => Event::Done(result),
+                    _ = stop.wait_for(|s| *s), if !stopping => Event::Stop,
+                    _ = tick.as_mut(), if parking.is_none() && !stopping => Event::Tick,
+                }
+            };
+            match event {
+                Event::Done(result) => break result,
+                Event::Stop => {
+                    stopping = true;
+                    std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                }
+                // Checked on the park tick rather than by a timer of its own: a branch more
+                // in this select would be polled on every wake-up of a busy connection.
+                Event::Tick if tokio::time::Instant::now() >= self.expires => {
+                    // The request in flight, if any, finishes with `Connection: close`.
+                    self.metrics.connection_closed("max_age");
+                    stopping = true;
+                    std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                }
+                Event::Tick => match idle.check(&self.activity) {
+                    Some(requests) => {
+                        parking = Some(requests);
+                        // Between two requests hyper closes at once and, through
+                        // `poll_without_shutdown`, leaves the socket open.
+                        std::pin::Pin::new(&mut *connection).graceful_shutdown();
+                    }
+                    None => tick
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + PARK_AFTER),
+                },
+            }
+        };
+        Driven {
+            result,
+            parking,
+            stopping,
+        }
+    }
+
+    /// Waits, holding nothing but the socket, for the next request to begin arriving; `false`
+    /// when it does not within the header read timeout, by `max_connection_age`, or before a
+    /// drain.
+    async fn park(&self, stream: &mut ClientStream, stop: &mut watch::Receiver<bool>) -> bool {
+        let parked = &self.metrics.connections_parked;
+        parked.inc();
+        let woke = tokio::select! {
+            readable = stream.readable() => readable.is_ok(),
+            _ = tokio::time::sleep(self.protocols.header_read_timeout) => false,
+            _ = tokio::time::sleep_until(self.expires) => {
+                self.metrics.connection_closed("max_age");
+                false
+            }
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        parked.dec();
+        woke
     }
 }
 

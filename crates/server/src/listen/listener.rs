@@ -1,11 +1,11 @@
 //! The data listener: the accept loop, its connection limit and the per-address limit.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
@@ -150,20 +150,10 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let gateway = current.load();
-        let slot = if gateway.core().trusted_proxies().contains(remote.ip()) {
-            None
-        } else {
-            match per_address.enter(remote.ip(), protocols.max_connections_per_ip()) {
-                Some(slot) => Some(slot),
-                None => {
-                    gateway.metrics().connection_closed("client_ip_limit");
-                    debug!(%remote, "connection limit per client address reached; closed");
-                    continue;
-                }
-            }
+        let max = protocols.max_connections_per_ip();
+        let Some(slot) = address_slot(&current, &per_address, max, remote) else {
+            continue;
         };
-        drop(gateway);
         let _ = stream.set_nodelay(true);
         let current = current.clone();
         let protocols = protocols.clone();
@@ -172,18 +162,52 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             // Held until the connection closes: drain waits for every permit to come back.
             let (_permit, _slot) = (permit, slot);
-            let (stream, certificate) = match tls {
-                None => (ClientStream::Plain(stream), None),
-                Some(tls) => {
-                    let metrics = current.load().metrics().clone();
-                    let deadline = protocols.header_read_timeout();
-                    match tls.handshake(stream, deadline, &metrics).await {
-                        Some(handshaken) => handshaken,
-                        None => return,
-                    }
-                }
-            };
-            connection::serve(stream, remote, certificate, current, protocols, stop).await;
+            serve_accepted(stream, remote, tls, current, protocols, stop).await;
         });
     }
+}
+
+/// The slot `remote` takes against its address's limit: `Some(None)` for a trusted proxy,
+/// which carries many clients and is exempt; `None` (counted) when the address is at `max`.
+fn address_slot(
+    current: &ArcSwap<Gateway>,
+    per_address: &Arc<PerAddress>,
+    max: usize,
+    remote: SocketAddr,
+) -> Option<Option<AddressSlot>> {
+    let gateway = current.load();
+    if gateway.core().trusted_proxies().contains(remote.ip()) {
+        return Some(None);
+    }
+    match per_address.enter(remote.ip(), max) {
+        Some(slot) => Some(Some(slot)),
+        None => {
+            gateway.metrics().connection_closed("client_ip_limit");
+            debug!(%remote, "connection limit per client address reached; closed");
+            None
+        }
+    }
+}
+
+/// Completes the TLS handshake when the listener has one, then serves the connection.
+async fn serve_accepted(
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<Arc<TlsListener>>,
+    current: Arc<ArcSwap<Gateway>>,
+    protocols: Arc<Protocols>,
+    stop: watch::Receiver<bool>,
+) {
+    let (stream, certificate) = match tls {
+        None => (ClientStream::Plain(stream), None),
+        Some(tls) => {
+            let metrics = current.load().metrics().clone();
+            let deadline = protocols.header_read_timeout();
+            match tls.handshake(stream, deadline, &metrics).await {
+                Some(handshaken) => handshaken,
+                None => return,
+            }
+        }
+    };
+    connection::serve(stream, remote, certificate, current, protocols, stop).await;
 }
