@@ -1,24 +1,22 @@
 //! A remote JWKS key set: fetched at startup without blocking, refreshed periodically and on
 //! unknown key ids (single flight, rate-limited), the last good set kept on failure.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use http_body_util::Full;
 use jsonwebtoken::jwk::Jwk;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use super::keys::{self, VerifyKey};
 use crate::events::AuthEvents;
+use tollgate_client::fetch::{FetchClient, FetchError, fetch, fetch_client};
 use tollgate_config::JwksConfig;
+use tollgate_state::refresher::Refresher;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -65,23 +63,13 @@ pub enum JwksError {
 pub struct JwksSource {
     issuer: String,
     config: JwksConfig,
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: FetchClient,
     keys: ArcSwap<Vec<VerifyKey>>,
     generation: AtomicU64,
     /// Held for the duration of a fetch: concurrent refreshes wait for it instead of fetching.
     last_fetch: Mutex<Option<Instant>>,
     events: Arc<dyn AuthEvents>,
-    started: std::sync::atomic::AtomicBool,
-    /// Wakes the refresher when the source is dropped, so it ends at once rather than after
-    /// its next sleep (an embedding service's layer may come and go).
-    stop: Arc<tokio::sync::Notify>,
-}
-
-impl Drop for JwksSource {
-    fn drop(&mut self) {
-        // A stored permit: the refresher sees it even if it is not waiting yet.
-        self.stop.notify_one();
-    }
+    refresher: Refresher,
 }
 
 impl std::fmt::Debug for JwksSource {
@@ -99,14 +87,13 @@ impl JwksSource {
     pub fn new(issuer: String, config: JwksConfig, events: Arc<dyn AuthEvents>) -> Self {
         Self {
             issuer,
-            client: tollgate_client::build_client_trusting(&config.roots),
+            client: fetch_client(&config.roots),
             config,
             keys: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             last_fetch: Mutex::new(None),
             events,
-            started: std::sync::atomic::AtomicBool::new(false),
-            stop: Arc::new(tokio::sync::Notify::new()),
+            refresher: Refresher::new(),
         }
     }
 
@@ -123,28 +110,13 @@ impl JwksSource {
 
     /// Fetches now at startup and then every refresh period, until the source is dropped.
     pub fn spawn_refresher(self: &Arc<Self>) {
-        // A source kept across a reload already has its refresher.
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak: Weak<Self> = Arc::downgrade(self);
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let Some(source) = weak.upgrade() else { return };
-                let ok = source.refresh(false).await.is_ok();
-                let wait = if ok {
-                    source.config.refresh
-                } else {
-                    RETRY_AFTER_FAILURE.min(source.config.refresh)
-                };
-                drop(source);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.notified() => return,
+        self.refresher
+            .start(self, Duration::ZERO, |source| async move {
+                match source.refresh(false).await {
+                    Ok(()) => source.config.refresh,
+                    Err(()) => RETRY_AFTER_FAILURE.min(source.config.refresh),
                 }
-            }
-        });
+            });
     }
 
     /// Refetches the key set after a token named an unknown `kid`; waits for a fetch already
@@ -189,41 +161,27 @@ impl JwksSource {
 
     /// The key set document, within the configured timeout and size.
     async fn download(&self) -> Result<bytes::Bytes, JwksError> {
-        let url = self.config.url.to_string();
+        let url = || self.config.url.to_string();
         let request = Request::get(self.config.url.clone())
             .header(http::header::ACCEPT, "application/json")
-            .body(Empty::new())
+            .body(Full::default())
             .map_err(|e| JwksError::Fetch {
-                url: url.clone(),
+                url: url(),
                 source: Box::new(e),
             })?;
-        let body = tokio::time::timeout(self.config.timeout, async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| JwksError::Fetch {
-                    url: url.clone(),
-                    source: Box::new(e),
-                })?;
-            if response.status() != StatusCode::OK {
-                return Err(JwksError::Status {
-                    url: url.clone(),
-                    status: response.status(),
-                });
-            }
-            Limited::new(response.into_body(), MAX_JWKS_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|e| JwksError::Fetch {
-                    url: url.clone(),
-                    source: e,
-                })
-        })
-        .await
-        .map_err(|_| JwksError::Timeout { url: url.clone() })??;
-        Ok(body)
+        let answer = fetch(&self.client, request, self.config.timeout, MAX_JWKS_BYTES).await;
+        match answer {
+            Ok((head, body)) if head.status == StatusCode::OK => Ok(body),
+            Ok((head, _)) => Err(JwksError::Status {
+                url: url(),
+                status: head.status,
+            }),
+            Err(FetchError::Timeout(_)) => Err(JwksError::Timeout { url: url() }),
+            Err(e) => Err(JwksError::Fetch {
+                url: url(),
+                source: Box::new(e),
+            }),
+        }
     }
 
     /// The usable keys of a key set document.

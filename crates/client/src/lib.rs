@@ -2,6 +2,8 @@
 //! upstream client, JWKS fetches and vendor logins differ only in their body type and roots.
 #![forbid(unsafe_code)]
 
+pub mod fetch;
+
 use std::sync::Arc;
 use std::time::Duration;
 

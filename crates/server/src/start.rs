@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 use crate::listen::{connection, listener};
 use crate::metrics::Metrics;
 use tollgate_config::Config;
+use tollgate_http::BoxFuture;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +115,13 @@ impl RunningGateway {
     }
 
     /// Waits until the drain has finished.
-    pub async fn wait(self) {
-        if let Err(e) = self.task.await {
-            warn!(error = %e, "server task failed");
-        }
+    #[inline(never)]
+    pub fn wait(self) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.task.await {
+                warn!(error = %e, "server task failed");
+            }
+        })
     }
 }
 
@@ -143,42 +147,45 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 /// Binds every listener and starts serving `config`.
-pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let gateway = Arc::new(Gateway::new(&config, metrics.clone()));
-    gateway.start();
-    let current = Arc::new(ArcSwap::new(gateway));
-    warn_development_secret(&config);
-    let state = Arc::new(
-        AdminState::with_jwks(tollgate_config::keygen::published_jwks(
-            &config.issuers,
-            config.assertion.as_deref().map(|s| s.public_jwk()),
-        ))
-        .with_gateway(current.clone()),
-    );
-    let (stop, stop_rx) = watch::channel(false);
-    // The admin listener outlives the drain, so readiness can report it.
-    let (admin_stop, admin_stop_rx) = watch::channel(false);
+#[inline(never)]
+pub fn start(config: Config) -> BoxFuture<'static, Result<RunningGateway, StartError>> {
+    Box::pin(async move {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let gateway = Arc::new(Gateway::new(&config, metrics.clone()));
+        gateway.start();
+        let current = Arc::new(ArcSwap::new(gateway));
+        warn_development_secret(&config);
+        let state = Arc::new(
+            AdminState::with_jwks(tollgate_config::keygen::published_jwks(
+                &config.issuers,
+                config.assertion.as_deref().map(|s| s.public_jwk()),
+            ))
+            .with_gateway(current.clone()),
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        // The admin listener outlives the drain, so readiness can report it.
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
 
-    let Bound {
-        listeners,
-        data_addrs,
-        tls_addrs,
-    } = bind_listeners(&config, &metrics).await?;
-    let admin_addr = start_admin(&config, &state, admin_stop_rx).await?;
-    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
-    let loops = spawn_accept_loops(listeners, &config, &current, &connections, &stop_rx);
-    log_listening(&config, &data_addrs, &tls_addrs, admin_addr);
-    let task = spawn_drain(loops, connections, &config, &current, admin_stop);
-    Ok(RunningGateway {
-        data_addrs,
-        tls_addrs,
-        admin_addr,
-        state,
-        fixed: std::sync::Mutex::new(FixedSettings::of(&config)),
-        current,
-        stop,
-        task,
+        let Bound {
+            listeners,
+            data_addrs,
+            tls_addrs,
+        } = bind_listeners(&config, &metrics).await?;
+        let admin_addr = start_admin(&config, &state, admin_stop_rx).await?;
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let loops = spawn_accept_loops(listeners, &config, &current, &connections, &stop_rx);
+        log_listening(&config, &data_addrs, &tls_addrs, admin_addr);
+        let task = spawn_drain(loops, connections, &config, &current, admin_stop);
+        Ok(RunningGateway {
+            data_addrs,
+            tls_addrs,
+            admin_addr,
+            state,
+            fixed: std::sync::Mutex::new(FixedSettings::of(&config)),
+            current,
+            stop,
+            task,
+        })
     })
 }
 

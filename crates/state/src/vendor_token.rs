@@ -18,6 +18,7 @@ use redis::AsyncCommands;
 use tracing::{debug, warn};
 
 use tollgate_config::StateConfig;
+use tollgate_http::BoxFuture;
 
 /// A token as obtained, with when it stops being valid.
 pub struct Fetched {
@@ -179,95 +180,121 @@ impl SharedTokens {
     }
 
     /// The token another replica stored, if any and still valid.
-    pub async fn get(&self, provider: &str) -> redis::RedisResult<Option<Fetched>> {
-        let key = self.token_key(provider);
-        let value: Option<String> = self.connection().await?.get(&key).await?;
-        Ok(value.and_then(|v| {
-            let Some((exp, token)) = self.decode(&key, &v) else {
-                warn!(
-                    provider,
-                    "the shared vendor token cannot be read (another state.encryption_key?); \
+    #[inline(never)]
+    pub fn get<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> BoxFuture<'a, redis::RedisResult<Option<Fetched>>> {
+        Box::pin(async move {
+            let key = self.token_key(provider);
+            let value: Option<String> = self.connection().await?.get(&key).await?;
+            Ok(value.and_then(|v| {
+                let Some((exp, token)) = self.decode(&key, &v) else {
+                    warn!(
+                        provider,
+                        "the shared vendor token cannot be read (another state.encryption_key?); \
                      logging in instead"
-                );
-                return None;
-            };
-            let expires_at = UNIX_EPOCH.checked_add(Duration::from_secs(exp))?;
-            (expires_at > SystemTime::now()).then_some(Fetched { token, expires_at })
-        }))
+                    );
+                    return None;
+                };
+                let expires_at = UNIX_EPOCH.checked_add(Duration::from_secs(exp))?;
+                (expires_at > SystemTime::now()).then_some(Fetched { token, expires_at })
+            }))
+        })
     }
 
     /// Takes the provider's login lock for `lease`; `false` when another replica holds it.
-    pub async fn try_lock(&self, provider: &str, lease: Duration) -> redis::RedisResult<bool> {
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(self.key(provider, "lock"))
-            .arg(&self.owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1))
-            .query_async(&mut self.connection().await?)
-            .await?;
-        Ok(taken.is_some())
+    #[inline(never)]
+    pub fn try_lock<'a>(
+        &'a self,
+        provider: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, redis::RedisResult<bool>> {
+        Box::pin(async move {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(self.key(provider, "lock"))
+                .arg(&self.owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1))
+                .query_async(&mut self.connection().await?)
+                .await?;
+            Ok(taken.is_some())
+        })
     }
 
     /// Stores `fetched` for the fleet, expiring with the token.
-    pub async fn put(&self, provider: &str, fetched: &Fetched) -> redis::RedisResult<()> {
-        let exp = fetched
-            .expires_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let ttl = fetched
-            .expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        if ttl.is_zero() {
-            return Ok(());
-        }
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let key = self.token_key(provider);
-        let Some(value) = self.encode(&key, exp, &fetched.token) else {
-            return Ok(());
-        };
-        self.connection().await?.pset_ex(key, value, ttl_ms).await
+    #[inline(never)]
+    pub fn put<'a>(
+        &'a self,
+        provider: &'a str,
+        fetched: &'a Fetched,
+    ) -> BoxFuture<'a, redis::RedisResult<()>> {
+        Box::pin(async move {
+            let exp = fetched
+                .expires_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ttl = fetched
+                .expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            if ttl.is_zero() {
+                return Ok(());
+            }
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            let key = self.token_key(provider);
+            let Some(value) = self.encode(&key, exp, &fetched.token) else {
+                return Ok(());
+            };
+            self.connection().await?.pset_ex(key, value, ttl_ms).await
+        })
     }
 
     /// Releases the lock if this replica still holds it.
-    pub async fn unlock(&self, provider: &str) {
-        let result: redis::RedisResult<i64> = async {
-            redis::Script::new(DELETE_IF)
-                .key(self.key(provider, "lock"))
-                .arg(&self.owner)
-                .invoke_async(&mut self.connection().await?)
-                .await
-        }
-        .await;
-        if let Err(e) = result {
-            debug!(provider, error = %e, "login lock not released; its lease will end it");
-        }
+    #[inline(never)]
+    pub fn unlock<'a>(&'a self, provider: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let result: redis::RedisResult<i64> = async {
+                redis::Script::new(DELETE_IF)
+                    .key(self.key(provider, "lock"))
+                    .arg(&self.owner)
+                    .invoke_async(&mut self.connection().await?)
+                    .await
+            }
+            .await;
+            if let Err(e) = result {
+                debug!(provider, error = %e, "login lock not released; its lease will end it");
+            }
+        })
     }
 
     /// The vendor refused `token`: forget it fleet-wide, unless a replica already replaced it.
-    pub async fn invalidate(&self, provider: &str, token: &str) {
-        let key = self.token_key(provider);
-        let result: redis::RedisResult<i64> = async {
-            let mut connection = self.connection().await?;
-            let value: Option<String> = connection.get(&key).await?;
-            // Delete exactly the value read, and only if it holds the refused token: another
-            // replica may have stored a fresh one since.
-            match value.filter(|v| self.decode(&key, v).is_some_and(|(_, t)| t == token)) {
-                Some(value) => {
-                    redis::Script::new(DELETE_IF)
-                        .key(&key)
-                        .arg(value)
-                        .invoke_async(&mut connection)
-                        .await
+    #[inline(never)]
+    pub fn invalidate<'a>(&'a self, provider: &'a str, token: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.token_key(provider);
+            let result: redis::RedisResult<i64> = async {
+                let mut connection = self.connection().await?;
+                let value: Option<String> = connection.get(&key).await?;
+                // Delete exactly the value read, and only if it holds the refused token: another
+                // replica may have stored a fresh one since.
+                match value.filter(|v| self.decode(&key, v).is_some_and(|(_, t)| t == token)) {
+                    Some(value) => {
+                        redis::Script::new(DELETE_IF)
+                            .key(&key)
+                            .arg(value)
+                            .invoke_async(&mut connection)
+                            .await
+                    }
+                    None => Ok(0),
                 }
-                None => Ok(0),
             }
-        }
-        .await;
-        if let Err(e) = result {
-            debug!(provider, error = %e, "shared token not invalidated");
-        }
+            .await;
+            if let Err(e) = result {
+                debug!(provider, error = %e, "shared token not invalidated");
+            }
+        })
     }
 }
 

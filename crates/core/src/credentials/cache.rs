@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 use super::events::CredentialEvents;
 use super::provider::{self, LoginClient, ProviderError};
 use tollgate_config::ProviderConfig;
+use tollgate_state::refresher::Refresher;
 
 /// First retry delay; doubled per retry, with jitter, capped at [`MAX_BACKOFF`].
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -77,7 +78,7 @@ pub struct TokenCache {
     rejected: AtomicBool,
     generation: AtomicU64,
     events: Arc<dyn CredentialEvents>,
-    started: AtomicBool,
+    refresher: Refresher,
     /// The fleet's shared token (Redis state store), and the store it came from.
     shared: Option<(
         Arc<tollgate_state::vendor_token::SharedTokens>,
@@ -100,7 +101,7 @@ impl TokenCache {
     /// An empty cache for `config`.
     pub fn new(config: ProviderConfig, events: Arc<dyn CredentialEvents>) -> Arc<Self> {
         Arc::new(Self {
-            client: tollgate_client::build_client_trusting(&config.roots),
+            client: tollgate_client::fetch::fetch_client(&config.roots),
             config,
             token: ArcSwapOption::empty(),
             failure: ArcSwapOption::empty(),
@@ -110,7 +111,7 @@ impl TokenCache {
             rejected: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             events,
-            started: AtomicBool::new(false),
+            refresher: Refresher::new(),
             shared: None,
             refused: std::sync::Mutex::new(None),
         })
@@ -261,33 +262,27 @@ impl TokenCache {
     /// Keeps the token fresh without waiting for requests: wakes at each refresh point.
     /// Stops when the cache is dropped.
     pub fn spawn_refresher(self: &Arc<Self>) {
-        // A cache kept across a reload already has its refresher.
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let eager = self.config.required;
-        tokio::spawn(async move {
-            if eager && let Some(this) = weak.upgrade() {
-                let _ = this.refresh(None).await;
-            }
-            loop {
-                let wait = match weak.upgrade() {
-                    None => return,
-                    Some(this) => this.next_wake(),
-                };
-                tokio::time::sleep(wait).await;
-                let Some(this) = weak.upgrade() else { return };
-                let due = this
-                    .token
-                    .load()
-                    .as_ref()
-                    .is_some_and(|t| Instant::now() >= t.refresh_at);
-                if due {
+        // A required provider logs in at once; the others when their first request needs it.
+        let mut eager = self.config.required;
+        self.refresher.start(self, Duration::ZERO, move |this| {
+            let login_now = std::mem::take(&mut eager);
+            async move {
+                if login_now {
+                    let _ = this.refresh(None).await;
+                } else if this.refresh_due() {
                     this.refresh_in_background();
                 }
+                this.next_wake()
             }
         });
+    }
+
+    fn refresh_due(&self) -> bool {
+        let now = Instant::now();
+        self.token
+            .load()
+            .as_ref()
+            .is_some_and(|t| now >= t.refresh_at)
     }
 
     fn next_wake(&self) -> Duration {

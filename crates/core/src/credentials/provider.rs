@@ -8,19 +8,17 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use http_body_util::Full;
 use serde_json::Value;
 
+use tollgate_client::fetch::{FetchClient, FetchError, fetch};
 use tollgate_config::{Grant, ProviderConfig};
 
 /// Largest auth API response read.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// The client used for vendor logins.
-pub type LoginClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type LoginClient = FetchClient;
 
 /// Why one attempt failed. Messages never contain the password, the secret or a token.
 #[derive(Debug, thiserror::Error)]
@@ -53,23 +51,14 @@ pub async fn fetch_once(
     config: &ProviderConfig,
 ) -> Result<Fetched, ProviderError> {
     let request = build_request(&config.grant);
-    let body = tokio::time::timeout(config.timeout, async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| ProviderError::Unreachable(Box::new(e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(ProviderError::Status(status));
-        }
-        Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| ProviderError::InvalidBody(e.to_string()))
-    })
-    .await
-    .map_err(|_| ProviderError::Timeout(config.timeout))??;
+    let answer = fetch(client, request, config.timeout, MAX_RESPONSE_BYTES).await;
+    let body = match answer {
+        Ok((head, body)) if head.status.is_success() => body,
+        Ok((head, _)) => return Err(ProviderError::Status(head.status)),
+        Err(FetchError::Unreachable(e)) => return Err(ProviderError::Unreachable(e)),
+        Err(FetchError::Timeout(after)) => return Err(ProviderError::Timeout(after)),
+        Err(FetchError::Body(e)) => return Err(ProviderError::InvalidBody(e.to_string())),
+    };
     let json: Value =
         serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidBody(e.to_string()))?;
     parse_response(&json, config, SystemTime::now())

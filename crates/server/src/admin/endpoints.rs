@@ -17,12 +17,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::debug;
 
+use crate::conn::accept::accept_loop;
 use crate::outbound::body::{ResponseBody, full};
 use arc_swap::ArcSwap;
+use tollgate_client::fetch;
 use tollgate_config::AdminLimits;
 
 use crate::gateway::Gateway;
 use tollgate_core::credentials::ProviderState;
+use tollgate_http::BoxFuture;
 
 /// Process-wide state the admin endpoints report.
 #[derive(Debug, Default)]
@@ -188,30 +191,37 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
     }
 }
 
+/// How long a probe waits for the whole answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Probes a health endpoint: `Ok` when it answers 200 within 3 seconds.
-pub async fn probe(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<Bytes>> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
-    let response = tokio::time::timeout(std::time::Duration::from_secs(3), client.get(uri))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| format!("unreachable: {e}"))?;
-    match response.status() {
-        StatusCode::OK => Ok(()),
-        status => Err(format!("answered {status}")),
-    }
+#[inline(never)]
+pub fn probe<'a>(url: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    Box::pin(async move {
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+        let client = fetch::fetch_client(&Default::default());
+        let request = Request::get(uri)
+            .body(Default::default())
+            .map_err(|e| format!("invalid URL: {e}"))?;
+        let (response, _) = fetch::fetch(&client, request, PROBE_TIMEOUT, 64 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status {
+            StatusCode::OK => Ok(()),
+            status => Err(format!("answered {status}")),
+        }
+    })
 }
 
-/// Serves admin requests until `stop` turns true.
-/// Serves the admin endpoints until `stop`, under the same discipline as the data listener:
-/// a connection cap, a deadline per connection, and a pause after failed accepts. Without
-/// them, idle admin connections could take every descriptor and stop the data port.
+/// Serves the admin endpoints until `stop`, under the same discipline as the data listener
+/// (the one accept loop: a connection cap and a pause after failed accepts) plus a deadline per
+/// connection. Without them, idle admin connections could take every descriptor and stop the
+/// data port.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     limits: AdminLimits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -219,26 +229,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.connection_timeout);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let mut warned = None;
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                crate::listen::listener::accept_failed("admin", &e, &mut warned).await;
-                continue;
-            }
-        };
+    let deadline = limits.connection_timeout;
+    accept_loop("admin", listener, connections, stop, |stream, _| {
         let state = state.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let state = state.clone();
@@ -254,16 +246,15 @@ pub async fn serve(
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let deadline = limits.connection_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
+        Some(async move {
             match tokio::time::timeout(deadline, connection).await {
                 Ok(Err(e)) => debug!(error = %e, "admin connection ended with error"),
                 Err(_) => debug!("admin connection closed at its deadline"),
                 Ok(Ok(())) => {}
             }
-        });
-    }
+        })
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tollgate_config::Config;
 use tollgate_core::error::GatewayError;
 use tollgate_core::forwarded::ClientIp;
 use tollgate_core::{Core, Decision, Trace};
+use tollgate_http::BoxFuture;
 
 /// One step of the explanation.
 #[derive(Debug, Clone, Serialize)]
@@ -97,40 +98,45 @@ pub enum ExplainError {
 
 /// Explains `method target` with `headers` from `peer`, under `config`; with
 /// `client_certificate` (a PEM file), as if the TLS handshake had verified that certificate.
-pub async fn explain(
-    config: &Config,
-    method: &str,
-    target: &str,
-    headers: &[String],
+#[inline(never)]
+pub fn explain<'a>(
+    config: &'a Config,
+    method: &'a str,
+    target: &'a str,
+    headers: &'a [String],
     peer: IpAddr,
-    client_certificate: Option<&std::path::Path>,
-) -> Result<Explanation, ExplainError> {
-    let request = request::build(config, method, target, headers, client_certificate)?;
-    let client_headers = request.headers().clone();
-    let (path, query) = (
-        request.uri().path().to_owned(),
-        request.uri().query().map(str::to_owned),
-    );
+    client_certificate: Option<&'a std::path::Path>,
+) -> BoxFuture<'a, Result<Explanation, ExplainError>> {
+    Box::pin(async move {
+        let request = request::build(config, method, target, headers, client_certificate)?;
+        let client_headers = request.headers().clone();
+        let (path, query) = (
+            request.uri().path().to_owned(),
+            request.uri().query().map(str::to_owned),
+        );
 
-    // No observer: explaining a request records nothing (no metrics, audit or usage).
-    let core = Core::new(config, Arc::new(()), None);
-    core.verifier().revocations().read_once().await;
-    let mut trace = Trace::default();
-    let decided = core
-        .decide_offline(request, &ClientIp::new(peer), &mut trace)
-        .await;
+        // No observer: explaining a request records nothing (no metrics, audit or usage).
+        let core = Core::new(config, Arc::new(()), None);
+        core.verifier().revocations().read_once().await;
+        let mut trace = Trace::default();
+        let decided = core
+            .decide_offline(request, &ClientIp::new(peer), &mut trace)
+            .await;
 
-    let mut steps = vec![request::request_step(method, target, &client_headers)];
-    let error = decided.as_ref().err();
-    request::explain_path(&mut steps, &trace, &path, error);
-    request::explain_route(&mut steps, &core, &trace, &client_headers, error);
-    if let Some(route) = &trace.route {
-        let (headers, query) = (&client_headers, query.as_deref());
-        token::explain_token(&mut steps, config, &core, route, headers, query, error);
-    }
-    Ok(match decided {
-        Ok((decision, upstream)) => allowed(config, steps, &decision, &client_headers, &upstream),
-        Err(error) => refused(steps, error).await,
+        let mut steps = vec![request::request_step(method, target, &client_headers)];
+        let error = decided.as_ref().err();
+        request::explain_path(&mut steps, &trace, &path, error);
+        request::explain_route(&mut steps, &core, &trace, &client_headers, error);
+        if let Some(route) = &trace.route {
+            let (headers, query) = (&client_headers, query.as_deref());
+            token::explain_token(&mut steps, config, &core, route, headers, query, error);
+        }
+        Ok(match decided {
+            Ok((decision, upstream)) => {
+                allowed(config, steps, &decision, &client_headers, &upstream)
+            }
+            Err(error) => refused(steps, error).await,
+        })
     })
 }
 

@@ -7,32 +7,13 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::connection::{self, Protocols};
+use crate::conn::accept;
 use crate::conn::stream::ClientStream;
 use crate::gateway::Gateway;
 use tollgate_auth::certificate::ClientCertificate;
-
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
-/// Least time between two warnings about failed accepts.
-const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// After a failed accept (EMFILE, ENFILE, ...): warn at most every `ACCEPT_WARN_EVERY`, then
-/// pause, so a process out of descriptors keeps serving the connections it has instead of
-/// spinning a CPU on the listener. Every listener goes through this.
-pub async fn accept_failed(
-    listener: &'static str,
-    error: &std::io::Error,
-    warned: &mut Option<tokio::time::Instant>,
-) {
-    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
-        warn!(listener, error = %error, "accept failed; pausing");
-        *warned = Some(tokio::time::Instant::now());
-    }
-    tokio::time::sleep(ACCEPT_BACKOFF).await;
-}
 
 /// Open connections per client address, shared by every data listener.
 #[derive(Debug, Default)]
@@ -128,43 +109,28 @@ pub async fn accept_loop(
     connections: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
     tls: Option<Arc<TlsListener>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut warned = None;
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                accept_failed("data", &e, &mut warned).await;
-                continue;
-            }
-        };
-        let max = protocols.max_connections_per_ip();
-        let Some(slot) = address_slot(&current, &per_address, max, remote) else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let current = current.clone();
-        let protocols = protocols.clone();
-        let stop = stop.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            // Held until the connection closes: drain waits for every permit to come back.
-            let (_permit, _slot) = (permit, slot);
-            serve_accepted(stream, remote, tls, current, protocols, stop).await;
-        });
-    }
+    let serving = stop.clone();
+    accept::accept_loop(
+        "data",
+        listener,
+        connections,
+        stop,
+        move |stream, remote| {
+            let max = protocols.max_connections_per_ip();
+            let slot = address_slot(&current, &per_address, max, remote)?;
+            let _ = stream.set_nodelay(true);
+            let (current, protocols) = (current.clone(), protocols.clone());
+            let (tls, stop) = (tls.clone(), serving.clone());
+            Some(async move {
+                // Held until the connection closes, like the permit.
+                let _slot = slot;
+                serve_accepted(stream, remote, tls, current, protocols, stop).await;
+            })
+        },
+    )
+    .await;
 }
 
 /// The slot `remote` takes against its address's limit: `Some(None)` for a trusted proxy,

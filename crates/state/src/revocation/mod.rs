@@ -24,6 +24,8 @@ use tracing::{info, warn};
 use tollgate_http::identity::Identity;
 
 use crate::events::StateEvents;
+use crate::refresher::Refresher;
+use tollgate_http::BoxFuture;
 
 /// How often a gateway looks for a changed revocation list (a metadata check; the file is read
 /// only when it changed).
@@ -245,7 +247,7 @@ pub struct Revocations {
     source: Source,
     state: Option<tollgate_config::StateConfig>,
     set: ArcSwap<RevocationSet>,
-    started: AtomicBool,
+    refresher: Refresher,
     /// Whether the store answered last time it was asked (always true for the file store).
     up: AtomicBool,
     /// Whether a list has been read: until then nothing is refused, so the gateway is not
@@ -270,7 +272,7 @@ impl Revocations {
             source: Source::Nothing,
             state: None,
             set: ArcSwap::from_pointee(RevocationSet::default()),
-            started: AtomicBool::new(true),
+            refresher: Refresher::never(),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(true),
             events: None,
@@ -299,7 +301,7 @@ impl Revocations {
             source,
             state: Some(state.clone()),
             set: ArcSwap::from_pointee(RevocationSet::default()),
-            started: AtomicBool::new(false),
+            refresher: Refresher::new(),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(false),
             events: Some(events),
@@ -346,29 +348,27 @@ impl Revocations {
     /// Watches the store until the last reference is dropped.
     #[cfg_attr(not(feature = "redis"), allow(unreachable_code, unused_variables))]
     pub fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
         match &self.source {
             Source::Nothing | Source::Unusable => {}
             Source::File(path) => {
                 let path = path.clone();
-                tokio::spawn(async move {
-                    let mut last = tollgate_config::file_stamp(&path);
-                    loop {
-                        tokio::time::sleep(POLL_INTERVAL).await;
-                        let Some(this) = weak.upgrade() else { return };
-                        let now = tollgate_config::file_stamp(&path);
-                        if now != last {
-                            last = now;
-                            this.apply(store::read(&path).map_err(|e| e.to_string()));
+                let mut last = tollgate_config::file_stamp(&path);
+                self.refresher.start(self, POLL_INTERVAL, move |this| {
+                    let now = tollgate_config::file_stamp(&path);
+                    let changed = std::mem::replace(&mut last, now) != now;
+                    let read = changed.then(|| store::read(&path).map_err(|e| e.to_string()));
+                    async move {
+                        if let Some(read) = read {
+                            this.apply(read);
                         }
+                        POLL_INTERVAL
                     }
                 });
             }
-            Source::Redis(store) => {
+            // A subscription, not a period: it runs its own loop and holds only weak references.
+            Source::Redis(store) if self.refresher.claim() => {
                 let store = store.as_ref().clone();
+                let weak = Arc::downgrade(self);
                 let (for_apply, for_up) = (weak.clone(), weak);
                 tokio::spawn(async move {
                     store
@@ -389,18 +389,22 @@ impl Revocations {
                         .await;
                 });
             }
+            Source::Redis(_) => {}
         }
     }
 
     /// Reads a Redis store's list once, now (the file store is read when the list is built):
     /// for tools that judge one token without starting the watcher (`token verify`,
     /// `explain`). An unreachable store leaves the list empty.
-    pub async fn read_once(&self) {
-        if let Source::Redis(store) = &self.source
-            && let Ok(list) = store.read().await
-        {
-            self.load(list);
-        }
+    #[inline(never)]
+    pub fn read_once<'a>(&'a self) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Source::Redis(store) = &self.source
+                && let Ok(list) = store.read().await
+            {
+                self.load(list);
+            }
+        })
     }
 
     /// Enforces `list` from now on (a one-off read, e.g. by `tollgate token verify`).
@@ -449,27 +453,33 @@ impl Revocations {
 }
 
 /// Adds a revocation to `state`'s store; returns the list as stored.
-pub async fn add(
-    state: &tollgate_config::StateConfig,
+#[inline(never)]
+pub fn add<'a>(
+    state: &'a tollgate_config::StateConfig,
     revocation: Revocation,
     now: u64,
-) -> Result<Vec<Revocation>, store::StoreError> {
-    match (state, redis::RedisStore::for_state(state)) {
-        (tollgate_config::StateConfig::File { path }, _) => store::add(path, revocation, now),
-        (_, Some(store)) => store?.add(revocation, now).await,
-        (_, None) => Ok(Vec::new()),
-    }
+) -> BoxFuture<'a, Result<Vec<Revocation>, store::StoreError>> {
+    Box::pin(async move {
+        match (state, redis::RedisStore::for_state(state)) {
+            (tollgate_config::StateConfig::File { path }, _) => store::add(path, revocation, now),
+            (_, Some(store)) => store?.add(revocation, now).await,
+            (_, None) => Ok(Vec::new()),
+        }
+    })
 }
 
 /// Every revocation in `state`'s store (expired ones included).
-pub async fn list(
-    state: &tollgate_config::StateConfig,
-) -> Result<Vec<Revocation>, store::StoreError> {
-    match (state, redis::RedisStore::for_state(state)) {
-        (tollgate_config::StateConfig::File { path }, _) => store::read(path),
-        (_, Some(store)) => store?.read().await,
-        (_, None) => Ok(Vec::new()),
-    }
+#[inline(never)]
+pub fn list<'a>(
+    state: &'a tollgate_config::StateConfig,
+) -> BoxFuture<'a, Result<Vec<Revocation>, store::StoreError>> {
+    Box::pin(async move {
+        match (state, redis::RedisStore::for_state(state)) {
+            (tollgate_config::StateConfig::File { path }, _) => store::read(path),
+            (_, Some(store)) => store?.read().await,
+            (_, None) => Ok(Vec::new()),
+        }
+    })
 }
 
 #[cfg(test)]

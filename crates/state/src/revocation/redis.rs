@@ -11,6 +11,7 @@ use redis::AsyncCommands;
 
 use super::Revocation;
 use super::store::StoreError;
+use tollgate_http::BoxFuture;
 
 /// Deadline for connecting and for each command: the request path never waits on Redis, but
 /// the CLI and the watcher must not hang on an unreachable one.
@@ -108,13 +109,18 @@ impl RedisStore {
 
     /// A multiplexed connection with the store's deadlines, for other users of the same Redis
     /// (the shared vendor token).
-    pub async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    #[inline(never)]
+    pub fn connect<'a>(
+        &'a self,
+    ) -> BoxFuture<'a, redis::RedisResult<redis::aio::MultiplexedConnection>> {
+        Box::pin(async move {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(TIMEOUT)
+                .set_response_timeout(TIMEOUT);
+            self.client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        })
     }
 
     async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {

@@ -12,15 +12,16 @@ pub mod report;
 mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use crate::refresher::Refresher;
 use crate::revocation::store::StoreError;
 use tollgate_config::StateConfig;
+use tollgate_http::BoxFuture;
 use tollgate_http::identity::Identity;
 
 pub use report::{ServiceUsage, report};
@@ -53,7 +54,7 @@ pub struct UsageLog {
     state: Option<StateConfig>,
     flush_interval: Duration,
     tokens: Mutex<HashMap<Box<str>, Entry>>,
-    started: AtomicBool,
+    refresher: Refresher,
 }
 
 impl std::fmt::Debug for UsageLog {
@@ -72,7 +73,7 @@ impl UsageLog {
             state: Some(state.clone()),
             flush_interval,
             tokens: Mutex::new(HashMap::new()),
-            started: AtomicBool::new(false),
+            refresher: Refresher::new(),
         })
     }
 
@@ -82,7 +83,7 @@ impl UsageLog {
             state: None,
             flush_interval: Duration::MAX,
             tokens: Mutex::new(HashMap::new()),
-            started: AtomicBool::new(true),
+            refresher: Refresher::never(),
         })
     }
 
@@ -170,31 +171,31 @@ impl UsageLog {
 
     /// Writes every `flush_interval` until the last reference is dropped.
     pub fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
         let interval = self.flush_interval;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(this) = weak.upgrade() else { return };
+        self.refresher
+            .start(self, interval, move |this| async move {
                 match this.flush(crate::clock::now()).await {
                     Ok(0) => {}
                     Ok(written) => debug!(written, "token usage written"),
                     Err(e) => warn!(error = %e, "token usage not written; retrying later"),
                 }
-            }
-        });
+                interval
+            });
     }
 }
 
 /// Every token use in `state`'s store that has not expired at `now`, by `jti`.
-pub async fn read(state: &StateConfig, now: u64) -> Result<Vec<(String, TokenUse)>, StoreError> {
-    let mut all = store::read(state, now).await?;
-    all.retain(|(_, u)| u.expires_at > now);
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(all)
+#[inline(never)]
+pub fn read<'a>(
+    state: &'a StateConfig,
+    now: u64,
+) -> BoxFuture<'a, Result<Vec<(String, TokenUse)>, StoreError>> {
+    Box::pin(async move {
+        let mut all = store::read(state, now).await?;
+        all.retain(|(_, u)| u.expires_at > now);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    })
 }
 
 #[cfg(test)]
