@@ -176,6 +176,7 @@ fn assertion(c: &mut Criterion) {
         token_id: None,
         issued_at: None,
         headers: Vec::new(),
+        grants: Default::default(),
     };
     let bound = Bound {
         rid: "6f0c3b2e-8a51-4a6e-9d0e-2b7f4c1a9e33",

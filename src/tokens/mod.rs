@@ -603,6 +603,7 @@ secret = "unit-test-secret-that-is-long-enough-for-hmac"
         let identity = IdentityConfig {
             claim_headers: Vec::new(),
             token_cache_size: 0,
+            rule_claims: Vec::new(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -78,5 +78,6 @@ fn service_identity(subject: String, service: &str, expires_at: u64) -> Option<I
         token_id: None,
         issued_at: None,
         headers,
+        grants: Default::default(),
     })
 }

@@ -26,6 +26,24 @@ pub struct Verdict {
 
 /// Verifies the caller of a request with `parts` and applies `policy`.
 pub async fn judge(verifier: &Verifier, policy: &RoutePolicy, parts: &Parts) -> Verdict {
+    judge_as(verifier, policy, parts, &parts.method).await
+}
+
+/// Like [`judge`], judging the route's `methods` rule on `method` (a forward-auth
+/// subrequest's original method) instead of the request's own.
+pub async fn judge_as(
+    verifier: &Verifier,
+    policy: &RoutePolicy,
+    parts: &Parts,
+    method: &http::Method,
+) -> Verdict {
+    if !policy.allows_method(method) {
+        let allowed: Vec<&str> = policy.methods.iter().map(|m| m.as_str()).collect();
+        return Verdict {
+            decision: Err(Refusal::MethodNotAllowed(allowed.join(", ").into())),
+            caller: None,
+        };
+    }
     let (decision, caller) = match verify_credentials(verifier, parts, policy.credentials).await {
         Ok(identity) => authorize(policy, identity),
         Err(Unverified::Mismatch(identity)) => (
@@ -115,6 +133,10 @@ fn authorize(
     }
     match policy.authorize(&identity) {
         Ok(()) => (Ok(()), Some(identity)),
+        Err(Forbidden::InsufficientScope) => (
+            Err(Refusal::InsufficientScope(policy.scope_challenge.clone())),
+            Some(identity),
+        ),
         Err(forbidden) => (Err(Refusal::Forbidden(forbidden)), Some(identity)),
     }
 }

@@ -13,11 +13,14 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use super::keys::{self, VerifyKey};
+use crate::discovery;
 use crate::events::AuthEvents;
 use tollgate_client::fetch::{FetchClient, FetchError, fetch, fetch_client};
 use tollgate_config::JwksConfig;
 use tollgate_state::refresher::Refresher;
 
+/// Largest discovery document accepted.
+const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// After a failed fetch, the periodic refresher retries this much sooner than its period.
@@ -70,6 +73,8 @@ pub struct JwksSource {
     last_fetch: Mutex<Option<Instant>>,
     events: Arc<dyn AuthEvents>,
     refresher: Refresher,
+    /// What discovery found last time it succeeded; kept when a later fetch fails.
+    discovered: arc_swap::ArcSwapOption<discovery::Discovered>,
 }
 
 impl std::fmt::Debug for JwksSource {
@@ -94,6 +99,7 @@ impl JwksSource {
             last_fetch: Mutex::new(None),
             events,
             refresher: Refresher::new(),
+            discovered: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -155,21 +161,54 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> Result<Vec<VerifyKey>, JwksError> {
-        let body = self.download().await?;
+        let jwks_uri = match &self.config.discovery {
+            None => self.config.url.clone(),
+            Some(issuer) => {
+                let body = self.download(&self.config.url, MAX_DISCOVERY_BYTES).await?;
+                let found = discovery::read(&body, issuer, &self.config.url).map_err(|reason| {
+                    JwksError::Invalid {
+                        url: self.config.url.to_string(),
+                        reason,
+                    }
+                })?;
+                let jwks_uri = found.jwks_uri.clone();
+                self.discovered.store(Some(Arc::new(found)));
+                jwks_uri
+            }
+        };
+        let body = self.download(&jwks_uri, MAX_JWKS_BYTES).await?;
         self.parse(&body)
     }
 
+    /// Whether the provider's discovery document (if any) lists `alg`: the configured
+    /// allow-list is narrowed to what the provider says it signs with.
+    pub fn allows_algorithm(&self, alg: jsonwebtoken::Algorithm) -> bool {
+        match self.discovered.load().as_deref() {
+            Some(discovery::Discovered {
+                algorithms: Some(listed),
+                ..
+            }) => listed.contains(&alg),
+            _ => true,
+        }
+    }
+
+    /// The last good discovery document's findings (`None` without discovery, or before the
+    /// first good fetch).
+    pub fn discovered(&self) -> Option<Arc<discovery::Discovered>> {
+        self.discovered.load_full()
+    }
+
     /// The key set document, within the configured timeout and size.
-    async fn download(&self) -> Result<bytes::Bytes, JwksError> {
-        let url = || self.config.url.to_string();
-        let request = Request::get(self.config.url.clone())
+    async fn download(&self, from: &http::Uri, max: usize) -> Result<bytes::Bytes, JwksError> {
+        let url = || from.to_string();
+        let request = Request::get(from.clone())
             .header(http::header::ACCEPT, "application/json")
             .body(Full::default())
             .map_err(|e| JwksError::Fetch {
                 url: url(),
                 source: Box::new(e),
             })?;
-        let answer = fetch(&self.client, request, self.config.timeout, MAX_JWKS_BYTES).await;
+        let answer = fetch(&self.client, request, self.config.timeout, max).await;
         match answer {
             Ok((head, body)) if head.status == StatusCode::OK => Ok(body),
             Ok((head, _)) => Err(JwksError::Status {

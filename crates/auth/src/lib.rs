@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod certificate;
+mod claims;
 pub mod decide;
+pub mod discovery;
 pub mod events;
 pub mod extract;
 pub mod jwks;

@@ -19,6 +19,12 @@ pub enum Refusal {
     /// A valid credential that the route's policy refuses.
     #[error("forbidden: {0}")]
     Forbidden(#[source] Forbidden),
+    /// A valid token without the scopes the route requires (space-separated).
+    #[error("forbidden: insufficient scope (needs {0})")]
+    InsufficientScope(std::sync::Arc<str>),
+    /// A method the route does not serve; the allowed ones, comma-separated.
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(std::sync::Arc<str>),
 }
 
 impl Refusal {
@@ -26,7 +32,10 @@ impl Refusal {
     pub fn status_and_message(&self) -> (StatusCode, &'static str) {
         match self {
             Refusal::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Refusal::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
+            Refusal::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         }
     }
 
@@ -35,6 +44,8 @@ impl Refusal {
         match self {
             Refusal::Unauthenticated(e) => e.to_string(),
             Refusal::Forbidden(e) => e.to_string(),
+            Refusal::InsufficientScope(_) => Forbidden::InsufficientScope.to_string(),
+            Refusal::MethodNotAllowed(_) => "method not allowed on this route".to_owned(),
         }
     }
 
@@ -52,6 +63,10 @@ impl Refusal {
             Refusal::Forbidden(e) => format!(
                 r#"Bearer realm="tollgate", error="insufficient_scope", error_description="{e}""#
             ),
+            Refusal::InsufficientScope(scope) => format!(
+                r#"Bearer realm="tollgate", error="insufficient_scope", error_description="insufficient scope", scope="{scope}""#
+            ),
+            Refusal::MethodNotAllowed(_) => String::new(),
         }
     }
 
@@ -63,7 +78,12 @@ impl Refusal {
     ) -> Response<B> {
         let (status, message) = self.status_and_message();
         let mut response = json_error_with(status, message, Some(&self.reason()), request_id, body);
-        if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
+        if let Refusal::MethodNotAllowed(allowed) = &self {
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            if let Ok(allow) = HeaderValue::from_str(allowed) {
+                response.headers_mut().insert(http::header::ALLOW, allow);
+            }
+        } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
             response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         }
         response

@@ -15,6 +15,7 @@ use super::events::AuthEvents;
 use super::extract::TokenSources;
 use super::jwks::JwksSource;
 use super::keys::VerifyKey;
+use crate::claims::{claim_text, grants, lookup, optional_scalar, optional_text, token_kind};
 use tollgate_config::{IdentityConfig, IssuerConfig};
 use tollgate_http::identity::{
     Identity, TokenKind, X_SERVICE_NAME, X_TENANT_ID, X_USER_EMAIL, X_USER_ID, X_USER_ISSUER,
@@ -231,6 +232,7 @@ fn token_cache(
                 .zip(issuers)
                 .all(|(a, b)| a.config.fingerprint == b.config.fingerprint)
             && p.claim_headers == identity.claim_headers
+            && p.rule_claims == identity.rule_claims
     });
     match previous.and_then(|p| p.cache.clone()) {
         Some(cache) if same_issuers && cache.capacity() == identity.token_cache_size as u64 => {
@@ -273,6 +275,7 @@ pub struct Verifier {
     sources: TokenSources,
     claim_headers: Vec<(Vec<String>, HeaderName)>,
     claim_header_names: Vec<HeaderName>,
+    rule_claims: Vec<(String, Vec<String>)>,
     cache: Option<Arc<quick_cache::sync::Cache<String, Cached>>>,
     revocations: Arc<tollgate_state::revocation::Revocations>,
     events: Arc<dyn AuthEvents>,
@@ -347,6 +350,7 @@ impl Verifier {
                 .map(|(_, h)| h.clone())
                 .collect(),
             claim_headers: identity.claim_headers.clone(),
+            rule_claims: identity.rule_claims.clone(),
             cache,
             revocations,
             events,
@@ -457,6 +461,13 @@ impl Verifier {
             .find(|(_, i)| i.config.issuer == iss)
             .ok_or(AuthError::IssuerNotAccepted)?;
         let (alg, validation) = check_header(&header, issuer)?;
+        if issuer
+            .jwks
+            .as_ref()
+            .is_some_and(|j| !j.allows_algorithm(alg))
+        {
+            return Err(AuthError::AlgorithmNotAllowed.into());
+        }
         let generation = issuer.jwks.as_ref().map_or(0, |j| j.generation());
         let claims = self
             .verify_signature(issuer, validation, token, alg, header.kid.as_deref())
@@ -557,10 +568,13 @@ impl Verifier {
         claims: &Map<String, Value>,
         issuer: &IssuerVerifier,
     ) -> Result<Identity, AuthError> {
-        let (kind, service) = token_kind(claims, issuer)?;
-        let subject = match optional_scalar(claims, "user_id")? {
-            Some(id) => id,
-            None => optional_scalar(claims, "sub")?
+        let (kind, service) = token_kind(claims, &issuer.config)?;
+        let grants = grants(claims, &issuer.config, &self.rule_claims)?;
+        let subject = match (optional_scalar(claims, "user_id")?, &service) {
+            (Some(id), _) => id,
+            // A client-credentials token may have no subject: the client is the caller.
+            (None, Some(service)) => optional_scalar(claims, "sub")?.unwrap_or(service.clone()),
+            (None, None) => optional_scalar(claims, "sub")?
                 .ok_or_else(|| AuthError::MissingClaim("sub".into()))?,
         };
         let email = optional_text(claims, "email")?;
@@ -578,6 +592,7 @@ impl Verifier {
                 subject: &subject,
                 email: email.as_deref(),
                 role: role.as_deref(),
+                roles: &grants.roles,
                 tenant: tenant.as_deref(),
                 service: service.as_deref(),
             },
@@ -592,6 +607,7 @@ impl Verifier {
             token_id,
             issued_at,
             headers,
+            grants,
         })
     }
 
@@ -611,6 +627,12 @@ impl Verifier {
         }
         if let Some(role) = fields.role {
             headers.push((X_USER_ROLE.clone(), header_value("role", role)?));
+        } else if !fields.roles.is_empty() {
+            // Roles from `roles_claim`, comma-joined like an array claim header; a role that
+            // holds a comma or padding would blur the list, so it invalidates the token.
+            let list = Value::Array(fields.roles.iter().cloned().map(Value::String).collect());
+            let text = claim_text(&list).ok_or_else(|| AuthError::InvalidClaim("roles".into()))?;
+            headers.push((X_USER_ROLE.clone(), header_value("roles", &text)?));
         }
         headers.push((X_USER_TYPE.clone(), HeaderValue::from_static(kind.as_str())));
         headers.push((X_USER_ISSUER.clone(), issuer.header.clone()));
@@ -637,41 +659,9 @@ struct IdentityFields<'a> {
     subject: &'a str,
     email: Option<&'a str>,
     role: Option<&'a str>,
+    roles: &'a [String],
     tenant: Option<&'a str>,
     service: Option<&'a str>,
-}
-
-/// The token's type from `type` and `is_service`, which must agree; a service token names its
-/// service and comes from an issuer allowed to vouch for services.
-fn token_kind(
-    claims: &Map<String, Value>,
-    issuer: &IssuerVerifier,
-) -> Result<(TokenKind, Option<String>), AuthError> {
-    let kind = match claims.get("type") {
-        Some(Value::String(t)) if t == "access" => TokenKind::Access,
-        Some(Value::String(t)) if t == "service" => TokenKind::Service,
-        _ => return Err(AuthError::TokenTypeNotAccepted),
-    };
-    if kind == TokenKind::Service && !issuer.config.service_tokens {
-        return Err(AuthError::ServiceIssuerNotAllowed);
-    }
-    let is_service = match claims.get("is_service") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(AuthError::InvalidClaim("is_service".into())),
-    };
-    if is_service != (kind == TokenKind::Service) {
-        return Err(AuthError::TokenTypeNotAccepted);
-    }
-    let service = match kind {
-        TokenKind::Service => Some(
-            optional_text(claims, "service")?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| AuthError::MissingClaim("service".into()))?,
-        ),
-        TokenKind::Access => None,
-    };
-    Ok((kind, service))
 }
 
 /// The issuer's lifetime policy: `iat` no later than now (plus leeway), and `exp - iat` (or
@@ -829,55 +819,6 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
         ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim.clone()),
         _ => AuthError::Malformed,
-    }
-}
-
-fn optional_text(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
-    }
-}
-
-/// A string or integer claim as text. A number that is not an exact integer (a fraction, or
-/// beyond 2^64 and so parsed as a float) is refused: `18446744073709551616` and
-/// `18446744073709551617` would both become `1.8446744073709552e19`, one identity for two users.
-fn optional_scalar(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) if !n.is_f64() => Ok(Some(n.to_string())),
-        Some(_) => Err(AuthError::InvalidClaim(name.to_owned())),
-    }
-}
-
-fn lookup<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    rest.iter()
-        .try_fold(claims.get(first)?, |value, segment| value.get(segment))
-        .filter(|v| !v.is_null())
-}
-
-/// A claim as header text; arrays are joined with commas. `None` when an element contains a
-/// comma or is padded with whitespace: `["staff,admins"]` and `["staff", " admins"]` would
-/// otherwise reach the upstream as the same header as `["staff", "admins"]`.
-fn claim_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) => {
-            let mut joined = Vec::with_capacity(items.len());
-            for item in items {
-                let text = claim_text(item)?;
-                if text.contains(',') || text.trim() != text {
-                    return None;
-                }
-                joined.push(text);
-            }
-            Some(joined.join(","))
-        }
-        other => Some(other.to_string()),
     }
 }
 

@@ -73,8 +73,32 @@ pub struct IssuerConfig {
     pub kid_secrets: Vec<KidSecret>,
     /// Whether this issuer may vouch for service identities (resolved with `[tokens]`).
     pub service_tokens: bool,
+    /// How a token's type is known.
+    pub token_types: TokenTypes,
+    /// Where the caller's roles are (path segments), besides `role`.
+    pub roles_claim: Option<Vec<String>>,
     /// Identity of this issuer's settings and key material, for reloads.
     pub fingerprint: super::Fingerprint,
+}
+
+/// How an issuer's tokens say whether they are a user's or a service's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypes {
+    /// tollgate's own convention: `type` is `access` or `service`, `is_service` agrees.
+    Tollgate,
+    /// OAuth/OIDC access tokens: no `type` needed (one that is present still follows
+    /// tollgate's rules); a client-credentials token is a service's.
+    Standard,
+}
+
+impl TokenTypes {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenTypes::Tollgate => "tollgate",
+            TokenTypes::Standard => "standard",
+        }
+    }
 }
 
 /// An HMAC secret with a key id, for rotation.
@@ -138,6 +162,9 @@ pub struct JwksConfig {
     pub min_refresh_interval: Duration,
     /// The certificate authorities the JWKS server is checked against.
     pub roots: super::TrustRoots,
+    /// With OIDC discovery, `url` is the discovery document's, whose `issuer` must equal
+    /// this exactly (the mix-up defence) and whose `jwks_uri` gives the key set.
+    pub discovery: Option<String>,
 }
 
 /// A private signing key, loaded.
@@ -211,6 +238,13 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, Inval
         kid_secrets,
         // Resolved once the signing issuer is known; see `validate`.
         service_tokens: raw.service_tokens.unwrap_or(false),
+        token_types: token_types(raw)?,
+        roles_claim: raw
+            .roles_claim
+            .as_deref()
+            .map(crate::claims::claim_path)
+            .transpose()
+            .map_err(|e| Invalid::new("roles_claim", e))?,
         fingerprint,
     })
 }
@@ -232,6 +266,9 @@ fn check_names(raw: &RawIssuer) -> Result<(), Invalid> {
 
 /// Parses `algorithms`: at least one, each known and not `none`.
 fn parse_algorithms(raw: &RawIssuer) -> Result<Vec<Algorithm>, Invalid> {
+    if raw.algorithms.is_empty() && uses_discovery(raw) {
+        return Ok(DISCOVERY_ALGORITHMS.to_vec());
+    }
     if raw.algorithms.is_empty() {
         return Err(Invalid::new("algorithms", "list at least one algorithm"));
     }
@@ -242,6 +279,39 @@ fn parse_algorithms(raw: &RawIssuer) -> Result<Vec<Algorithm>, Invalid> {
             keys::parse_algorithm(a).map_err(|e| Invalid::new(format!("algorithms[{i}]"), e))
         })
         .collect()
+}
+
+/// The default allow-list of an issuer found by discovery: every asymmetric algorithm (the
+/// provider's document narrows it); never an HMAC one, whose key a provider cannot publish.
+const DISCOVERY_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn uses_discovery(raw: &RawIssuer) -> bool {
+    raw.discovery || raw.discovery_url.is_some()
+}
+
+/// `token_types`, or its default: standard for a remote key set (an IdP), tollgate's own
+/// convention for local keys.
+fn token_types(raw: &RawIssuer) -> Result<TokenTypes, Invalid> {
+    match raw.token_types.as_deref() {
+        Some("tollgate") => Ok(TokenTypes::Tollgate),
+        Some("standard") => Ok(TokenTypes::Standard),
+        Some(other) => Err(Invalid::new(
+            "token_types",
+            format!("unknown {other:?}: use \"tollgate\" or \"standard\""),
+        )),
+        None if raw.jwks_url.is_some() || uses_discovery(raw) => Ok(TokenTypes::Standard),
+        None => Ok(TokenTypes::Tollgate),
+    }
 }
 
 /// Whether one of `algorithms` is of `family`.
@@ -417,29 +487,37 @@ fn load_kid_secrets(
 /// Checks `jwks_url` (no credentials, http(s), encrypted unless allowed) and loads
 /// `jwks_ca_file`, which means nothing without it.
 fn load_jwks(raw: &RawIssuer) -> Result<Option<JwksConfig>, Invalid> {
-    let Some(url) = &raw.jwks_url else {
-        if raw.jwks_ca_file.is_some() {
+    let (key, url, discovery) = match (&raw.jwks_url, uses_discovery(raw)) {
+        (Some(_), true) => {
             return Err(Invalid::new(
-                "jwks_ca_file",
-                "has no effect without jwks_url",
+                "discovery",
+                "set either jwks_url or discovery: discovery finds the key set itself",
             ));
         }
-        return Ok(None);
+        (Some(url), false) => ("jwks_url", url.clone(), None),
+        (None, true) => {
+            let url = raw.discovery_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/.well-known/openid-configuration",
+                    raw.issuer.trim_end_matches('/')
+                )
+            });
+            let key = if raw.discovery_url.is_some() {
+                "discovery_url"
+            } else {
+                "issuer"
+            };
+            (key, url, Some(raw.issuer.clone()))
+        }
+        (None, false) if raw.jwks_ca_file.is_some() => {
+            return Err(Invalid::new(
+                "jwks_ca_file",
+                "has no effect without jwks_url or discovery",
+            ));
+        }
+        (None, false) => return Ok(None),
     };
-    if super::has_userinfo(url) {
-        return Err(Invalid::new("jwks_url", super::USERINFO_REFUSED));
-    }
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Invalid::new("jwks_url", format!("invalid URL {url:?}: {e}")))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-        return Err(Invalid::new(
-            "jwks_url",
-            format!("invalid URL {url:?}: need http(s)://host"),
-        ));
-    }
-    super::outbound::check_transport(&uri, raw.allow_insecure_http)
-        .map_err(|e| Invalid::new("jwks_url", e))?;
+    let uri = remote_url(key, &url, raw.allow_insecure_http)?;
     Ok(Some(JwksConfig {
         roots: super::TrustRoots::load(raw.jwks_ca_file.as_deref())
             .map_err(|e| Invalid::new("jwks_ca_file", e))?,
@@ -447,7 +525,28 @@ fn load_jwks(raw: &RawIssuer) -> Result<Option<JwksConfig>, Invalid> {
         refresh: duration_or(raw.jwks_refresh, 300),
         timeout: duration_or(raw.jwks_timeout, 5),
         min_refresh_interval: duration_or(raw.jwks_min_refresh_interval, 10),
+        discovery,
     }))
+}
+
+/// Checks a key set or discovery URL: http(s) with a host, no credentials in it, and TLS
+/// unless it is loopback or `allow_insecure_http` says otherwise.
+fn remote_url(key: &str, url: &str, allow_insecure_http: bool) -> Result<Uri, Invalid> {
+    if super::has_userinfo(url) {
+        return Err(Invalid::new(key, super::USERINFO_REFUSED));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Invalid::new(key, format!("invalid URL {url:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(Invalid::new(
+            key,
+            format!("invalid URL {url:?}: need http(s)://host"),
+        ));
+    }
+    super::outbound::check_transport(&uri, allow_insecure_http)
+        .map_err(|e| Invalid::new(key, e))?;
+    Ok(uri)
 }
 
 /// Checks that `from_cookie` and `from_query`, when set, name something.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod assertion;
+pub mod claims;
 pub mod env;
 mod error;
 mod issuers;
@@ -38,6 +39,7 @@ pub(crate) use error::invalid;
 pub use error::{ConfigError, Invalid};
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
+    TokenTypes,
 };
 pub use outbound::{RawUpstreamTls, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
@@ -193,6 +195,8 @@ pub struct IdentityConfig {
     pub claim_headers: Vec<(Vec<String>, HeaderName)>,
     /// Verified-token cache capacity (0: no cache).
     pub token_cache_size: usize,
+    /// The claims routes' `claims` rules name (as written, and as path segments).
+    pub rule_claims: Vec<(String, Vec<String>)>,
 }
 
 /// Connection and request limits.
@@ -289,6 +293,10 @@ pub struct Route {
 pub enum Upstream {
     /// The built-in echo responder.
     Echo,
+    /// No upstream: tollgate answers another proxy's auth subrequest (nginx `auth_request`,
+    /// Traefik `ForwardAuth`, Envoy `ext_authz`): `200` with the identity headers, or the
+    /// refusal.
+    ForwardAuth,
     /// An HTTP(S) server.
     Http {
         /// `http` or `https`.
@@ -308,6 +316,7 @@ impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Upstream::Echo => f.write_str("echo (built-in)"),
+            Upstream::ForwardAuth => f.write_str("forward-auth (answers the auth question)"),
             Upstream::Http {
                 scheme,
                 authority,

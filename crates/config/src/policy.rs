@@ -64,6 +64,14 @@ pub struct RoutePolicy {
     pub services: Vec<String>,
     /// Allowed roles (empty: any).
     pub roles: Vec<String>,
+    /// OAuth scopes the token must all carry (empty: none).
+    pub scopes: Vec<String>,
+    /// `scopes` space-separated, for the `scope` attribute of the challenge.
+    pub scope_challenge: std::sync::Arc<str>,
+    /// Allowed methods (empty: any).
+    pub methods: Vec<Method>,
+    /// Claims the token must carry with given values.
+    pub claims: Vec<crate::claims::ClaimRule>,
     /// Let CORS preflights through without a token.
     pub allow_cors_preflight: bool,
     /// Forward the caller's `Authorization` header.
@@ -89,6 +97,12 @@ pub enum Forbidden {
     /// A role not in the route's list.
     #[error("role not allowed")]
     RoleNotAllowed,
+    /// A token without every scope the route requires.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// A required claim missing or with another value.
+    #[error("claim not allowed")]
+    ClaimNotAllowed,
     /// A token of an issuer the route does not trust.
     #[error("issuer not allowed on this route")]
     IssuerNotAllowed,
@@ -103,6 +117,10 @@ impl RoutePolicy {
             policy,
             services: Vec::new(),
             roles: Vec::new(),
+            scopes: Vec::new(),
+            scope_challenge: "".into(),
+            methods: Vec::new(),
+            claims: Vec::new(),
             allow_cors_preflight: false,
             forward_authorization: false,
             issuers: Vec::new(),
@@ -178,6 +196,19 @@ impl RoutePolicy {
                 && identity.issuer == tollgate_http::identity::CERTIFICATE_ISSUER)
     }
 
+    /// Whether the caller has one of the route's roles: its `role` claim or one of the roles
+    /// its issuer's `roles_claim` lists.
+    fn admits_role(&self, identity: &Identity) -> bool {
+        let allowed = |r: &str| self.roles.iter().any(|a| a == r);
+        identity.role.as_deref().is_some_and(allowed)
+            || identity.grants.roles.iter().any(|r| allowed(r))
+    }
+
+    /// Whether `method` is allowed on the route.
+    pub fn allows_method(&self, method: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
+    }
+
     /// Judges a verified identity against the route.
     pub fn authorize(&self, identity: &Identity) -> Result<(), Forbidden> {
         if !self.accepts_issuer(identity) {
@@ -197,16 +228,26 @@ impl RoutePolicy {
         {
             return Err(Forbidden::ServiceNotAllowed);
         }
-        if !self.roles.is_empty()
-            && !identity
-                .role
-                .as_deref()
-                .is_some_and(|r| self.roles.iter().any(|allowed| allowed == r))
-        {
+        if !self.roles.is_empty() && !self.admits_role(identity) {
             return Err(Forbidden::RoleNotAllowed);
+        }
+        if !identity.grants.has_scopes(&self.scopes) {
+            return Err(Forbidden::InsufficientScope);
+        }
+        if !self.claims.iter().all(|rule| claim_matches(identity, rule)) {
+            return Err(Forbidden::ClaimNotAllowed);
         }
         Ok(())
     }
+}
+
+/// Whether the token's claim at `rule`'s path is the required value, or an array holding it.
+fn claim_matches(identity: &Identity, rule: &crate::claims::ClaimRule) -> bool {
+    identity.grants.claim(&rule.key).is_some_and(|value| {
+        value == rule.expected
+            || serde_json::from_str::<Vec<serde_json::Value>>(value)
+                .is_ok_and(|items| items.iter().any(|item| item.to_string() == rule.expected))
+    })
 }
 
 #[cfg(test)]
@@ -224,6 +265,7 @@ mod tests {
             token_id: None,
             issued_at: None,
             headers: Vec::new(),
+            grants: Default::default(),
         }
     }
 
@@ -232,6 +274,10 @@ mod tests {
             policy,
             services: services.iter().map(|s| s.to_string()).collect(),
             roles: roles.iter().map(|s| s.to_string()).collect(),
+            scopes: Vec::new(),
+            scope_challenge: "".into(),
+            methods: Vec::new(),
+            claims: Vec::new(),
             allow_cors_preflight: false,
             forward_authorization: false,
             issuers: Vec::new(),

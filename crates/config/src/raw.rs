@@ -197,8 +197,27 @@ pub struct RawIssuer {
     /// Accepted `aud` values; when set, tokens must carry one of them. Default: none checked.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Allowed algorithms, e.g. `["HS256"]` or `["RS256", "ES256"]`. Required.
+    /// Allowed algorithms, e.g. `["HS256"]` or `["RS256", "ES256"]`. Required, except with
+    /// `discovery`, where the default is every asymmetric algorithm (narrowed at run time to
+    /// those the provider's document lists).
+    #[serde(default)]
     pub algorithms: Vec<String>,
+    /// Fetch `{issuer}/.well-known/openid-configuration` (OIDC discovery) for the key set's
+    /// URL and the algorithms, and refresh it like the key set. Default false.
+    #[serde(default)]
+    pub discovery: bool,
+    /// The discovery document's URL when it is not under the issuer. Implies `discovery`.
+    pub discovery_url: Option<String>,
+    /// How a token's type is known: `"tollgate"` (its `type` claim, `access` or `service`,
+    /// with `is_service` agreeing: tollgate's own tokens) or `"standard"` (OAuth/OIDC access
+    /// tokens: no `type` needed; a client-credentials token is a service when the issuer may
+    /// vouch for services). Default: `"standard"` with `jwks_url` or `discovery`, else
+    /// `"tollgate"`.
+    pub token_types: Option<String>,
+    /// Dotted path of the claim holding the caller's roles (an array or a string), e.g.
+    /// `"realm_access.roles"`, `"roles"`, `"https://example.com/roles"` (quote a key that has
+    /// dots: `'"https://example.com/roles"'`). Default: the `role` claim only.
+    pub roles_claim: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`. Default `"30s"`.
     pub leeway: Option<HumanDuration>,
     /// HMAC secret (at least 32 bytes), usually `"${SOME_VAR}"`.
@@ -663,6 +682,18 @@ pub struct RawRoute {
     /// The caller's role must be one of these. Default: any role.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The token must carry every one of these OAuth scopes (`scope` or `scp`); otherwise
+    /// 403 with `error="insufficient_scope"`. Default: none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Only these methods; others get 405 with `Allow`. Default: any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Claims the token must carry with exactly these values, by dotted path, e.g.
+    /// `{ tenant = "acme", email_verified = true }` (an array claim matches when it contains
+    /// the value). Default: none.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, toml::Value>,
     /// Let CORS preflight requests (`OPTIONS` with `Origin` and
     /// `Access-Control-Request-Method`, and no body) through without a token; method-override
     /// headers are removed from them. Default false.

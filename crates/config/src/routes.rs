@@ -69,12 +69,13 @@ fn attach_upstream_auth(
             "a route with upstream_auth never forwards the caller's Authorization",
         ));
     }
-    if matches!(route.upstream, Upstream::Echo) {
-        // The echo answer shows the built upstream request to the caller.
+    if matches!(route.upstream, Upstream::Echo | Upstream::ForwardAuth) {
+        // The echo answer shows the built upstream request to the caller; a forward-auth
+        // route has no upstream to send a vendor token to.
         return Err(invalid(
             file,
             &format!("{key}.upstream_auth"),
-            "the echo upstream would show the vendor token to the caller",
+            "needs an upstream URL (echo would show the vendor token to the caller)",
         ));
     }
     route.upstream_auth = Some(index);
@@ -121,6 +122,8 @@ fn check_identity_assertion(
         Some("needs an [assertion] section (the key that signs the assertion)")
     } else if matches!(route.upstream, Upstream::Echo) {
         Some("the echo upstream would show the assertion to the caller")
+    } else if matches!(route.upstream, Upstream::ForwardAuth) {
+        Some("a forward-auth route answers the auth question; it sends no request to sign")
     } else if !route.sends_identity {
         Some("an upstream_auth route sends the caller's identity only with send_identity = true")
     } else {
@@ -175,6 +178,7 @@ fn validate_route(
     let rewrite = parse_rewrite(route, key, file)?;
     refuse_ignored_by_public(route, key, file)?;
     let credentials = parse_credentials(route, raw, key, file)?;
+    let rules = parse_rules(route, key, file)?;
     if !route.services.is_empty() && route.policy != RawPolicy::Service {
         return Err(invalid(
             file,
@@ -209,7 +213,7 @@ fn validate_route(
         preserve_host: route.preserve_host,
         upgrades,
         allow_token_cookie: route.allow_token_cookie,
-        policy: route_policy(route, credentials),
+        policy: route_policy(route, credentials, rules),
         upstream_auth: None,
         sends_identity: true,
         sends_forwarded: true,
@@ -232,8 +236,12 @@ fn route_name(route: &RawRoute, host: Option<&str>, prefix: &str) -> Arc<str> {
 }
 
 /// Who may use the route, as the policy layer reads it.
-fn route_policy(route: &RawRoute, credentials: Credentials) -> RoutePolicy {
+fn route_policy(route: &RawRoute, credentials: Credentials, rules: Rules) -> RoutePolicy {
     RoutePolicy {
+        scope_challenge: rules.scopes.join(" ").into(),
+        scopes: rules.scopes,
+        methods: rules.methods,
+        claims: rules.claims,
         policy: match route.policy {
             RawPolicy::Public => Policy::Public,
             RawPolicy::Authenticated => Policy::Authenticated,
@@ -284,6 +292,61 @@ fn parse_rewrite(route: &RawRoute, key: &str, file: &str) -> Result<Option<Strin
     }
 }
 
+/// A route's claim rules, parsed.
+struct Rules {
+    scopes: Vec<String>,
+    methods: Vec<http::Method>,
+    claims: Vec<crate::claims::ClaimRule>,
+}
+
+/// Parses `scopes`, `methods` and `claims`.
+fn parse_rules(route: &RawRoute, key: &str, file: &str) -> Result<Rules, ConfigError> {
+    for (i, scope) in route.scopes.iter().enumerate() {
+        // A scope token (RFC 6749 §3.3): printable ASCII without space, quote or backslash.
+        if scope.is_empty()
+            || !scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) && b != b'\\')
+        {
+            return Err(invalid(
+                file,
+                &format!("{key}.scopes[{i}]"),
+                "a scope is printable ASCII without spaces, quotes or backslashes",
+            ));
+        }
+    }
+    let methods = route
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.parse::<http::Method>()
+                .ok()
+                .filter(|_| !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()))
+                .ok_or_else(|| {
+                    invalid(
+                        file,
+                        &format!("{key}.methods[{i}]"),
+                        format!("{m:?} is not a method in upper case, e.g. \"GET\""),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let claims = route
+        .claims
+        .iter()
+        .map(|(path, value)| {
+            crate::claims::claim_rule(path, value)
+                .map_err(|e| invalid(file, &format!("{key}.claims.{path}"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rules {
+        scopes: route.scopes.clone(),
+        methods,
+        claims,
+    })
+}
+
 /// Settings the policy would silently ignore are refused: a public route lets everyone in.
 fn refuse_ignored_by_public(route: &RawRoute, key: &str, file: &str) -> Result<(), ConfigError> {
     if route.policy != RawPolicy::Public {
@@ -291,6 +354,8 @@ fn refuse_ignored_by_public(route: &RawRoute, key: &str, file: &str) -> Result<(
     }
     for (name, set) in [
         ("roles", !route.roles.is_empty()),
+        ("scopes", !route.scopes.is_empty()),
+        ("claims", !route.claims.is_empty()),
         ("allow_cors_preflight", route.allow_cors_preflight),
     ] {
         if set {
@@ -439,6 +504,9 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
     if url == "echo" {
         return Ok(Upstream::Echo);
     }
+    if url == "forward-auth" {
+        return Ok(Upstream::ForwardAuth);
+    }
     if super::has_userinfo(url) {
         return Err(super::USERINFO_REFUSED.to_owned());
     }
@@ -449,7 +517,7 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
         .scheme()
         .filter(|s| s.as_str() == "http" || s.as_str() == "https")
         .ok_or_else(|| {
-            format!("invalid URL {url:?}: scheme must be http or https (or use \"echo\")")
+            format!("invalid URL {url:?}: scheme must be http or https (or use \"echo\" or \"forward-auth\")")
         })?
         .clone();
     let authority = uri

@@ -446,6 +446,7 @@ mod tests {
             token_id: None,
             issued_at: None,
             headers: Vec::new(),
+            grants: Default::default(),
         }
     }
 

@@ -75,11 +75,12 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     let log = validate_log(&raw.log, env, file)?;
     let mut issuers = validate_issuers(&raw, env, file)?;
     refuse_public_development_secret(&issuers, &every_listener(&listen, tls.as_ref()), file)?;
-    let identity = validate_identity(&raw, file)?;
+    let mut identity = validate_identity(&raw, file)?;
     let providers = validate_providers(&raw, env, file)?;
     let tokens = validate_tokens(&raw, &mut issuers, file)?;
     let assertion = validate_assertion_section(&raw, file)?;
     let routes = validate_routes(&raw, &issuers, &providers, assertion.is_some(), file)?;
+    identity.rule_claims = rule_claims(&routes);
     Ok(Config {
         listen,
         admin_listen,
@@ -352,7 +353,20 @@ fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, Conf
     Ok(IdentityConfig {
         claim_headers,
         token_cache_size: raw.identity.token_cache_size,
+        rule_claims: Vec::new(),
     })
+}
+
+/// Every claim some route's `claims` rule names, once: the verifier reads these into each
+/// identity.
+fn rule_claims(routes: &[std::sync::Arc<super::Route>]) -> Vec<(String, Vec<String>)> {
+    let mut all: Vec<(String, Vec<String>)> = Vec::new();
+    for rule in routes.iter().flat_map(|r| &r.policy.claims) {
+        if !all.iter().any(|(key, _)| *key == rule.key) {
+            all.push((rule.key.clone(), rule.path.clone()));
+        }
+    }
+    all
 }
 
 /// Validates each `[[section]]` entry, naming errors `section[i].key`, and refuses two entries

@@ -215,7 +215,8 @@ impl Core {
         let identity = if exempt_preflight {
             None
         } else {
-            self.authenticate(&parts, &route, trace).await?
+            self.authenticate(&parts, &route, trusted_peer, trace)
+                .await?
         };
 
         let upgrade = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
@@ -349,10 +350,18 @@ impl Core {
         &self,
         parts: &Parts,
         route: &Route,
+        trusted_peer: bool,
         trace: &mut Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        // A forward-auth subrequest is judged for the request it asks about: its method comes
+        // from the proxy's headers, believed from a trusted proxy only.
+        let original = match route.upstream {
+            Upstream::ForwardAuth if trusted_peer => forwarded::original_method(&parts.headers),
+            _ => None,
+        };
+        let method = original.as_ref().unwrap_or(&parts.method);
         let Verdict { decision, caller } =
-            decide::judge(&self.verifier, &route.policy, parts).await;
+            decide::judge_as(&self.verifier, &route.policy, parts, method).await;
         trace.auth = Some(AuthOutcome {
             caller: caller.clone(),
             refusal: decision.as_ref().err().cloned(),
@@ -414,7 +423,7 @@ fn upstream_target(
             base_path,
             ..
         } => (Some(scheme), Some(authority), base_path.as_str()),
-        Upstream::Echo => (None, None, ""),
+        Upstream::Echo | Upstream::ForwardAuth => (None, None, ""),
     };
     let mut pq = String::with_capacity(
         base_path.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),

@@ -167,6 +167,10 @@ mod tests {
                 policy: Policy::Authenticated,
                 services: Vec::new(),
                 roles: Vec::new(),
+                scopes: Vec::new(),
+                scope_challenge: "".into(),
+                methods: Vec::new(),
+                claims: Vec::new(),
                 allow_cors_preflight: true,
                 forward_authorization,
                 issuers: Vec::new(),
@@ -229,6 +233,7 @@ mod tests {
                 identity::X_USER_ID.clone(),
                 HeaderValue::from_static("orders"),
             )],
+            grants: Default::default(),
         }
     }
 

@@ -113,6 +113,32 @@ impl ClientIp {
     }
 }
 
+/// The method of the request a forward-auth subrequest asks about: `X-Original-Method`
+/// (nginx `auth_request`, by convention) or `X-Forwarded-Method` (Traefik `ForwardAuth`).
+/// The caller believes it only from a trusted proxy. Two different values, or one that is no
+/// upper-case method, give a method no route allows, so a `methods` rule refuses it rather than
+/// judging the subrequest's own `GET`.
+pub fn original_method(headers: &HeaderMap) -> Option<http::Method> {
+    let mut found: Option<&HeaderValue> = None;
+    let mut conflicting = false;
+    for name in ["x-original-method", "x-forwarded-method"] {
+        for value in headers.get_all(name) {
+            conflicting |= found.is_some_and(|f| f != value);
+            found = Some(value);
+        }
+    }
+    let value = found?;
+    let valid = !conflicting
+        && !value.is_empty()
+        && value.as_bytes().iter().all(|b| b.is_ascii_uppercase());
+    let method = if valid {
+        value.as_bytes()
+    } else {
+        &b"UNRECOGNISED-ORIGINAL-METHOD"[..]
+    };
+    http::Method::from_bytes(method).ok()
+}
+
 /// Removes the proxy headers a peer may not set: all of them from an untrusted peer; from a
 /// trusted proxy those tollgate sets itself or that override the URL.
 pub fn remove_client_proxy_headers(headers: &mut HeaderMap, trusted_peer: bool) {

@@ -69,6 +69,35 @@ pub struct Identity {
     pub issued_at: Option<u64>,
     /// Headers to inject, in order.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What route rules check beyond the kind and role: scopes, roles, selected claims.
+    pub grants: Grants,
+}
+
+/// The parts of a token that route rules (`scopes`, `roles`, `claims`) are judged on, read
+/// once when the token is verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// OAuth scopes: `scope` (space-separated) or `scp` (array or string).
+    pub scopes: Vec<String>,
+    /// Roles from the issuer's `roles_claim` (e.g. `realm_access.roles`).
+    pub roles: Vec<String>,
+    /// The claims a route's `claims` rule names, by dotted path, as compact JSON.
+    pub claims: Vec<(String, String)>,
+}
+
+impl Grants {
+    /// Whether every one of `required` is among the scopes.
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required.iter().all(|r| self.scopes.iter().any(|s| s == r))
+    }
+
+    /// The claim at `path` (dotted) as compact JSON, if the token had it.
+    pub fn claim(&self, path: &str) -> Option<&str> {
+        self.claims
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Whether `name` (lowercase, as `HeaderName` stores it) is an identity header: one of the
@@ -173,6 +202,7 @@ mod tests {
             token_id: None,
             issued_at: None,
             headers: vec![(X_SERVICE_NAME.clone(), HeaderValue::from_static("orders"))],
+            grants: Default::default(),
         };
         let mut h = HeaderMap::new();
         inject(&mut h, &identity);

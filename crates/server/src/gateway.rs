@@ -22,6 +22,7 @@ use crate::outbound::body::ResponseBody;
 use crate::outbound::forwarder::Forwarder;
 use tollgate_auth::Verifier;
 use tollgate_config::Config;
+use tollgate_config::Upstream;
 use tollgate_core::credentials::Providers;
 use tollgate_core::forwarded::ClientIp;
 use tollgate_core::{Core, Trace};
@@ -131,11 +132,17 @@ impl Gateway {
         let result = match self.core.decide(request, &peer, &mut trace).await {
             Ok((decision, upstream)) => {
                 let allow_token_cookie = decision.route.allow_token_cookie;
+                // A forward-auth answer is tollgate's own and is its identity headers; an
+                // upstream's answer may never carry any.
+                let own_answer = matches!(decision.route.upstream, Upstream::ForwardAuth);
                 let sent = self
                     .forwarder
                     .send(decision, upstream, client_upgrade)
                     .await;
                 sent.map(|(mut response, upstream_time)| {
+                    if own_answer {
+                        return (response, upstream_time);
+                    }
                     tollgate_core::response::filter(
                         response.headers_mut(),
                         self.core.verifier().claim_header_names(),

@@ -31,8 +31,7 @@ pub fn record(ctx: &AuditContext<'_>, identity: Option<&Identity>, refusal: Opti
     }
     let reason = match refusal {
         None => String::new(),
-        Some(Refusal::Unauthenticated(e)) => e.to_string(),
-        Some(Refusal::Forbidden(e)) => e.to_string(),
+        Some(refusal) => refusal.reason(),
     };
     info!(
         target: "audit",

@@ -115,7 +115,8 @@ impl Observers {
         };
         let result = match &auth.refusal {
             None => "allowed",
-            Some(Refusal::Forbidden(_)) => "forbidden",
+            Some(Refusal::Forbidden(_) | Refusal::InsufficientScope(_)) => "forbidden",
+            Some(Refusal::MethodNotAllowed(_)) => "method_not_allowed",
             Some(Refusal::Unauthenticated(e)) => e.kind(),
         };
         let caller = auth.caller.as_deref();

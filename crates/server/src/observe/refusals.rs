@@ -6,7 +6,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use tollgate_auth::Refusal as AuthRefusal;
 use tollgate_core::error::GatewayError;
 
 /// Most refusals the console may keep.
@@ -57,8 +56,7 @@ impl Refusals {
         }
         let (status, message) = error.status_and_message();
         let reason = match error {
-            GatewayError::Refused(AuthRefusal::Unauthenticated(e)) => e.to_string(),
-            GatewayError::Refused(AuthRefusal::Forbidden(e)) => e.to_string(),
+            GatewayError::Refused(refusal) => refusal.reason(),
             _ => message.to_owned(),
         };
         let refusal = Refusal {
@@ -94,7 +92,7 @@ mod tests {
     fn the_ring_keeps_the_newest_and_nothing_from_the_request() {
         let ring = Refusals::new(2);
         ring.record(
-            &GatewayError::Refused(AuthRefusal::Unauthenticated(AuthError::Expired)),
+            &GatewayError::Refused(tollgate_auth::Refusal::Unauthenticated(AuthError::Expired)),
             Some("a"),
             "r1",
         );

@@ -65,7 +65,7 @@ pub fn route_vias(
     routes
         .iter()
         .map(|route| match &route.upstream {
-            Upstream::Echo => None,
+            Upstream::Echo | Upstream::ForwardAuth => None,
             Upstream::Http {
                 scheme, authority, ..
             } if *scheme == Scheme::HTTP => {

@@ -25,6 +25,8 @@ pub struct Forwarder {
     vias: Vec<Option<Via>>,
     /// Each route's own in-flight limit, if it sets `max_requests`.
     route_limits: Vec<Option<Arc<Limit>>>,
+    /// The configured claim headers, which a forward-auth answer carries too.
+    claim_headers: Vec<http::HeaderName>,
 }
 
 impl Forwarder {
@@ -43,6 +45,12 @@ impl Forwarder {
                 .routes
                 .iter()
                 .map(|r| r.max_requests.map(Limit::new))
+                .collect(),
+            claim_headers: config
+                .identity
+                .claim_headers
+                .iter()
+                .map(|(_, h)| h.clone())
                 .collect(),
             client,
         }
@@ -63,8 +71,15 @@ impl Forwarder {
             credential,
             ..
         } = decision;
-        if let Upstream::Echo = route.upstream {
-            return Ok((super::echo::respond(&upstream), None));
+        match route.upstream {
+            Upstream::Echo => return Ok((super::echo::respond(&upstream), None)),
+            Upstream::ForwardAuth => {
+                return Ok((
+                    super::forward_auth::allow(&upstream, &self.claim_headers),
+                    None,
+                ));
+            }
+            Upstream::Http { .. } => {}
         }
         let via = self
             .vias

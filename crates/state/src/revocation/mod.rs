@@ -502,6 +502,7 @@ mod tests {
             token_id: jti.map(str::to_owned),
             issued_at: iat,
             headers: Vec::new(),
+            grants: Default::default(),
         }
     }
 

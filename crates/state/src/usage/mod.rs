@@ -214,6 +214,7 @@ mod tests {
             token_id: Some(jti.into()),
             issued_at: Some(1),
             headers: Vec::new(),
+            grants: Default::default(),
         }
     }
 
