@@ -39,6 +39,16 @@ impl Nginx {
     /// Like [`Nginx::start`], listening with `listen` parameters (e.g. `" ssl"`) and the extra
     /// `directives` in both servers (e.g. certificates, `ssl_verify_client on`).
     pub fn start_serving(listen: &str, directives: &str) -> Option<Nginx> {
+        Self::start_config(listen, directives, None)
+    }
+
+    /// Starts nginx with `servers` (one or more `server { ... }` blocks, `PORT` standing for the
+    /// chosen port, `DIR` for its directory) instead of the two reporting servers.
+    pub fn start_with_servers(servers: &str) -> Option<Nginx> {
+        Self::start_config("", "", Some(servers))
+    }
+
+    fn start_config(listen: &str, directives: &str, servers: Option<&str>) -> Option<Nginx> {
         if !Path::new(NGINX).exists() {
             assert!(
                 std::env::var("TOLLGATE_REQUIRE_NGINX").as_deref() != Ok("1"),
@@ -51,7 +61,7 @@ impl Nginx {
         }
         // The port is free when chosen but may be taken before nginx binds it: retry then.
         for _ in 0..5 {
-            if let Some(nginx) = Self::try_start(listen, directives) {
+            if let Some(nginx) = Self::try_start(listen, directives, servers) {
                 return Some(nginx);
             }
         }
@@ -59,7 +69,7 @@ impl Nginx {
     }
 
     /// One attempt; `None` if the port was taken, a panic on any other failure.
-    fn try_start(listen: &str, directives: &str) -> Option<Nginx> {
+    fn try_start(listen: &str, directives: &str, servers: Option<&str>) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -69,7 +79,7 @@ impl Nginx {
         let d = dir.path().display();
         std::fs::write(
             dir.path().join("nginx.conf"),
-            config(&d.to_string(), port, listen, directives),
+            config(&d.to_string(), port, listen, directives, servers),
         )
         .unwrap();
         let out = |name: &str| Stdio::from(std::fs::File::create(dir.path().join(name)).unwrap());
@@ -184,7 +194,13 @@ fn is_root() -> bool {
 }
 
 /// The nginx configuration: everything under `dir`, both servers on `port`.
-fn config(dir: &str, port: u16, listen_with: &str, directives: &str) -> String {
+fn config(
+    dir: &str,
+    port: u16,
+    listen_with: &str,
+    directives: &str,
+    servers: Option<&str>,
+) -> String {
     let user = if is_root() { "user root;\n" } else { "" };
     let server = |name: &str, listen: &str, label: &str| {
         format!(
@@ -225,9 +241,15 @@ http {{
         default default;
     }}
     log_format believed escape=json '{{"server":"$believed_server","status":"$status","request":"$request",{FIELDS}}}';
-{}{}}}
+{}}}
 "#,
-        server("_", " default_server", "default"),
-        server("admin.example.com", "", "admin"),
+        match servers {
+            Some(custom) => custom
+                .replace("PORT", &port.to_string())
+                .replace("DIR", dir),
+            None =>
+                server("_", " default_server", "default")
+                    + &server("admin.example.com", "", "admin"),
+        }
     )
 }

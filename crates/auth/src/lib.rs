@@ -11,6 +11,7 @@ pub mod decide;
 pub mod discovery;
 pub mod events;
 pub mod extract;
+pub mod introspection;
 pub mod jwks;
 #[cfg(feature = "layer")]
 pub mod layer;

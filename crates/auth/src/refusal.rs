@@ -31,6 +31,10 @@ impl Refusal {
     /// Status and the stable, client-facing error text.
     pub fn status_and_message(&self) -> (StatusCode, &'static str) {
         match self {
+            // Not the caller's fault: the provider that vouches for opaque tokens is down.
+            Refusal::Unauthenticated(AuthError::IntrospectionUnavailable) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service unavailable")
+            }
             Refusal::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => {
                 (StatusCode::FORBIDDEN, "forbidden")
@@ -70,6 +74,18 @@ impl Refusal {
         }
     }
 
+    /// The headers the answer carries besides its body: `Allow` for a 405 (RFC 9110 §15.5.6),
+    /// else the `WWW-Authenticate` challenge.
+    pub fn add_headers(&self, headers: &mut http::HeaderMap) {
+        if let Refusal::MethodNotAllowed(allowed) = self {
+            if let Ok(allow) = HeaderValue::from_str(allowed) {
+                headers.insert(http::header::ALLOW, allow);
+            }
+        } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+    }
+
     /// The JSON answer, its body made by `body` (an embedding service's own body type).
     pub fn into_response_with<B>(
         self,
@@ -78,14 +94,7 @@ impl Refusal {
     ) -> Response<B> {
         let (status, message) = self.status_and_message();
         let mut response = json_error_with(status, message, Some(&self.reason()), request_id, body);
-        if let Refusal::MethodNotAllowed(allowed) = &self {
-            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
-            if let Ok(allow) = HeaderValue::from_str(allowed) {
-                response.headers_mut().insert(http::header::ALLOW, allow);
-            }
-        } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge()) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-        }
+        self.add_headers(response.headers_mut());
         response
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::events::AuthEvents;
 use super::extract::TokenSources;
+use super::introspection::Introspector;
 use super::jwks::JwksSource;
 use super::keys::VerifyKey;
 use crate::claims::{claim_text, grants, lookup, optional_scalar, optional_text, token_kind};
@@ -41,6 +42,12 @@ pub enum AuthError {
     /// Over `MAX_TOKEN_BYTES`.
     #[error("token too large")]
     TooLarge,
+    /// An opaque token its issuer's introspection endpoint calls inactive (RFC 7662).
+    #[error("token not active")]
+    Inactive,
+    /// The introspection endpoint gave no answer (down, failing, or its breaker open).
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable,
     /// `alg` is not in the issuer's allow-list (or is `none`).
     #[error("algorithm not allowed")]
     AlgorithmNotAllowed,
@@ -120,6 +127,7 @@ impl AuthError {
                 "issued-at and lifetime (iat)"
             }
             AuthError::Revoked => "revocation",
+            AuthError::Inactive | AuthError::IntrospectionUnavailable => "introspection",
             AuthError::Missing
             | AuthError::MalformedHeader
             | AuthError::CertificateRequired
@@ -133,6 +141,7 @@ impl AuthError {
             AuthError::Missing => "missing",
             AuthError::Expired => "expired",
             AuthError::CertificateRequired => "certificate_missing",
+            AuthError::IntrospectionUnavailable => "introspection_unavailable",
             _ => "invalid",
         }
     }
@@ -172,6 +181,7 @@ struct IssuerVerifier {
     // of the key's family, and pinning the token's own algorithm is the strictest choice.
     validations: Vec<(Algorithm, Validation)>,
     jwks: Option<Arc<JwksSource>>,
+    introspector: Option<Arc<Introspector>>,
 }
 
 #[derive(Clone)]
@@ -212,6 +222,13 @@ fn issuer_verifiers(
                     .jwks
                     .clone()
                     .map(|j| Arc::new(JwksSource::new(config.name.clone(), j, events.clone()))),
+            },
+            introspector: match unchanged(config) {
+                Some(old) => old.introspector.clone(),
+                None => config
+                    .introspection
+                    .clone()
+                    .map(|i| Arc::new(Introspector::new(&config.issuer, i))),
             },
             config: config.clone(),
         })
@@ -453,6 +470,9 @@ impl Verifier {
                 Err(_) => Err(Rejected::Revoked(hit)),
             };
         }
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return self.introspect(token, now).await;
+        }
         let (header, iss) = pre_parse(token)?;
         let (index, issuer) = self
             .issuers
@@ -479,6 +499,26 @@ impl Verifier {
             return Err(Rejected::Revoked(identity));
         }
         self.remember(token, &identity, index, generation, now);
+        Ok(identity)
+    }
+
+    /// An opaque token (not a compact JWS): asked about at the first issuer with an
+    /// introspection endpoint, and judged like a JWT's claims (type, lifetime, grants, the
+    /// revocation list). Without such an issuer it is malformed, as before.
+    async fn introspect(&self, token: &str, now: u64) -> Result<Arc<Identity>, Rejected> {
+        let Some(issuer) = self.issuers.iter().find(|i| i.introspector.is_some()) else {
+            return Err(AuthError::Malformed.into());
+        };
+        let introspector = issuer.introspector.as_ref().expect("found with one");
+        // Boxed: rare next to JWTs, and its future is large.
+        let claims = Box::pin(introspector.claims(token, now)).await?;
+        if !issuer.config.audiences.is_empty() && !audience_accepted(&claims, &issuer.config) {
+            return Err(AuthError::AudienceNotAccepted.into());
+        }
+        let identity = Arc::new(self.build_identity(&claims, issuer)?);
+        if self.refuse_revoked(&identity).is_err() {
+            return Err(Rejected::Revoked(identity));
+        }
         Ok(identity)
     }
 
@@ -570,11 +610,13 @@ impl Verifier {
     ) -> Result<Identity, AuthError> {
         let (kind, service) = token_kind(claims, &issuer.config)?;
         let grants = grants(claims, &issuer.config, &self.rule_claims)?;
-        let subject = match (optional_scalar(claims, "user_id")?, &service) {
-            (Some(id), _) => id,
-            // A client-credentials token may have no subject: the client is the caller.
-            (None, Some(service)) => optional_scalar(claims, "sub")?.unwrap_or(service.clone()),
-            (None, None) => optional_scalar(claims, "sub")?
+        // A standard client-credentials token may have no subject: the client is the caller.
+        // tollgate's own tokens (with `type`) must name one.
+        let standard_service = service.as_ref().filter(|_| !claims.contains_key("type"));
+        let subject = match optional_scalar(claims, "user_id")? {
+            Some(id) => id,
+            None => optional_scalar(claims, "sub")?
+                .or_else(|| standard_service.cloned())
                 .ok_or_else(|| AuthError::MissingClaim("sub".into()))?,
         };
         let email = optional_text(claims, "email")?;
@@ -662,6 +704,20 @@ struct IdentityFields<'a> {
     roles: &'a [String],
     tenant: Option<&'a str>,
     service: Option<&'a str>,
+}
+
+/// Whether an introspection answer's `aud` (a string or an array) names one of the issuer's
+/// audiences.
+fn audience_accepted(claims: &Map<String, Value>, issuer: &IssuerConfig) -> bool {
+    let accepted = |aud: &Value| {
+        aud.as_str()
+            .is_some_and(|a| issuer.audiences.iter().any(|x| x == a))
+    };
+    match claims.get("aud") {
+        Some(Value::Array(items)) => items.iter().any(accepted),
+        Some(aud) => accepted(aud),
+        None => false,
+    }
 }
 
 /// The issuer's lifetime policy: `iat` no later than now (plus leeway), and `exp - iat` (or

@@ -37,6 +37,7 @@ use tollgate_http::forwarded::TrustedProxies;
 pub use env::Env;
 pub(crate) use error::invalid;
 pub use error::{ConfigError, Invalid};
+pub use issuers::introspection::IntrospectionConfig;
 pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, Secret, SigningKeyConfig,
     TokenTypes,

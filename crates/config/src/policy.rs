@@ -100,6 +100,10 @@ pub enum Forbidden {
     /// A token without every scope the route requires.
     #[error("insufficient scope")]
     InsufficientScope,
+    /// A method the route does not serve, asked about through forward-auth (where a proxy
+    /// takes only 401 and 403 as answers: nginx turns any other status into a 500).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// A required claim missing or with another value.
     #[error("claim not allowed")]
     ClaimNotAllowed,

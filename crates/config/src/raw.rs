@@ -211,13 +211,26 @@ pub struct RawIssuer {
     /// How a token's type is known: `"tollgate"` (its `type` claim, `access` or `service`,
     /// with `is_service` agreeing: tollgate's own tokens) or `"standard"` (OAuth/OIDC access
     /// tokens: no `type` needed; a client-credentials token is a service when the issuer may
-    /// vouch for services). Default: `"standard"` with `jwks_url` or `discovery`, else
+    /// vouch for services). Default: `"standard"` with `jwks_url`, `discovery` or
+    /// `introspection_url`, else
     /// `"tollgate"`.
     pub token_types: Option<String>,
     /// Dotted path of the claim holding the caller's roles (an array or a string), e.g.
     /// `"realm_access.roles"`, `"roles"`, `"https://example.com/roles"` (quote a key that has
     /// dots: `'"https://example.com/roles"'`). Default: the `role` claim only.
     pub roles_claim: Option<String>,
+    /// RFC 7662 introspection endpoint for opaque (non-JWT) tokens. Default: none (an opaque
+    /// token is refused as malformed).
+    pub introspection_url: Option<String>,
+    /// tollgate's client id at the introspection endpoint (HTTP Basic).
+    pub introspection_client_id: Option<String>,
+    /// Its client secret, usually `"${SOME_VAR}"`.
+    pub introspection_client_secret: Option<String>,
+    /// A file holding the client secret.
+    pub introspection_client_secret_file: Option<String>,
+    /// Longest time an introspection answer is reused, never beyond the token's `exp`.
+    /// Default `"60s"`, at most `"1h"`.
+    pub introspection_cache: Option<HumanDuration>,
     /// Clock skew allowed on `exp` and `nbf`. Default `"30s"`.
     pub leeway: Option<HumanDuration>,
     /// HMAC secret (at least 32 bytes), usually `"${SOME_VAR}"`.

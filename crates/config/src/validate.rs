@@ -518,7 +518,7 @@ mod tests {
             ),
             (
                 "[[providers]]\nname = \"v\"\nkind = \"login\"\nauth_url = \"http://127.0.0.1:9\"\nemail = \"a@b.c\"\npassword = \"p\"\n[[routes]]\nprefix = \"/a\"\nupstream = \"echo\"\npolicy = \"public\"\nupstream_auth = \"v\"\n".to_owned(),
-                "t.toml: routes[0].upstream_auth: the echo upstream would show the vendor token",
+                "t.toml: routes[0].upstream_auth: needs an upstream URL (echo would show the vendor token",
             ),
         ];
         for (text, want) in cases {

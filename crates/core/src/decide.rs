@@ -24,6 +24,7 @@ use crate::rewrite;
 use crate::routing::{RouteTable, forward_path};
 use tollgate_auth::decide::{self, Verdict};
 use tollgate_auth::extract;
+use tollgate_auth::policy::Forbidden;
 use tollgate_auth::{Refusal, Verifier};
 use tollgate_config::signer::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
 use tollgate_config::{Config, Route, Upstream};
@@ -360,8 +361,15 @@ impl Core {
             _ => None,
         };
         let method = original.as_ref().unwrap_or(&parts.method);
-        let Verdict { decision, caller } =
-            decide::judge_as(&self.verifier, &route.policy, parts, method).await;
+        let Verdict {
+            mut decision,
+            caller,
+        } = decide::judge_as(&self.verifier, &route.policy, parts, method).await;
+        if matches!(route.upstream, Upstream::ForwardAuth)
+            && let Err(Refusal::MethodNotAllowed(_)) = decision
+        {
+            decision = Err(Refusal::Forbidden(Forbidden::MethodNotAllowed));
+        }
         trace.auth = Some(AuthOutcome {
             caller: caller.clone(),
             refusal: decision.as_ref().err().cloned(),

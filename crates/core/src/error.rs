@@ -139,14 +139,6 @@ impl GatewayError {
         }
     }
 
-    /// The `WWW-Authenticate` challenge for 401 and 403 answers (RFC 6750 §3).
-    fn challenge(&self) -> Option<String> {
-        match self {
-            GatewayError::Refused(refusal) => Some(refusal.challenge()),
-            _ => None,
-        }
-    }
-
     /// The JSON response for this error, its body made by `body` (so an embedding service
     /// answers with its own body type, byte for byte what the gateway sends).
     pub fn to_response_with<B>(
@@ -163,13 +155,8 @@ impl GatewayError {
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let Some(challenge) = self
-            .challenge()
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
-            response
-                .headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, challenge);
+        if let GatewayError::Refused(refusal) = self {
+            refusal.add_headers(response.headers_mut());
         }
         response
     }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use tollgate_auth::Refusal;
+use tollgate_auth::policy::Forbidden;
 use tollgate_config::Config;
 use tollgate_core::error::GatewayError;
 use tollgate_core::forwarded::ClientIp;
@@ -154,6 +155,7 @@ fn allowed<B>(
         result: "ok",
         detail: policy_allows(decision),
     });
+    steps.extend(rule_steps(&decision.route.policy, upstream.method()));
     // The vendor token is only fetched when sending, so explain can only name its provider.
     let note = decision.route.upstream_auth.map(|i| {
         format!(
@@ -170,6 +172,42 @@ fn allowed<B>(
         steps,
         would_send: Some(upstream::would_send(client_headers, upstream, note)),
     }
+}
+
+/// One passed step per rule the route sets (methods, roles, scopes, claims), saying what met it.
+fn rule_steps(policy: &tollgate_auth::policy::RoutePolicy, method: &http::Method) -> Vec<Step> {
+    let joined = |items: &[String]| items.join(", ");
+    let mut steps = Vec::new();
+    let mut passed = |step: &str, detail: String| {
+        steps.push(Step {
+            step: step.into(),
+            result: "ok",
+            detail,
+        })
+    };
+    if !policy.methods.is_empty() {
+        let allowed: Vec<String> = policy.methods.iter().map(|m| m.to_string()).collect();
+        passed(
+            "methods",
+            format!("{method} is one of {}", joined(&allowed)),
+        );
+    }
+    if !policy.roles.is_empty() {
+        passed(
+            "roles",
+            format!("the caller has one of {}", joined(&policy.roles)),
+        );
+    }
+    if !policy.scopes.is_empty() {
+        passed(
+            "scopes",
+            format!("the token has {}", joined(&policy.scopes)),
+        );
+    }
+    for rule in &policy.claims {
+        passed("claims", format!("{} is {}", rule.key, rule.expected));
+    }
+    steps
 }
 
 /// Who the policy let through: the caller named by their token, or nobody on a public route.
@@ -217,9 +255,18 @@ async fn refused(mut steps: Vec<Step>, error: GatewayError) -> Explanation {
 
 /// Names the step that refused the request, so that exactly one step reads `failed`.
 fn push_refusal_step(steps: &mut Vec<Step>, error: &GatewayError) {
-    if let GatewayError::Refused(Refusal::Forbidden(_)) = error {
+    let failed_step = match error {
+        GatewayError::Refused(Refusal::Forbidden(Forbidden::RoleNotAllowed)) => Some("roles"),
+        GatewayError::Refused(Refusal::Forbidden(Forbidden::ClaimNotAllowed)) => Some("claims"),
+        GatewayError::Refused(Refusal::Forbidden(Forbidden::MethodNotAllowed))
+        | GatewayError::Refused(Refusal::MethodNotAllowed(_)) => Some("methods"),
+        GatewayError::Refused(Refusal::InsufficientScope(_)) => Some("scopes"),
+        GatewayError::Refused(Refusal::Forbidden(_)) => Some("policy"),
+        _ => None,
+    };
+    if let Some(step) = failed_step {
         steps.push(Step {
-            step: "policy".into(),
+            step: step.into(),
             result: "failed",
             detail: said(error),
         });

@@ -1,5 +1,7 @@
 //! Validation of `[[issuers]]`: algorithms, secrets and keys are loaded once, here.
 
+pub mod introspection;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -77,6 +79,8 @@ pub struct IssuerConfig {
     pub token_types: TokenTypes,
     /// Where the caller's roles are (path segments), besides `role`.
     pub roles_claim: Option<Vec<String>>,
+    /// RFC 7662 introspection for opaque tokens, if configured.
+    pub introspection: Option<introspection::IntrospectionConfig>,
     /// Identity of this issuer's settings and key material, for reloads.
     pub fingerprint: super::Fingerprint,
 }
@@ -213,10 +217,10 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, Inval
     let signing_keys = load_signing_keys(raw, &mut keys)?;
     let kid_secrets = load_kid_secrets(raw, &algorithms, &mut keys)?;
     let jwks = load_jwks(raw)?;
-    if keys.is_empty() && jwks.is_none() {
+    if keys.is_empty() && jwks.is_none() && raw.introspection_url.is_none() {
         return Err(Invalid::new(
             "issuer",
-            "no keys: set secret, secret_file, secrets, public_keys, signing_key(s) or jwks_url",
+            "no keys: set secret, secret_file, secrets, public_keys, signing_key(s), jwks_url, discovery or introspection_url",
         ));
     }
     check_token_sources(raw)?;
@@ -239,6 +243,7 @@ pub fn validate_issuer(raw: &RawIssuer, env: &Env) -> Result<IssuerConfig, Inval
         // Resolved once the signing issuer is known; see `validate`.
         service_tokens: raw.service_tokens.unwrap_or(false),
         token_types: token_types(raw)?,
+        introspection: introspection::load(raw)?,
         roles_claim: raw
             .roles_claim
             .as_deref()
@@ -268,6 +273,10 @@ fn check_names(raw: &RawIssuer) -> Result<(), Invalid> {
 fn parse_algorithms(raw: &RawIssuer) -> Result<Vec<Algorithm>, Invalid> {
     if raw.algorithms.is_empty() && uses_discovery(raw) {
         return Ok(DISCOVERY_ALGORITHMS.to_vec());
+    }
+    if raw.algorithms.is_empty() && raw.introspection_url.is_some() {
+        // Opaque tokens only: no JWT of this issuer is accepted.
+        return Ok(Vec::new());
     }
     if raw.algorithms.is_empty() {
         return Err(Invalid::new("algorithms", "list at least one algorithm"));
@@ -299,8 +308,8 @@ fn uses_discovery(raw: &RawIssuer) -> bool {
     raw.discovery || raw.discovery_url.is_some()
 }
 
-/// `token_types`, or its default: standard for a remote key set (an IdP), tollgate's own
-/// convention for local keys.
+/// `token_types`, or its default: standard for a remote key set or introspection (an IdP),
+/// tollgate's own convention for local keys.
 fn token_types(raw: &RawIssuer) -> Result<TokenTypes, Invalid> {
     match raw.token_types.as_deref() {
         Some("tollgate") => Ok(TokenTypes::Tollgate),
@@ -309,7 +318,12 @@ fn token_types(raw: &RawIssuer) -> Result<TokenTypes, Invalid> {
             "token_types",
             format!("unknown {other:?}: use \"tollgate\" or \"standard\""),
         )),
-        None if raw.jwks_url.is_some() || uses_discovery(raw) => Ok(TokenTypes::Standard),
+        None if raw.jwks_url.is_some()
+            || uses_discovery(raw)
+            || raw.introspection_url.is_some() =>
+        {
+            Ok(TokenTypes::Standard)
+        }
         None => Ok(TokenTypes::Tollgate),
     }
 }
