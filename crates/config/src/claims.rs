@@ -38,20 +38,23 @@ pub struct ClaimRule {
     pub path: Vec<String>,
     /// The required value, as compact JSON.
     pub expected: String,
+    /// The required value.
+    pub value: serde_json::Value,
 }
 
 /// Parses one `claims` entry; only strings, integers and booleans may be required.
 pub fn claim_rule(key: &str, value: &toml::Value) -> Result<ClaimRule, String> {
-    let expected = match value {
-        toml::Value::String(s) => serde_json::to_string(s).map_err(|e| e.to_string())?,
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
+    let value = match value {
+        toml::Value::String(s) => serde_json::Value::from(s.as_str()),
+        toml::Value::Integer(i) => serde_json::Value::from(*i),
+        toml::Value::Boolean(b) => serde_json::Value::from(*b),
         _ => return Err("a required claim value is a string, an integer or a boolean".into()),
     };
     Ok(ClaimRule {
         key: key.to_owned(),
         path: claim_path(key)?,
-        expected,
+        expected: value.to_string(),
+        value,
     })
 }
 

@@ -250,7 +250,7 @@ fn claim_matches(identity: &Identity, rule: &crate::claims::ClaimRule) -> bool {
     identity.grants.claim(&rule.key).is_some_and(|value| {
         value == rule.expected
             || serde_json::from_str::<Vec<serde_json::Value>>(value)
-                .is_ok_and(|items| items.iter().any(|item| item.to_string() == rule.expected))
+                .is_ok_and(|items| items.contains(&rule.value))
     })
 }
 
