@@ -115,9 +115,18 @@ async fn a_service_authenticates_with_its_certificate_and_routes_choose_how() {
         Some("spiffe://cluster.local/ns/x/sa/x"),
         None,
     );
+    // An X.509-SVID has exactly one URI SAN: two SPIFFE IDs (one of them registered) name
+    // nobody.
+    let twin = certs.issue(
+        "twin",
+        &["orders.internal"],
+        Some(&format!("{ORDERS} spiffe://cluster.local/ns/x/sa/x")),
+        None,
+    );
     let upstream = RecordingUpstream::start().await;
     let gw = spawn_gateway(&config(&upstream.url(), &certs, "request")).await;
     let tls = gw.running.as_ref().unwrap().tls_addrs[0];
+    let as_twin = Client::new(&certs.ca_file, Some(&twin));
     let (as_orders, as_billing, as_stranger, anonymous) = (
         Client::new(&certs.ca_file, Some(&orders)),
         Client::new(&certs.ca_file, Some(&billing)),
@@ -125,10 +134,26 @@ async fn a_service_authenticates_with_its_certificate_and_routes_choose_how() {
         Client::new(&certs.ca_file, None),
     );
     let (orders_token, billing_token) = (bearer("orders"), bearer("billing"));
+    // A client's own identity, and its claim to a certificate in the header families TLS
+    // proxies set (the upstream would believe those as the verified certificate).
     let spoof = [
         ("x-service-name", "billing"),
         ("x-user-type", "service"),
         ("x-user-id", "spiffe://cluster.local/ns/billing/sa/billing"),
+        ("x-ssl-client-verify", "SUCCESS-billing"),
+        ("X-SSL-Client-S-DN", "CN=billing"),
+        ("ssl_client_cert", "billing"),
+        ("x-client-cert", "billing"),
+        (
+            "x-spiffe-id",
+            "spiffe://cluster.local/ns/billing/sa/billing",
+        ),
+        (
+            "x-forwarded-client-cert",
+            "URI=spiffe://cluster.local/ns/billing/sa/billing",
+        ),
+        ("x-arr-clientcert", "billing"),
+        ("client-cert", ":billing:"),
     ];
 
     // Certificate only: the SPIFFE ID is the identity the upstream receives; a client's own
@@ -161,6 +186,13 @@ async fn a_service_authenticates_with_its_certificate_and_routes_choose_how() {
             vec![],
             (401, "client certificate not registered for a service"),
             "valid but unmapped",
+        ),
+        (
+            &as_twin,
+            "/cert/x",
+            vec![],
+            (401, "client certificate not registered for a service"),
+            "two SPIFFE IDs, and its DNS name is not used instead",
         ),
         (
             &anonymous,

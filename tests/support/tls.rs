@@ -74,7 +74,8 @@ impl TestCerts {
                 .subject_alt_names
                 .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         }
-        if let Some(uri) = uri {
+        // Several URI SANs: separated by spaces.
+        for uri in uri.into_iter().flat_map(|u| u.split(' ')) {
             params.subject_alt_names.push(SanType::URI(
                 rcgen::string::Ia5String::try_from(uri).unwrap(),
             ));

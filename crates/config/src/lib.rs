@@ -169,6 +169,9 @@ pub struct ConsoleConfig {
     pub token: Option<Secret>,
     /// How many recent refusals are kept (0 while the console is off).
     pub recent_refusals: usize,
+    /// Host names the console answers besides its listener's address and `localhost`
+    /// (lowercase, without port).
+    pub hosts: Vec<String>,
 }
 
 /// Limits of the admin listener: tight, since it serves only probes and scrapes.

@@ -84,6 +84,11 @@ pub struct RawAdmin {
     /// How many recent refusals the console shows. Default 100 (at most 10000).
     #[serde(default = "default_recent_refusals")]
     pub recent_refusals: usize,
+    /// Host names (port optional) the console answers besides the admin listener's own
+    /// address and `localhost`, e.g. `["admin.internal"]`: any other `Host` or `Origin` is
+    /// refused, so a web page cannot reach the console through DNS rebinding. Default: none.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 impl Default for RawAdmin {
@@ -92,6 +97,7 @@ impl Default for RawAdmin {
             console: false,
             token: None,
             recent_refusals: default_recent_refusals(),
+            hosts: Vec::new(),
         }
     }
 }

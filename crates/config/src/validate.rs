@@ -307,6 +307,11 @@ fn validate_console(
         enabled: raw.console,
         token: token.map(|t| super::Secret::new(t.as_bytes().to_vec())),
         recent_refusals: if raw.console { raw.recent_refusals } else { 0 },
+        hosts: raw
+            .hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
     })
 }
 

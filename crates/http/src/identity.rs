@@ -28,6 +28,28 @@ pub static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
 /// upstream, on any route.
 const RESERVED_PREFIXES: [&[u8]; 4] = [b"x-user-", b"x-service-", b"x-tenant-", b"x-tollgate-"];
 
+/// The client-certificate header families TLS-terminating proxies set (nginx, HAProxy,
+/// Apache, Envoy, Traefik, IIS/ARR, AWS ALB, RFC 9440): an upstream behind a TLS proxy trusts
+/// them as the verified certificate, so tollgate, the TLS proxy here, owns them all and a
+/// client's copy never passes (any case, `_` for `-`). Only tollgate sets
+/// `x-forwarded-client-cert`, on routes that ask for it.
+const TLS_PROXY_PREFIXES: [&[u8]; 14] = [
+    b"x-ssl-",
+    b"ssl-client",
+    b"x-client-cert",
+    b"x-client-verify",
+    b"x-client-dn",
+    b"x-client-s-dn",
+    b"x-client-i-dn",
+    b"x-spiffe",
+    b"x-arr-clientcert",
+    b"x-forwarded-client-cert",
+    b"x-forwarded-tls-client-cert",
+    b"x-amzn-mtls-clientcert",
+    b"client-cert",
+    b"x-tls-client-",
+];
+
 /// Which kind of token the caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -105,14 +127,18 @@ impl Grants {
 /// several Python and PHP backends fold `_` into `-`.
 pub fn is_identity_header(name: &str, configured: &[HeaderName]) -> bool {
     let name = name.as_bytes();
-    if name.first() != Some(&b'x') && configured.is_empty() {
+    // Every owned family starts with x, s or c: most headers are dismissed on one byte.
+    if !matches!(name.first(), Some(b'x' | b's' | b'c')) && configured.is_empty() {
         return false;
     }
-    RESERVED_PREFIXES.iter().any(|prefix| {
+    let starts_with = |prefix: &&[u8]| {
         name.len() >= prefix.len() && same_folding_underscore(&name[..prefix.len()], prefix)
-    }) || configured.iter().any(|c| {
-        c.as_str().len() == name.len() && same_folding_underscore(name, c.as_str().as_bytes())
-    })
+    };
+    RESERVED_PREFIXES.iter().any(starts_with)
+        || TLS_PROXY_PREFIXES.iter().any(starts_with)
+        || configured.iter().any(|c| {
+            c.as_str().len() == name.len() && same_folding_underscore(name, c.as_str().as_bytes())
+        })
 }
 
 /// Whether `name` is `x-tollgate-assertion` in any case, with `_` for `-`.
@@ -156,6 +182,46 @@ pub fn inject(headers: &mut HeaderMap, identity: &Identity) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_proxy_certificate_headers_are_owned_in_every_spelling() {
+        let owned = [
+            "X-SSL-Client-Cert",
+            "x-ssl-client-verify",
+            "X_SSL_Client_S_DN",
+            "SSL-Client-Cert",
+            "ssl_client_verify",
+            "X-Client-Cert",
+            "x-client-certificate",
+            "X-Client-Verify",
+            "x-client-s-dn",
+            "X-SPIFFE-ID",
+            "x_spiffe_id",
+            "X-ARR-ClientCert",
+            "X-Forwarded-Client-Cert",
+            "x-forwarded-tls-client-cert-info",
+            "X-Amzn-Mtls-Clientcert-Subject",
+            "Client-Cert",
+            "client-cert-chain",
+            "x-tls-client-intermediate",
+        ];
+        for name in owned {
+            assert!(
+                is_identity_header(&name.to_ascii_lowercase(), &[]),
+                "{name}"
+            );
+        }
+        for name in [
+            "x-client-id",
+            "x-request-id",
+            "cookie",
+            "content-type",
+            "x-sslx",
+            "cache-control",
+        ] {
+            assert!(!is_identity_header(name, &[]), "{name}");
+        }
+    }
 
     #[test]
     fn strips_every_spelling_of_identity_headers() {

@@ -251,7 +251,7 @@ async fn start_admin(
     tokio::spawn(admin::serve(
         listener,
         state.clone(),
-        config.admin_limits.clone(),
+        (config.admin_limits.clone(), config.limits.clone()),
         stop,
     ));
     Ok(Some(bound))

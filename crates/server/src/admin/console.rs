@@ -94,6 +94,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// Whether the request names the console by an address or a name it answers to: an IP
+/// literal, `localhost`, or one of `[admin] hosts`, in `Host` (or the HTTP/2 authority) and in
+/// `Origin` when present. A page of another site that rebinds its own name to this address
+/// sends that name, so it is refused whether or not a credential is configured.
+fn host_allowed(headers: &http::HeaderMap, uri: &http::Uri, names: &[String]) -> bool {
+    let allowed = |host: &str| {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        host.parse::<std::net::IpAddr>().is_ok()
+            || host == "localhost"
+            || names.iter().any(|n| *n == host)
+    };
+    let host = match headers.get(http::header::HOST) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<http::uri::Authority>().ok()),
+        None => uri.authority().cloned(),
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    if !allowed(host.host().trim_start_matches('[').trim_end_matches(']')) {
+        return false;
+    }
+    match headers.get(http::header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.parse::<http::Uri>().ok())
+            .and_then(|o| {
+                o.host()
+                    .map(|h| allowed(h.trim_start_matches('[').trim_end_matches(']')))
+            })
+            .unwrap_or(false),
+    }
+}
+
 /// Whether `request` is for the console.
 pub fn is_console(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
@@ -111,6 +149,9 @@ where
     let config = gateway.config().clone();
     if !config.console.enabled {
         return error(StatusCode::NOT_FOUND, "not found");
+    }
+    if !host_allowed(request.headers(), request.uri(), &config.console.hosts) {
+        return error(StatusCode::FORBIDDEN, "host not allowed");
     }
     if !authorized(&config, &request) {
         let mut response = error(StatusCode::UNAUTHORIZED, "admin credential required");

@@ -21,7 +21,7 @@ use crate::conn::accept::accept_loop;
 use crate::outbound::body::{ResponseBody, full};
 use arc_swap::ArcSwap;
 use tollgate_client::fetch;
-use tollgate_config::AdminLimits;
+use tollgate_config::{AdminLimits, Limits};
 
 use crate::gateway::Gateway;
 use tollgate_core::credentials::ProviderState;
@@ -220,14 +220,22 @@ pub fn probe<'a>(url: &'a str) -> BoxFuture<'a, Result<(), String>> {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
-    limits: AdminLimits,
+    (limits, data): (AdminLimits, Limits),
     stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The data listener's request-head limits hold here too: a stalled or oversized head is
+    // cut off the same way on either port.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.connection_timeout);
+        .header_read_timeout(data.header_read_timeout.min(limits.connection_timeout))
+        .max_buf_size(data.max_header_bytes)
+        .max_headers(data.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(data.max_header_bytes).unwrap_or(u32::MAX));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let deadline = limits.connection_timeout;
     accept_loop("admin", listener, connections, stop, |stream, _| {
