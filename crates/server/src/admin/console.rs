@@ -101,9 +101,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn host_allowed(headers: &http::HeaderMap, uri: &http::Uri, names: &[String]) -> bool {
     let allowed = |host: &str| {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        host.parse::<std::net::IpAddr>().is_ok()
-            || host == "localhost"
-            || names.iter().any(|n| *n == host)
+        host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" || names.contains(&host)
     };
     let host = match headers.get(http::header::HOST) {
         Some(value) => value
