@@ -458,3 +458,38 @@ policy = "service"
     assert!(ok, "{out}");
     all_refuse(&replicas, &leaked, started).await;
 }
+
+#[tokio::test]
+async fn one_unreadable_revocation_entry_does_not_stop_the_fleet_revoking() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let replica = GatewayProcess::spawn(&config(&upstream.url(), &redis), &[]);
+    // A hand edit, or another version's format, and an entry naming nothing.
+    assert_eq!(
+        redis.command("HSET fleet-test:revocations bogus not-json"),
+        ":1"
+    );
+    assert_eq!(redis.command("HSET fleet-test:revocations empty {}"), ":1");
+    let (ok, token) = cli(&replica, &["token", "issue", "orders"]);
+    assert!(ok, "{token}");
+    let (ok, out) = cli(&replica, &["token", "revoke", token.trim()]);
+    assert!(ok, "revoke failed on an unreadable entry: {out}");
+    assert!(
+        out.contains("; 1 revocation(s)"),
+        "only the readable entry is counted: {out}"
+    );
+    let (ok, listed) = cli(&replica, &["token", "revoked"]);
+    assert!(ok, "{listed}");
+    // The heading and the one readable revocation.
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    within(async {
+        while status(&replica, token.trim()).await != 401 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let other = cli(&replica, &["token", "issue", "billing"]).1;
+    assert_eq!(status(&replica, other.trim()).await, 200);
+}

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use tracing::warn;
 
 use super::Revocation;
 use super::store::StoreError;
@@ -141,15 +142,21 @@ impl RedisStore {
             .hgetall(&self.hash)
             .await
             .map_err(failed(&self.url))?;
-        fields
-            .into_iter()
-            .map(|(field, value)| {
-                serde_json::from_str(&value).map_err(|e| StoreError::Invalid {
-                    path: format!("{} {}", self.hash, field).into(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
+        // Entry by entry: one unreadable entry (a hand edit, another version's format) must not
+        // stop the fleet from reading, adding or listing the others. It is skipped and named.
+        let mut list = Vec::with_capacity(fields.len());
+        for (field, value) in fields {
+            match serde_json::from_str::<Revocation>(&value) {
+                Ok(entry) if entry.jti.is_some() != entry.service.is_some() => list.push(entry),
+                Ok(_) => {
+                    warn!(hash = %self.hash, field, "revocation entry names neither or both of jti and service; skipped")
+                }
+                Err(e) => {
+                    warn!(hash = %self.hash, field, error = %e, "unreadable revocation entry skipped")
+                }
+            }
+        }
+        Ok(list)
     }
 
     /// The list's version: changes whenever a revocation is added.
