@@ -680,3 +680,71 @@ async fn what_explain_would_send_is_what_the_upstream_receives() {
         .unwrap();
     assert_eq!(broken.status.code(), Some(2), "a config error exits 2");
 }
+
+#[tokio::test]
+async fn explain_verifies_a_client_certificate_as_the_listener_does_and_builds_the_tls_request() {
+    let upstream = RecordingUpstream::start().await;
+    let (state, certs) = (tempfile::tempdir().unwrap(), TestCerts::generate());
+    let gw = GatewayProcess::spawn(&config(&upstream.url(), state.path(), &certs), &[]);
+    let orders = certs.issue(
+        "orders",
+        &["orders.internal"],
+        Some("spiffe://cluster.local/ns/orders/sa/orders"),
+        None,
+    );
+    // Same names, another CA: the listener refuses it at the handshake, so explain must not
+    // call it allowed.
+    let elsewhere = TestCerts::generate();
+    let forged = elsewhere.issue(
+        "orders",
+        &["orders.internal"],
+        Some("spiffe://cluster.local/ns/orders/sa/orders"),
+        None,
+    );
+    let live = support::tls::tls_get(
+        gw.tls.unwrap(),
+        &certs.ca_file,
+        Some((&forged.0, &forged.1)),
+        "/cert/x",
+        &[],
+    )
+    .await;
+    assert!(live.is_err() || live.as_ref().unwrap().0 != 200, "{live:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["explain", "--format", "json", "--config"])
+        .arg(&gw.config_path)
+        .args(["GET", "/cert/x", "--client-cert"])
+        .arg(&forged.0)
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "explain allowed a certificate the handshake refuses"
+    );
+    assert!(stderr.contains("refuse it at the handshake"), "{stderr}");
+
+    // The real certificate: allowed, and the request explain would send is the TLS one.
+    let (code, json) = explain_with(&gw, "GET", "/cert/x", &[], Some(&orders.0));
+    assert_eq!(code, 0, "{json}");
+    let (status, _) = support::tls::tls_get(
+        gw.tls.unwrap(),
+        &certs.ca_file,
+        Some((&orders.0, &orders.1)),
+        "/cert/x",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let would = json["would_send"]["headers"].as_array().unwrap();
+    let proto = would
+        .iter()
+        .find(|h| h["name"] == "x-forwarded-proto")
+        .map(|h| h["value"].as_str().unwrap().to_owned());
+    let raw = upstream.raw().to_ascii_lowercase();
+    assert!(raw.contains("x-forwarded-proto: https\r\n"), "{raw}");
+    assert_eq!(proto.as_deref(), Some("https"), "{json}");
+}

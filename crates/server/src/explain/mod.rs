@@ -120,9 +120,13 @@ pub fn explain<'a>(
         let core = Core::new(config, Arc::new(()), None);
         core.verifier().revocations().read_once().await;
         let mut trace = Trace::default();
-        let decided = core
-            .decide_offline(request, &ClientIp::new(peer), &mut trace)
-            .await;
+        // A client certificate means a TLS connection: the request is built as the TLS
+        // listener builds it (`x-forwarded-proto: https`, `Forwarded: proto=https`).
+        let client = match client_certificate {
+            Some(_) => ClientIp::new(peer).over_tls(),
+            None => ClientIp::new(peer),
+        };
+        let decided = core.decide_offline(request, &client, &mut trace).await;
 
         let mut steps = vec![request::request_step(method, target, &client_headers)];
         let error = decided.as_ref().err();

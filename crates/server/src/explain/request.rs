@@ -69,23 +69,45 @@ fn parse_header(header: &str) -> Result<(HeaderName, HeaderValue), ExplainError>
     Ok((name, value))
 }
 
-/// The identity a TLS client presenting the certificate at `path` would have.
+/// The identity a TLS client presenting the certificate at `path` (a PEM file: the leaf, then
+/// any intermediates) would have, after the same verification the TLS listener makes: a
+/// certificate the handshake would refuse, or a config whose listeners ask for none, is an
+/// error, not an identity.
 fn read_certificate(
     config: &Config,
     path: &std::path::Path,
 ) -> Result<tollgate_auth::certificate::ClientCertificate, ExplainError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let leaf = CertificateDer::from_pem_file(path)
-        .map_err(|e| ExplainError::Certificate(format!("{}: {e}", path.display())))?;
-    let services = config
-        .tls
-        .as_ref()
-        .map(|t| t.client_services.clone())
-        .unwrap_or_default();
-    crate::conn::client_certificate::read(leaf.as_ref(), &services).ok_or_else(|| {
-        ExplainError::Certificate(format!("{}: not an X.509 certificate", path.display()))
-    })
+    let failed =
+        |reason: String| ExplainError::Certificate(format!("{}: {reason}", path.display()));
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| failed(e.to_string()))?;
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(failed("no certificate in the file".into()));
+    };
+    let tls = config.tls.as_ref();
+    let roots = tls
+        .filter(|t| t.client_auth != tollgate_config::tls::ClientAuth::None)
+        .and_then(|t| t.client_roots.clone())
+        .ok_or_else(|| {
+            failed("no listener of this config asks for client certificates (a client's would be ignored)".into())
+        })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    verifier
+        .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+        .map_err(|e| {
+            failed(format!(
+                "the TLS listener would refuse it at the handshake: {e}"
+            ))
+        })?;
+    let services = tls.map(|t| t.client_services.clone()).unwrap_or_default();
+    crate::conn::client_certificate::read(leaf.as_ref(), &services)
+        .ok_or_else(|| failed("not an X.509 certificate".into()))
 }
 
 /// The first step: the request as given, with the Host it was explained with.
