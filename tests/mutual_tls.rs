@@ -42,6 +42,14 @@ services = ["orders"]
 authenticate_with = "certificate"
 
 [[routes]]
+prefix = "/xfcc"
+upstream = "{upstream}"
+policy = "service"
+services = ["orders"]
+authenticate_with = "certificate"
+forward_client_cert = true
+
+[[routes]]
 prefix = "/either"
 upstream = "{upstream}"
 policy = "service"
@@ -171,6 +179,49 @@ async fn a_service_authenticates_with_its_certificate_and_routes_choose_how() {
         assert!(raw.contains(header), "{header}: {raw}");
     }
     assert!(!raw.contains("billing"), "{raw}");
+    assert!(
+        !raw.contains("x-forwarded-client-cert"),
+        "sent on a route that did not ask: {raw}"
+    );
+
+    // A route that asks for the certificate's details gets them from tollgate, not the client.
+    let (status, body) = as_orders.get(tls, "/xfcc/x", &spoof).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let raw = upstream.raw();
+    let lower = raw.to_ascii_lowercase();
+    let xfcc: Vec<&str> = lower
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-forwarded-client-cert: "))
+        .collect();
+    let [details] = xfcc.as_slice() else {
+        panic!("exactly one x-forwarded-client-cert: {raw}");
+    };
+    let hash = details
+        .strip_prefix("hash=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let der = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(&orders.0).unwrap()
+    };
+    let expected: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(der.as_ref())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(
+        hash, expected,
+        "the hash is of the certificate presented: {details}"
+    );
+    assert!(
+        details.ends_with(&format!(";uri={ORDERS};dns=orders.internal")),
+        "{details}"
+    );
+    assert!(!lower.contains("billing"), "{raw}");
 
     for (client, path, headers, want, why) in [
         (

@@ -22,6 +22,8 @@ pub struct ClientCertificate {
     pub dns_names: Vec<String>,
     /// The identity of the service the config maps it to; `None`: not registered.
     pub identity: Option<Arc<Identity>>,
+    /// The SHA-256 of the certificate's DER, lowercase hex (for `x-forwarded-client-cert`).
+    pub sha256: Option<String>,
 }
 
 impl ClientCertificate {
@@ -53,7 +55,36 @@ impl ClientCertificate {
             spiffe_id,
             dns_names,
             identity,
+            sha256: None,
         }
+    }
+
+    /// The same, with the SHA-256 of its DER (lowercase hex).
+    pub fn with_sha256(self, hex: String) -> Self {
+        Self {
+            sha256: Some(hex),
+            ..self
+        }
+    }
+
+    /// `x-forwarded-client-cert` in Envoy's format (`Hash=…;URI=…;DNS=…`), for routes that
+    /// send the verified certificate's details: tollgate sets it, never a client. A DNS name
+    /// with a character the format would need to quote is left out rather than quoted.
+    pub fn forwarded_client_cert(&self) -> Option<HeaderValue> {
+        let mut value = format!("Hash={}", self.sha256.as_deref()?);
+        if let Some(uri) = &self.spiffe_id {
+            value.push_str(";URI=");
+            value.push_str(uri);
+        }
+        let plain = |name: &&String| {
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'*'))
+        };
+        for name in self.dns_names.iter().filter(plain) {
+            value.push_str(";DNS=");
+            value.push_str(name);
+        }
+        HeaderValue::from_str(&value).ok()
     }
 }
 

@@ -290,6 +290,8 @@ pub struct Route {
     pub sends_forwarded: bool,
     /// Send the signed identity assertion (`x-tollgate-assertion`).
     pub identity_assertion: bool,
+    /// Send `x-forwarded-client-cert` with the verified client certificate's details.
+    pub forward_client_cert: bool,
 }
 
 /// Where a route forwards to.

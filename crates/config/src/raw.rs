@@ -746,6 +746,11 @@ pub struct RawRoute {
     /// Default false: a vendor gets no internal addresses or host names.
     #[serde(default)]
     pub send_forwarded: bool,
+    /// Send the verified client certificate's details in `x-forwarded-client-cert` (Envoy's
+    /// format: `Hash=<sha256 of the DER>;URI=<SPIFFE ID>;DNS=<name>`). Only tollgate sets it: a
+    /// client's copy is always removed. Default false.
+    #[serde(default)]
+    pub forward_client_cert: bool,
     /// Send `x-tollgate-assertion`, a signed, short-lived JWT bound to this request (method,
     /// path, host, request id) that carries the caller's identity. Needs `[assertion]`.
     /// Default false.

@@ -218,6 +218,7 @@ fn validate_route(
         sends_identity: true,
         sends_forwarded: true,
         identity_assertion: route.identity_assertion,
+        forward_client_cert: route.forward_client_cert,
     })
 }
 

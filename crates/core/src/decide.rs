@@ -237,6 +237,10 @@ impl Core {
                 claim_headers: self.verifier.claim_header_names(),
                 exempt_preflight,
                 upgrade: upgrade.clone(),
+                certificate: parts
+                    .extensions
+                    .get::<Arc<tollgate_auth::certificate::ClientCertificate>>()
+                    .map(Arc::as_ref),
             },
         );
         self.assert_identity(&route, identity.as_deref(), trace, &target, &mut parts)?;

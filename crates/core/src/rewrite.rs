@@ -65,7 +65,13 @@ pub struct Inputs<'a> {
     pub exempt_preflight: bool,
     /// The upgrade protocols to forward.
     pub upgrade: Option<HeaderValue>,
+    /// The client certificate the TLS handshake verified, if any.
+    pub certificate: Option<&'a tollgate_auth::certificate::ClientCertificate>,
 }
+
+/// `x-forwarded-client-cert`, which only tollgate sets (a client's is stripped as an identity
+/// header).
+static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
 /// Applies the rules, in order, to the client's headers.
 pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
@@ -83,6 +89,12 @@ pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
         && inputs.route.sends_identity
     {
         identity::inject(headers, identity);
+    }
+    if inputs.route.forward_client_cert
+        && inputs.route.sends_identity
+        && let Some(details) = inputs.certificate.and_then(|c| c.forwarded_client_cert())
+    {
+        headers.insert(X_FORWARDED_CLIENT_CERT.clone(), details);
     }
     let host = inputs.host.map(CanonicalHost::header);
     if inputs.route.sends_forwarded {
@@ -180,6 +192,7 @@ mod tests {
             sends_identity: true,
             sends_forwarded: true,
             identity_assertion: false,
+            forward_client_cert: false,
         }
     }
 
@@ -256,6 +269,7 @@ mod tests {
                 claim_headers: &[],
                 exempt_preflight: preflight,
                 upgrade: None,
+                certificate: None,
             },
         );
         headers

@@ -134,6 +134,7 @@ mod tests {
             sends_identity: true,
             sends_forwarded: true,
             identity_assertion: false,
+            forward_client_cert: false,
         })
     }
 

@@ -34,9 +34,9 @@ pub fn read(der: &[u8], services: &BTreeMap<String, String>) -> Option<ClientCer
         [one] if is_spiffe_id(one) => Some((*one).to_owned()),
         _ => return Some(nobody()),
     };
-    Some(ClientCertificate::from_names(
-        spiffe_id, dns_names, expires_at, services,
-    ))
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Some(ClientCertificate::from_names(spiffe_id, dns_names, expires_at, services).with_sha256(hex))
 }
 
 /// Whether a URI is in the `spiffe` scheme, in any letter case (so `SPIFFE://` cannot slip
