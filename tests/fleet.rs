@@ -493,3 +493,78 @@ async fn one_unreadable_revocation_entry_does_not_stop_the_fleet_revoking() {
     let other = cli(&replica, &["token", "issue", "billing"]).1;
     assert_eq!(status(&replica, other.trim()).await, 200);
 }
+
+#[tokio::test]
+async fn a_replica_started_while_redis_is_down_enforces_its_copy_of_the_last_list() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.json");
+    let toml = config(&upstream.url(), &redis).replace(
+        "usage_flush_interval",
+        &format!("copy_path = \"{}\"\nusage_flush_interval", copy.display()),
+    );
+    let first = GatewayProcess::spawn(&toml, &[]);
+    let (ok, revoked) = cli(&first, &["token", "issue", "orders"]);
+    assert!(ok, "{revoked}");
+    let valid = cli(&first, &["token", "issue", "billing"]).1;
+    assert!(cli(&first, &["token", "revoke", revoked.trim()]).0);
+    all_refuse(std::slice::from_ref(&first), revoked.trim(), Instant::now()).await;
+    let jti = {
+        use base64::Engine;
+        let payload = revoked.trim().split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    let kept = std::fs::read_to_string(&copy).expect("the replica keeps a copy");
+    assert!(kept.contains(&jti), "{kept}");
+
+    redis.stop();
+    let late = GatewayProcess::spawn(&toml, &[]);
+    // Not ready (the live list is unread), but not open either: the copy is enforced.
+    let ready = get(&format!("http://{}/readyz", late.admin), &[]).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(status(&late, revoked.trim()).await, 401);
+    assert_eq!(status(&late, valid.trim()).await, 200);
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_service_tokens_until_a_list_was_read() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let toml = config(&upstream.url(), &redis).replace(
+        "usage_flush_interval",
+        "copy_path = \"\"\nfail_closed = true\nusage_flush_interval",
+    );
+    let first = GatewayProcess::spawn(&toml, &[]);
+    let token = cli(&first, &["token", "issue", "orders"]).1;
+    within(async {
+        while status(&first, token.trim()).await != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    redis.stop();
+    let late = GatewayProcess::spawn(&toml, &[]);
+    assert_eq!(
+        status(&late, token.trim()).await,
+        401,
+        "no list read, no copy: closed"
+    );
+    redis.restart();
+    within(async {
+        while status(&late, token.trim()).await != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}

@@ -145,6 +145,10 @@ pub enum StateConfig {
         encryption_key: Option<Secret>,
         /// Prefix of every key.
         key_prefix: String,
+        /// Where the last list read is copied (none: no copy).
+        copy: Option<std::path::PathBuf>,
+        /// Refuse service tokens while no list was ever read.
+        fail_closed: bool,
     },
 }
 

@@ -150,6 +150,14 @@ pub struct RawState {
     pub encryption_key: Option<String>,
     /// redis: a file holding the encryption key (base64), e.g. a mounted Secret.
     pub encryption_key_file: Option<String>,
+    /// redis: where this replica keeps a copy of the last revocation list it read, and starts
+    /// from when Redis is unreachable at start-up. Default
+    /// `"tollgate-state/revocations-copy-<hash of url and key_prefix>.json"`; `""` keeps none.
+    pub copy_path: Option<String>,
+    /// redis: refuse service tokens while no revocation list was ever read (neither from Redis
+    /// nor from the copy), instead of accepting them unchecked. Default false.
+    #[serde(default)]
+    pub fail_closed: bool,
     /// redis: prefix of every key tollgate uses. Default `"tollgate:"`.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
@@ -171,6 +179,8 @@ impl Default for RawState {
             encryption_key: None,
             encryption_key_file: None,
             key_prefix: default_key_prefix(),
+            copy_path: None,
+            fail_closed: false,
             usage_flush_interval: default_usage_flush_interval(),
         }
     }

@@ -49,7 +49,25 @@ fn redis_state(raw: &RawState, file: &str) -> Result<StateConfig, ConfigError> {
         ca_pem,
         encryption_key,
         key_prefix: raw.key_prefix.clone(),
+        copy: match raw.copy_path.as_deref() {
+            None => Some(default_copy_path(url, &raw.key_prefix)),
+            Some("") => None,
+            Some(path) => Some(path.into()),
+        },
+        fail_closed: raw.fail_closed,
     })
+}
+
+/// The default place of a replica's copy of the revocation list: one file per store (URL and
+/// key prefix), so gateways of two fleets on one machine never start from each other's list.
+fn default_copy_path(url: &str, prefix: &str) -> std::path::PathBuf {
+    // FNV-1a: a stable name, not a secret.
+    let hash = format!("{url}\n{prefix}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("tollgate-state/revocations-copy-{hash:016x}.json").into()
 }
 
 /// Checks `state.url`: present, without credentials, `redis://` or `rediss://`, and encrypted

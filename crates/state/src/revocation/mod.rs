@@ -253,6 +253,12 @@ pub struct Revocations {
     /// Whether a list has been read: until then nothing is refused, so the gateway is not
     /// ready.
     loaded: AtomicBool,
+    /// Whether the list in force came from this replica's local copy (Redis not read yet).
+    seeded: AtomicBool,
+    /// Where the last list read from Redis is copied, to start from it next time.
+    copy: Option<PathBuf>,
+    /// Refuse service tokens while no list was ever read (not even the copy).
+    fail_closed: bool,
     events: Option<Arc<dyn StateEvents>>,
 }
 
@@ -275,6 +281,9 @@ impl Revocations {
             refresher: Refresher::never(),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(true),
+            seeded: AtomicBool::new(false),
+            copy: None,
+            fail_closed: false,
             events: None,
         })
     }
@@ -304,8 +313,21 @@ impl Revocations {
             refresher: Refresher::new(),
             up: AtomicBool::new(true),
             loaded: AtomicBool::new(false),
+            seeded: AtomicBool::new(false),
+            copy: match state {
+                StateConfig::Redis { copy, .. } => copy.clone(),
+                StateConfig::File { .. } => None,
+            },
+            fail_closed: matches!(
+                state,
+                StateConfig::Redis {
+                    fail_closed: true,
+                    ..
+                }
+            ),
             events: Some(events),
         });
+        this.seed_from_copy();
         match &this.source {
             Source::File(path) => this.apply(store::read(path).map_err(|e| e.to_string())),
             Source::Nothing => this.loaded.store(true, Ordering::Release),
@@ -336,8 +358,16 @@ impl Revocations {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Refuses a revoked token. An empty list costs one atomic load.
+    /// Refuses a revoked token. An empty list costs one atomic load. With `fail_closed`, a
+    /// service token is refused while no list was ever read.
     pub fn check(&self, identity: &Identity) -> Result<(), Revoked> {
+        if self.fail_closed
+            && identity.kind == tollgate_http::identity::TokenKind::Service
+            && !self.loaded.load(Ordering::Acquire)
+            && !self.seeded.load(Ordering::Acquire)
+        {
+            return Err(Revoked);
+        }
         let set = self.set.load();
         if !set.is_empty() && set.refuses(identity) {
             return Err(Revoked);
@@ -430,9 +460,33 @@ impl Revocations {
         }
     }
 
+    /// Starts a Redis-backed list from this replica's copy of the last list it read, so a
+    /// replica started while Redis is unreachable still refuses what was revoked before.
+    fn seed_from_copy(&self) {
+        let Some(path) = self.copy.as_deref().filter(|p| p.exists()) else {
+            return;
+        };
+        match store::read(path) {
+            Ok(revocations) => {
+                let set = RevocationSet::new(&revocations, crate::clock::now());
+                info!(copy = %path.display(), in_force = set.len(), "revocation list taken from the local copy until the store answers");
+                self.set.store(Arc::new(set));
+                self.seeded.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                warn!(copy = %path.display(), error = %e, "local copy of the revocation list unreadable; not used")
+            }
+        }
+    }
+
     fn apply(&self, list: Result<Vec<Revocation>, String>) {
         match list {
             Ok(revocations) => {
+                if let Some(path) = &self.copy
+                    && let Err(e) = store::replace(path, &revocations)
+                {
+                    warn!(copy = %path.display(), error = %e, "local copy of the revocation list not written");
+                }
                 let set = RevocationSet::new(&revocations, crate::clock::now());
                 let in_force = set.len();
                 self.set.store(Arc::new(set));

@@ -68,6 +68,15 @@ fn validate(path: &Path, document: &Document) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Replaces the list in the file with `revocations` (a replica's copy of the shared list).
+pub fn replace(path: &Path, revocations: &[Revocation]) -> Result<(), StoreError> {
+    rewrite(path, |document: &mut Document| {
+        document.revocations = revocations.to_vec();
+        Ok(())
+    })
+    .map(|_| ())
+}
+
 /// Adds `revocation` and drops those expired at `now`; returns the list written.
 pub fn add(path: &Path, revocation: Revocation, now: u64) -> Result<Vec<Revocation>, StoreError> {
     let document = rewrite(path, |document: &mut Document| {
