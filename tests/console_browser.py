@@ -32,7 +32,7 @@ try:
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": credential}})
     driver.get(args["url"] + "/console")
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 60)
 
     def rows(tbody):
         # Read in one script: the tables are rebuilt every few seconds, so element handles

@@ -53,6 +53,30 @@ where
     B::Data: Send,
     B::Error: Into<tollgate_http::BoxError>,
 {
+    build_client_speaking(tls, true)
+}
+
+/// Like [`build_client_with`], offering HTTP/1.1 only: for a route that forwards the client's
+/// host, which HTTP/2 would have to carry in `:authority`, where the connection's own
+/// authority goes (one authority per hop, RFC 9113 §8.3.1).
+pub fn build_client_http1_with<B>(tls: &UpstreamTls) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<tollgate_http::BoxError>,
+{
+    build_client_speaking(tls, false)
+}
+
+fn build_client_speaking<B>(
+    tls: &UpstreamTls,
+    http2: bool,
+) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<tollgate_http::BoxError>,
+{
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -65,7 +89,10 @@ where
             .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name.clone())),
         None => builder,
     };
-    let https = builder.enable_http1().enable_http2().wrap_connector(http);
+    let https = match http2 {
+        true => builder.enable_http1().enable_http2().wrap_connector(http),
+        false => builder.enable_http1().wrap_connector(http),
+    };
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())

@@ -49,7 +49,7 @@ pub struct RawUpstreamTls {
 }
 
 /// How tollgate connects to one upstream over TLS.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct UpstreamTls {
     /// The roots the upstream's certificate must chain to.
     pub roots: TrustRoots,

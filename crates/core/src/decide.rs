@@ -293,7 +293,7 @@ impl Core {
                 identity,
                 trace,
                 &parts.method,
-                target.path(),
+                target,
                 &parts.headers,
             )?;
             parts
@@ -389,15 +389,17 @@ fn assertion_for(
     identity: Option<&Identity>,
     trace: &Trace,
     method: &http::Method,
-    path: &str,
+    target: &Uri,
     headers: &http::HeaderMap,
 ) -> Result<HeaderValue, GatewayError> {
     let text = |name: &http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let bound = Bound {
         rid: trace.request_id.to_str().unwrap_or_default(),
         method: method.as_str(),
-        path,
-        host: text(&http::header::HOST),
+        path: target.path(),
+        // The host the upstream uses: `Host` when tollgate sends one, else the target's
+        // authority, which an https upstream gets in `:authority` (or a `Host` made from it).
+        host: text(&http::header::HOST).or_else(|| target.authority().map(|a| a.as_str())),
         tenant: identity.and(text(&tollgate_http::identity::X_TENANT_ID)),
     };
     let claims = signer.claims(identity, bound, std::time::SystemTime::now());

@@ -23,6 +23,7 @@ use std::borrow::Cow;
 
 use http::HeaderMap;
 use http::header::{HOST, HeaderName, HeaderValue};
+use http::uri::Scheme;
 
 use tollgate_auth::extract::{self, TokenSources};
 use tollgate_config::{Route, Upstream};
@@ -140,6 +141,11 @@ fn remove_method_overrides(headers: &mut HeaderMap) {
 /// for echo, which has no authority of its own), else the upstream's own.
 fn set_host(headers: &mut HeaderMap, route: &Route, client_host: Option<&HeaderValue>) {
     match (&route.upstream, client_host) {
+        // An https upstream may speak HTTP/2, where the authority travels in `:authority`
+        // alone; the client adds `Host` from the same URI when the connection is HTTP/1.1.
+        (Upstream::Http { scheme, .. }, _) if !route.preserve_host && *scheme == Scheme::HTTPS => {
+            headers.remove(HOST);
+        }
         (Upstream::Http { host, .. }, _) if !route.preserve_host => {
             headers.insert(HOST, host.clone());
         }

@@ -12,7 +12,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
-pub use tollgate_client::{build_client, build_client_trusting, build_client_with};
+pub use tollgate_client::{
+    build_client, build_client_http1_with, build_client_trusting, build_client_with,
+};
 
 use super::limit::Limit;
 use super::pool::{Http1Pool, ReturnToPool};
@@ -80,10 +82,13 @@ pub fn route_vias(
                 Some(Via::Pool(pool))
             }
             Upstream::Http { authority, .. } => {
-                // A route with its own TLS settings gets its own client (and connections).
-                let client = match &route.upstream_tls {
-                    Some(tls) => build_client_with(tls),
-                    None => client.clone(),
+                // A route with its own TLS settings gets its own client (and connections), and so
+                // does one that forwards the client's host: HTTP/1.1 only, so the host travels
+                // once, in `Host`.
+                let client = match (&route.upstream_tls, route.preserve_host) {
+                    (tls, true) => build_client_http1_with(&tls.clone().unwrap_or_default()),
+                    (Some(tls), false) => build_client_with(tls),
+                    (None, false) => client.clone(),
                 };
                 let limit = match tls_limits.iter().find(|(a, _)| a == authority) {
                     Some((_, limit)) => limit.clone(),
