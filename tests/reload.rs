@@ -237,3 +237,67 @@ policy = "service"
     assert_eq!(jwks.fetches(), fetches, "no JWKS refetch after the reload");
     running.shutdown();
 }
+
+#[tokio::test]
+async fn a_reload_during_a_key_fetch_loses_neither_the_fetch_nor_the_key() {
+    use jsonwebtoken::Algorithm::RS256;
+    use std::sync::{Arc, Mutex};
+    // A JWKS server that takes 600 ms to answer: a refetch is in flight when the reload lands.
+    let document = Arc::new(Mutex::new(JwksServer::document(&[(
+        "k1", "rsa.key", RS256,
+    )])));
+    let served = document.clone();
+    let jwks = MockUpstream::start(move |_| {
+        let current = served.lock().unwrap().clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            json_response(StatusCode::OK, &current)
+        }
+    })
+    .await;
+    let config = |extra: &str| {
+        with_test_server(&format!(
+            "[[issuers]]\nissuer = \"idp\"\nalgorithms = [\"RS256\", \"ES256\"]\njwks_url = \"{}/jwks.json\"\n\
+             jwks_min_refresh_interval = \"1s\"\njwks_timeout = \"5s\"\n\
+             [[routes]]\nprefix = \"/\"\nupstream = \"echo\"\n{extra}",
+            jwks.url()
+        ))
+    };
+    let env = tollgate::Env::from_map(std::iter::empty::<(String, String)>());
+    let gw = spawn_gateway(&config("")).await;
+    let claims = service_claims("idp", "orders");
+    let old = mint(&claims, RS256, "rsa.key", Some("k1"));
+    until_bearer_status(&gw, "/", &old, 200).await;
+    // Past the least interval between fetches: the new kid's fetch is not rate-limited.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // The key set rotates; a token with the new kid starts a refetch, and the config is
+    // reloaded (issuer unchanged) while that fetch is in flight.
+    *document.lock().unwrap() =
+        JwksServer::document(&[("k2", "ec256.key", jsonwebtoken::Algorithm::ES256)]);
+    let new = mint(
+        &claims,
+        jsonwebtoken::Algorithm::ES256,
+        "ec256.key",
+        Some("k2"),
+    );
+    let gw_url = gw.url("/");
+    let in_flight = tokio::spawn({
+        let token = new.clone();
+        async move { bearer_status_and_reason(&gw_url, &token).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let reloaded = tollgate::Config::from_toml(
+        &config("[[routes]]\nprefix = \"/added\"\nupstream = \"echo\"\npolicy = \"public\"\n"),
+        "t.toml",
+        &env,
+    )
+    .unwrap();
+    gw.running.as_ref().unwrap().reload(reloaded);
+    assert_eq!(within(in_flight).await.unwrap(), (200, String::new()));
+    assert_eq!(
+        bearer_status(&gw, "/", &new).await,
+        200,
+        "the next request after the reload"
+    );
+}
