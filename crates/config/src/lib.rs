@@ -234,6 +234,8 @@ pub struct Limits {
     pub upstream_max_requests: usize,
     /// Most connections per plain-HTTP upstream.
     pub upstream_max_connections: usize,
+    /// Longest wait for a TCP connection to a plain-HTTP upstream.
+    pub upstream_connect_timeout: Duration,
 }
 
 /// Log output format.

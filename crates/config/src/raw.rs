@@ -570,6 +570,11 @@ pub struct RawLimits {
     /// Default time to wait for an upstream's response head. Default `"30s"`.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout: HumanDuration,
+    /// Time to wait for a TCP connection to a plain-HTTP upstream, apart from the response
+    /// timeout; a refused or timed-out connect is tried once more for an idempotent request.
+    /// Default `"3s"`.
+    #[serde(default = "default_upstream_connect_timeout")]
+    pub upstream_connect_timeout: HumanDuration,
     /// Most requests in flight to one upstream (host and port); more get 503 at once.
     /// Default 1024 (Envoy's circuit-breaker default).
     #[serde(default = "default_upstream_max")]
@@ -595,6 +600,7 @@ impl Default for RawLimits {
             max_connections: default_max_connections(),
             max_body_bytes: default_max_body_bytes(),
             upstream_timeout: default_upstream_timeout(),
+            upstream_connect_timeout: default_upstream_connect_timeout(),
             upstream_max_requests: default_upstream_max(),
             upstream_max_connections: default_upstream_max(),
         }
@@ -636,6 +642,9 @@ fn default_max_body_bytes() -> u64 {
 }
 fn default_upstream_max() -> usize {
     1024
+}
+fn default_upstream_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3))
 }
 fn default_upstream_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))

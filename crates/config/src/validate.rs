@@ -192,6 +192,11 @@ fn validate_limits(raw: &RawConfig, file: &str) -> Result<Limits, ConfigError> {
         max_connections: l.max_connections,
         upstream_max_requests: l.upstream_max_requests,
         upstream_max_connections: l.upstream_max_connections,
+        upstream_connect_timeout: positive(
+            file,
+            "limits.upstream_connect_timeout",
+            l.upstream_connect_timeout.0,
+        )?,
     })
 }
 

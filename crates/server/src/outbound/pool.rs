@@ -38,6 +38,8 @@ pub struct Http1Pool {
     requests: Arc<Limit>,
     /// Connections open (idle ones included), up to `limits.upstream_max_connections`.
     connections: Arc<Limit>,
+    /// Longest wait for a new connection (`limits.upstream_connect_timeout`).
+    connect_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Http1Pool {
@@ -61,6 +63,7 @@ impl Http1Pool {
             idle: Mutex::new(Vec::new()),
             requests: Limit::new(limits.upstream_max_requests),
             connections: Limit::new(limits.upstream_max_connections),
+            connect_timeout: limits.upstream_connect_timeout,
         })
     }
 
@@ -87,10 +90,21 @@ impl Http1Pool {
         *request.uri_mut() = http::Uri::from_parts(origin)
             .map_err(|_| GatewayError::Internal("upstream path could not be rebuilt"))?;
         let permit = self.requests.acquire("upstream requests in flight")?;
+        // A refused or timed-out connect sent nothing: an idempotent request may try once more
+        // (a restarting upstream, a full listen backlog), another must not be repeated.
+        let mut connect_retries = usize::from(request.method().is_idempotent());
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                None => match self.connect().await {
+                    Ok(sender) => (sender, false),
+                    Err(error) if connect_retries > 0 => {
+                        connect_retries -= 1;
+                        debug!(pool = ?self, error = %error, "upstream connect failed; trying once more");
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                },
             };
             // A returned connection is ready once its task has seen the response end, or
             // fails here if the upstream has closed it meanwhile.
@@ -150,12 +164,12 @@ impl Http1Pool {
         // Held by the connection's task: given back when the connection closes.
         let permit = self.connections.acquire("upstream connections")?;
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(GatewayError::UpstreamConnect(Box::new(e))),
             Err(_) => {
                 return Err(GatewayError::UpstreamConnect(
-                    format!("connect timed out after {CONNECT_TIMEOUT:?}").into(),
+                    format!("connect timed out after {:?}", self.connect_timeout).into(),
                 ));
             }
         };
