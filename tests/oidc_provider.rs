@@ -62,13 +62,12 @@ fn provider() -> Option<Provider> {
     Some(Provider { child, issuer })
 }
 
-/// A client-credentials access token from the provider's token endpoint (HTTP Basic client
-/// authentication), for `resource` (a JWT) with `scope`.
-async fn token(provider: &Provider, scope: &str) -> String {
+/// The provider's answer to a client-credentials request with `form` (HTTP Basic client
+/// authentication): its access token.
+async fn client_credentials(provider: &Provider, form: String) -> String {
     use base64::Engine;
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{CLIENT_SECRET}"));
-    let form = format!("grant_type=client_credentials&resource={RESOURCE}&scope={scope}");
     let request = http::Request::post(format!("{}/token", provider.issuer))
         .header("authorization", format!("Basic {basic}"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -77,6 +76,12 @@ async fn token(provider: &Provider, scope: &str) -> String {
     let reply = send(request).await;
     assert_eq!(reply.status, 200, "token endpoint: {}", reply.text());
     reply.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A JWT access token for the resource, with `scope`.
+async fn token(provider: &Provider, scope: &str) -> String {
+    let form = format!("grant_type=client_credentials&resource={RESOURCE}&scope={scope}");
+    client_credentials(provider, form).await
 }
 
 #[tokio::test]
@@ -171,19 +176,8 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
 
 /// An opaque client-credentials token (no `resource`), as the provider mints it.
 async fn opaque_token(provider: &Provider) -> String {
-    use base64::Engine;
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{CLIENT_SECRET}"));
-    let request = http::Request::post(format!("{}/token", provider.issuer))
-        .header("authorization", format!("Basic {basic}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            "grant_type=client_credentials&scope=orders:read",
-        )))
-        .unwrap();
-    let reply = send(request).await;
-    assert_eq!(reply.status, 200, "token endpoint: {}", reply.text());
-    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let form = "grant_type=client_credentials&scope=orders:read".to_owned();
+    let token = client_credentials(provider, form).await;
     assert_eq!(
         token.matches('.').count(),
         0,

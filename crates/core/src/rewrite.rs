@@ -163,7 +163,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
-    use tollgate_auth::policy::{Policy, RoutePolicy};
+    use tollgate_auth::policy::RoutePolicy;
     use tollgate_http::identity::TokenKind;
 
     fn route(upstream: Upstream, preserve_host: bool, forward_authorization: bool) -> Route {
@@ -182,17 +182,9 @@ mod tests {
             upgrades: Vec::new(),
             allow_token_cookie: false,
             policy: RoutePolicy {
-                policy: Policy::Authenticated,
-                services: Vec::new(),
-                roles: Vec::new(),
-                scopes: Vec::new(),
-                scope_challenge: "".into(),
-                methods: Vec::new(),
-                claims: Vec::new(),
                 allow_cors_preflight: true,
                 forward_authorization,
-                issuers: Vec::new(),
-                credentials: Default::default(),
+                ..RoutePolicy::authenticated()
             },
             upstream_auth: None,
             sends_identity: true,
