@@ -506,10 +506,13 @@ impl Verifier {
     /// introspection endpoint, and judged like a JWT's claims (type, lifetime, grants, the
     /// revocation list). Without such an issuer it is malformed, as before.
     async fn introspect(&self, token: &str, now: u64) -> Result<Arc<Identity>, Rejected> {
-        let Some(issuer) = self.issuers.iter().find(|i| i.introspector.is_some()) else {
+        let found = self
+            .issuers
+            .iter()
+            .find_map(|i| Some((i, i.introspector.as_ref()?)));
+        let Some((issuer, introspector)) = found else {
             return Err(AuthError::Malformed.into());
         };
-        let introspector = issuer.introspector.as_ref().expect("found with one");
         // Boxed: rare next to JWTs, and its future is large.
         let claims = Box::pin(introspector.claims(token, now)).await?;
         if !issuer.config.audiences.is_empty() && !audience_accepted(&claims, &issuer.config) {
