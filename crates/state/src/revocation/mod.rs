@@ -50,6 +50,11 @@ pub struct Revocation {
 }
 
 impl Revocation {
+    /// Whether it names exactly one of a token (`jti`) or a service, as every store requires.
+    pub fn names_one_target(&self) -> bool {
+        self.jti.is_some() != self.service.is_some()
+    }
+
     /// `jti <id>` or `service <name>`.
     pub fn target(&self) -> String {
         match (&self.jti, &self.service) {

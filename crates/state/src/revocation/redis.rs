@@ -147,7 +147,7 @@ impl RedisStore {
         let mut list = Vec::with_capacity(fields.len());
         for (field, value) in fields {
             match serde_json::from_str::<Revocation>(&value) {
-                Ok(entry) if entry.jti.is_some() != entry.service.is_some() => list.push(entry),
+                Ok(entry) if entry.names_one_target() => list.push(entry),
                 Ok(_) => {
                     warn!(hash = %self.hash, field, "revocation entry names neither or both of jti and service; skipped")
                 }

@@ -55,11 +55,7 @@ pub fn read(path: &Path) -> Result<Vec<Revocation>, StoreError> {
 }
 
 fn validate(path: &Path, document: &Document) -> Result<(), StoreError> {
-    if document
-        .revocations
-        .iter()
-        .any(|r| r.jti.is_some() == r.service.is_some())
-    {
+    if document.revocations.iter().any(|r| !r.names_one_target()) {
         return Err(StoreError::Invalid {
             path: path.to_owned(),
             reason: "each revocation names exactly one of jti or service".to_owned(),
