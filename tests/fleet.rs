@@ -482,14 +482,36 @@ async fn one_unreadable_revocation_entry_does_not_stop_the_fleet_revoking() {
     );
     let (ok, listed) = cli(&replica, &["token", "revoked"]);
     assert!(ok, "{listed}");
-    // The heading and the one readable revocation.
-    assert_eq!(listed.lines().count(), 2, "{listed}");
+    // The heading, the one readable revocation, the two unreadable entries named, a warning.
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 5, "{listed}");
+    assert!(lines[1].starts_with("jti "), "{listed}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("unreadable bogus"))
+            && lines
+                .iter()
+                .any(|l| l.starts_with("unreadable empty") && l.contains("revoked_at")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("2 stored revocation entries are unreadable"),
+        "{listed}"
+    );
     within(async {
         while status(&replica, token.trim()).await != 401 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await;
+    // The replica counts what it skipped, and still enforces the rest.
+    assert_eq!(
+        metric(&replica, "tollgate_revocation_entries_unreadable").await,
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&replica, "tollgate_revocations_in_force").await,
+        Some(1.0)
+    );
     let other = cli(&replica, &["token", "issue", "billing"]).1;
     assert_eq!(status(&replica, other.trim()).await, 200);
 }
@@ -525,6 +547,10 @@ async fn a_replica_started_while_redis_is_down_enforces_its_copy_of_the_last_lis
     };
     let kept = std::fs::read_to_string(&copy).expect("the replica keeps a copy");
     assert!(kept.contains(&jti), "{kept}");
+    // With the version it was read at, the one Redis holds.
+    let version = redis.bulk("GET fleet-test:revocations:version").unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(kept["version"].to_string(), version, "{kept}");
 
     redis.stop();
     let late = GatewayProcess::spawn(&toml, &[]);

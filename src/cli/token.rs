@@ -157,13 +157,34 @@ pub fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
         Err(e) => return fail(e),
     };
     println!("{:<48} {:<22} {:<22} reason", "revoked", "at", "kept until");
-    for r in list.iter().filter(|r| r.expires_at > now) {
+    for r in list.revocations.iter().filter(|r| r.expires_at > now) {
         println!(
             "{:<48} {:<22} {:<22} {}",
             r.target(),
             humantime::format_rfc3339_seconds(unix_time(r.revoked_at)).to_string(),
             humantime::format_rfc3339_seconds(unix_time(r.expires_at)).to_string(),
             r.reason.as_deref().unwrap_or("-")
+        );
+    }
+    // Named, not hidden: an entry no replica can read enforces nothing.
+    for entry in &list.unreadable {
+        println!(
+            "{:<48} {:<22} {:<22} {}",
+            format!("unreadable {}", entry.field),
+            "-",
+            "-",
+            entry.reason
+        );
+    }
+    if !list.unreadable.is_empty() {
+        eprintln!(
+            "warning: {} stored revocation entr{} unreadable and enforced by no replica",
+            list.unreadable.len(),
+            if list.unreadable.len() == 1 {
+                "y is"
+            } else {
+                "ies are"
+            }
         );
     }
     ExitCode::SUCCESS
@@ -181,7 +202,7 @@ pub fn usage(args: &UsageArgs, env: &Env) -> ExitCode {
     };
     let read = runtime.block_on(async {
         let seen = tollgate::usage::read(&config.state, now).await?;
-        let revocations = tollgate::revocation::list(&config.state).await?;
+        let revocations = tollgate::revocation::list(&config.state).await?.revocations;
         Ok::<_, tollgate::revocation::store::StoreError>((seen, revocations))
     });
     let (seen, revocations) = match read {

@@ -5,8 +5,9 @@
 pub trait StateEvents: Send + Sync {
     /// The store answered (`true`) or failed to (`false`) when last asked.
     fn store_reachable(&self, _up: bool) {}
-    /// A revocation list was read; `in_force` entries are enforced from now on.
-    fn revocations_loaded(&self, _in_force: usize) {}
+    /// A revocation list was read; `in_force` entries are enforced from now on, `unreadable`
+    /// stored entries were skipped.
+    fn revocations_loaded(&self, _in_force: usize, _unreadable: usize) {}
     /// A revocation list could not be read; the previous one stays in force.
     fn revocation_load_failed(&self) {}
 }

@@ -322,7 +322,9 @@ async fn service_tokens(
 ) -> Result<Vec<tollgate_state::usage::ServiceUsage>, tollgate_state::revocation::store::StoreError>
 {
     let seen = tollgate_state::usage::read(&config.state, now).await?;
-    let revocations = tollgate_state::revocation::list(&config.state).await?;
+    let revocations = tollgate_state::revocation::list(&config.state)
+        .await?
+        .revocations;
     Ok(tollgate_state::usage::report(
         &config.tokens.services,
         &seen,

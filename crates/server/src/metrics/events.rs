@@ -59,9 +59,11 @@ impl tollgate_state::events::StateEvents for Metrics {
         self.state_store_up.set(i64::from(up));
     }
 
-    fn revocations_loaded(&self, in_force: usize) {
+    fn revocations_loaded(&self, in_force: usize, unreadable: usize) {
         self.revocations_in_force
             .set(i64::try_from(in_force).unwrap_or(i64::MAX));
+        self.revocation_entries_unreadable
+            .set(i64::try_from(unreadable).unwrap_or(i64::MAX));
     }
 
     fn revocation_load_failed(&self) {

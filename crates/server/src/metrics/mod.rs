@@ -63,6 +63,8 @@ pub struct Metrics {
     pub revocations_in_force: Gauge,
     /// Times the revocation list could not be read (the previous one stayed in force).
     pub revocation_load_failures: Counter,
+    /// Stored revocation entries skipped in the last list read because they were unreadable.
+    pub revocation_entries_unreadable: Gauge,
     /// 1 while the shared state store answers, 0 while it does not.
     pub state_store_up: Gauge,
     /// Open client connections by protocol (counted from their first request).

@@ -47,6 +47,7 @@ impl Metrics {
             service_registry: std::sync::RwLock::new(ServiceRegistry::default()),
             revocations_in_force: Gauge::default(),
             revocation_load_failures: Counter::default(),
+            revocation_entries_unreadable: Gauge::default(),
             state_store_up: {
                 // Up until the store is first found unreachable.
                 let up = Gauge::default();
@@ -117,6 +118,11 @@ impl Metrics {
             "revocation_load_failures",
             "Times the revocation list could not be read; the previous one stayed in force",
             self.revocation_load_failures.clone(),
+        );
+        registry.register(
+            "revocation_entries_unreadable",
+            "Stored revocation entries skipped in the last list read because they could not be read (`tollgate token revoked` names them)",
+            self.revocation_entries_unreadable.clone(),
         );
         registry.register(
             "state_store_up",

@@ -4,12 +4,15 @@
 //! `tollgate token revoke` writes it, every gateway reading that store picks the change up by
 //! itself within [`POLL_INTERVAL`], and each request costs one hash lookup in memory.
 
+pub mod listing;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(not(feature = "redis"))]
 #[path = "redis_off.rs"]
 pub mod redis;
 pub mod store;
+
+pub use listing::{Listing, Unreadable};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -334,7 +337,7 @@ impl Revocations {
         });
         this.seed_from_copy();
         match &this.source {
-            Source::File(path) => this.apply(store::read(path).map_err(|e| e.to_string())),
+            Source::File(path) => this.apply(read_file(path)),
             Source::Nothing => this.loaded.store(true, Ordering::Release),
             Source::Redis(_) | Source::Unusable => {}
         }
@@ -391,7 +394,7 @@ impl Revocations {
                 self.refresher.start(self, POLL_INTERVAL, move |this| {
                     let now = tollgate_config::file_stamp(&path);
                     let changed = std::mem::replace(&mut last, now) != now;
-                    let read = changed.then(|| store::read(&path).map_err(|e| e.to_string()));
+                    let read = changed.then(|| read_file(&path));
                     async move {
                         if let Some(read) = read {
                             this.apply(read);
@@ -435,16 +438,16 @@ impl Revocations {
     pub fn read_once<'a>(&'a self) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Source::Redis(store) = &self.source
-                && let Ok(list) = store.read().await
+                && let Ok(listing) = store.read().await
             {
-                self.load(list);
+                self.apply(Ok(listing));
             }
         })
     }
 
     /// Enforces `list` from now on (a one-off read, e.g. by `tollgate token verify`).
     pub fn load(&self, list: Vec<Revocation>) {
-        self.apply(Ok(list));
+        self.apply(Ok(Listing::of(list)));
     }
 
     /// Records whether the store answers; logs the transitions only.
@@ -471,10 +474,10 @@ impl Revocations {
         let Some(path) = self.copy.as_deref().filter(|p| p.exists()) else {
             return;
         };
-        match store::read(path) {
-            Ok(revocations) => {
-                let set = RevocationSet::new(&revocations, crate::clock::now());
-                info!(copy = %path.display(), in_force = set.len(), "revocation list taken from the local copy until the store answers");
+        match store::read_copy(path) {
+            Ok(copy) => {
+                let set = RevocationSet::new(&copy.revocations, crate::clock::now());
+                info!(copy = %path.display(), version = ?copy.version, in_force = set.len(), "revocation list taken from the local copy until the store answers");
                 self.set.store(Arc::new(set));
                 self.seeded.store(true, Ordering::Release);
             }
@@ -484,22 +487,25 @@ impl Revocations {
         }
     }
 
-    fn apply(&self, list: Result<Vec<Revocation>, String>) {
+    fn apply(&self, list: Result<Listing, String>) {
         match list {
-            Ok(revocations) => {
+            Ok(listing) => {
                 if let Some(path) = &self.copy
-                    && let Err(e) = store::replace(path, &revocations)
+                    && let Err(e) = store::replace_copy(path, &listing)
                 {
                     warn!(copy = %path.display(), error = %e, "local copy of the revocation list not written");
                 }
-                let set = RevocationSet::new(&revocations, crate::clock::now());
+                let set = RevocationSet::new(&listing.revocations, crate::clock::now());
                 let in_force = set.len();
                 self.set.store(Arc::new(set));
                 self.loaded.store(true, Ordering::Release);
                 if let Some(events) = &self.events {
-                    events.revocations_loaded(in_force);
+                    events.revocations_loaded(in_force, listing.unreadable.len());
                 }
-                info!(store = %self.store().unwrap_or_default(), in_force, "revocation list loaded");
+                if !listing.unreadable.is_empty() {
+                    warn!(store = %self.store().unwrap_or_default(), skipped = ?listing.unreadable_fields(), "unreadable revocation entries skipped; the others are enforced (`tollgate token revoked` names them)");
+                }
+                info!(store = %self.store().unwrap_or_default(), version = ?listing.version, in_force, "revocation list loaded");
             }
             Err(e) => {
                 if let Some(events) = &self.events {
@@ -509,6 +515,13 @@ impl Revocations {
             }
         }
     }
+}
+
+/// The file store's list, for [`Revocations::apply`].
+fn read_file(path: &std::path::Path) -> Result<Listing, String> {
+    store::read(path)
+        .map(Listing::of)
+        .map_err(|e| e.to_string())
 }
 
 /// Adds a revocation to `state`'s store; returns the list as stored.
@@ -527,16 +540,17 @@ pub fn add<'a>(
     })
 }
 
-/// Every revocation in `state`'s store (expired ones included).
+/// Every revocation in `state`'s store (expired ones included), and the entries it could
+/// not read.
 #[inline(never)]
 pub fn list<'a>(
     state: &'a tollgate_config::StateConfig,
-) -> BoxFuture<'a, Result<Vec<Revocation>, store::StoreError>> {
+) -> BoxFuture<'a, Result<Listing, store::StoreError>> {
     Box::pin(async move {
         match (state, redis::RedisStore::for_state(state)) {
-            (tollgate_config::StateConfig::File { path }, _) => store::read(path),
+            (tollgate_config::StateConfig::File { path }, _) => store::read(path).map(Listing::of),
             (_, Some(store)) => store?.read().await,
-            (_, None) => Ok(Vec::new()),
+            (_, None) => Ok(Listing::default()),
         }
     })
 }

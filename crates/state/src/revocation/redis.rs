@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use tracing::warn;
 
 use super::Revocation;
+use super::listing::Listing;
 use super::store::StoreError;
 use tollgate_http::BoxFuture;
 
@@ -128,35 +128,27 @@ impl RedisStore {
         self.connect().await.map_err(failed(&self.url))
     }
 
-    /// Every stored revocation (expired ones included; the caller filters).
-    pub async fn read(&self) -> Result<Vec<Revocation>, StoreError> {
+    /// Every stored revocation (expired ones included; the caller filters), the entries that
+    /// could not be read, and the list's version.
+    pub async fn read(&self) -> Result<Listing, StoreError> {
         let mut connection = self.connection().await?;
-        self.read_with(&mut connection).await
+        let version = self.version_with(&mut connection).await?;
+        let mut listing = self.read_with(&mut connection).await?;
+        listing.version = version;
+        Ok(listing)
     }
 
     async fn read_with(
         &self,
         connection: &mut redis::aio::MultiplexedConnection,
-    ) -> Result<Vec<Revocation>, StoreError> {
+    ) -> Result<Listing, StoreError> {
         let fields: Vec<(String, String)> = connection
             .hgetall(&self.hash)
             .await
             .map_err(failed(&self.url))?;
         // Entry by entry: one unreadable entry (a hand edit, another version's format) must not
         // stop the fleet from reading, adding or listing the others. It is skipped and named.
-        let mut list = Vec::with_capacity(fields.len());
-        for (field, value) in fields {
-            match serde_json::from_str::<Revocation>(&value) {
-                Ok(entry) if entry.names_one_target() => list.push(entry),
-                Ok(_) => {
-                    warn!(hash = %self.hash, field, "revocation entry names neither or both of jti and service; skipped")
-                }
-                Err(e) => {
-                    warn!(hash = %self.hash, field, error = %e, "unreadable revocation entry skipped")
-                }
-            }
-        }
-        Ok(list)
+        Ok(Listing::parse(fields))
     }
 
     /// The list's version: changes whenever a revocation is added.
@@ -178,7 +170,7 @@ impl RedisStore {
         now: u64,
     ) -> Result<Vec<Revocation>, StoreError> {
         let mut connection = self.connection().await?;
-        let existing = self.read_with(&mut connection).await?;
+        let existing = self.read_with(&mut connection).await?.revocations;
         let field = |r: &Revocation| match (&r.jti, &r.service) {
             (Some(jti), _) => format!("jti:{jti}"),
             (None, Some(service)) => format!("service:{service}"),
@@ -220,7 +212,7 @@ impl RedisStore {
     /// owner is gone); `up` reports whether Redis answers. Reconnects by itself.
     pub async fn watch(
         &self,
-        mut apply: impl FnMut(Vec<Revocation>) -> bool,
+        mut apply: impl FnMut(Listing) -> bool,
         mut up: impl FnMut(Option<&StoreError>),
     ) {
         // The version last applied; `None` until a list has been read on this connection.
@@ -241,7 +233,7 @@ impl RedisStore {
     async fn session(
         &self,
         seen: &mut Option<Option<i64>>,
-        apply: &mut impl FnMut(Vec<Revocation>) -> bool,
+        apply: &mut impl FnMut(Listing) -> bool,
         up: &mut impl FnMut(Option<&StoreError>),
     ) -> Result<(), StoreError> {
         use futures_util::StreamExt;
@@ -261,7 +253,8 @@ impl RedisStore {
         loop {
             let version = self.version_with(&mut connection).await?;
             if seen.as_ref() != Some(&version) {
-                let list = self.read_with(&mut connection).await?;
+                let mut list = self.read_with(&mut connection).await?;
+                list.version = version;
                 up(None);
                 if !apply(list) {
                     return Ok(());

@@ -2,6 +2,7 @@
 //! it (never read as an empty list), and no `RedisStore` value can exist.
 
 use super::Revocation;
+use super::listing::Listing;
 use super::store::StoreError;
 
 /// No Redis store in this build: an enum without variants, so every method is unreachable.
@@ -27,7 +28,7 @@ impl RedisStore {
     }
 
     /// Unreachable.
-    pub async fn read(&self) -> Result<Vec<Revocation>, StoreError> {
+    pub async fn read(&self) -> Result<Listing, StoreError> {
         match *self {}
     }
 
@@ -39,7 +40,7 @@ impl RedisStore {
     /// Unreachable.
     pub async fn watch(
         &self,
-        _apply: impl FnMut(Vec<Revocation>) -> bool,
+        _apply: impl FnMut(Listing) -> bool,
         _up: impl FnMut(Option<&StoreError>),
     ) {
         match *self {}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Revocation;
+use super::listing::Listing;
 
 /// Why the store could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum StoreError {
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
+    /// In a replica's copy of a Redis list: the version it was read at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
     revocations: Vec<Revocation>,
 }
 
@@ -64,13 +68,26 @@ fn validate(path: &Path, document: &Document) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Replaces the list in the file with `revocations` (a replica's copy of the shared list).
-pub fn replace(path: &Path, revocations: &[Revocation]) -> Result<(), StoreError> {
+/// Replaces the list in the file with `listing`'s readable entries and version (a replica's
+/// copy of the shared list).
+pub fn replace_copy(path: &Path, listing: &Listing) -> Result<(), StoreError> {
     rewrite(path, |document: &mut Document| {
-        document.revocations = revocations.to_vec();
+        document.revocations = listing.revocations.clone();
+        document.version = listing.version;
         Ok(())
     })
     .map(|_| ())
+}
+
+/// A replica's copy of the shared list, with the version it was read at.
+pub fn read_copy(path: &Path) -> Result<Listing, StoreError> {
+    let document: Document = read_json(path)?.unwrap_or_default();
+    validate(path, &document)?;
+    Ok(Listing {
+        revocations: document.revocations,
+        unreadable: Vec::new(),
+        version: document.version,
+    })
 }
 
 /// Adds `revocation` and drops those expired at `now`; returns the list written.
