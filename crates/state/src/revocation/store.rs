@@ -53,9 +53,7 @@ struct Document {
 
 /// The revocations in the file; a missing file is an empty list.
 pub fn read(path: &Path) -> Result<Vec<Revocation>, StoreError> {
-    let document: Document = read_json(path)?.unwrap_or_default();
-    validate(path, &document)?;
-    Ok(document.revocations)
+    read_copy(path).map(|listing| listing.revocations)
 }
 
 fn validate(path: &Path, document: &Document) -> Result<(), StoreError> {
