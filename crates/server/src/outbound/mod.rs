@@ -9,4 +9,5 @@ pub mod forward_auth;
 pub mod forwarder;
 pub mod limit;
 pub mod pool;
+pub mod unacked;
 pub mod vendor;

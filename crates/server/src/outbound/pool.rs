@@ -17,7 +17,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use bytes::Bytes;
+use http_body::Body as _;
+use http_body_util::{Either, Full};
+
 use super::limit::{Limit, Permit};
+use super::unacked::{self, Unacked};
 use crate::conn::body::{EndWatcher, Watched};
 use crate::outbound::body::RequestBody;
 use tollgate_config::Limits;
@@ -84,20 +89,21 @@ impl Http1Pool {
         mut request: Request<RequestBody>,
         body_limit: u64,
     ) -> Result<Response<UpstreamBody>, GatewayError> {
-        // Origin form (`/path?query`) on a direct connection, as RFC 9112 §3.2.1 asks.
-        let mut origin = http::uri::Parts::default();
-        origin.path_and_query = request.uri().path_and_query().cloned();
-        *request.uri_mut() = http::Uri::from_parts(origin)
-            .map_err(|_| GatewayError::Internal("upstream path could not be rebuilt"))?;
+        *request.uri_mut() = origin_form(request.uri())?;
         let permit = self.requests.acquire("upstream requests in flight")?;
         // A refused or timed-out connect sent nothing: an idempotent request may try once more
         // (a restarting upstream, a full listen backlog), another must not be repeated.
-        let mut connect_retries = usize::from(request.method().is_idempotent());
+        let idempotent = request.method().is_idempotent();
+        let mut connect_retries = usize::from(idempotent);
+        // The same holds for a bodiless request the upstream's kernel never acknowledged on
+        // a new connection (see `unacked`): it can be rebuilt from its head and sent again.
+        let bound = idempotent && request.body().is_end_stream();
+        let mut resends = usize::from(bound);
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
-                None => match self.connect().await {
-                    Ok(sender) => (sender, false),
+            let (mut sender, fresh) = match self.checkout() {
+                Some(sender) => (sender, None),
+                None => match self.connect(bound).await {
+                    Ok((sender, armed)) => (sender, Some(armed)),
                     Err(error) if connect_retries > 0 => {
                         connect_retries -= 1;
                         debug!(pool = ?self, error = %error, "upstream connect failed; trying once more");
@@ -108,26 +114,31 @@ impl Http1Pool {
             };
             // A returned connection is ready once its task has seen the response end, or
             // fails here if the upstream has closed it meanwhile.
-            if reused && sender.ready().await.is_err() {
+            if fresh.is_none() && sender.ready().await.is_err() {
                 continue;
             }
-            match sender.try_send_request(request).await {
+            let armed = fresh == Some(true);
+            let again = (armed && resends > 0).then(|| head_of(&request));
+            let mut error = match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.track(response, sender, permit)),
-                Err(mut error) => match error.take_message() {
-                    // The upstream closed a kept-alive connection before it took the request:
-                    // nothing was sent, so it goes again on a fresh connection.
-                    Some(unsent) if reused => {
-                        debug!(pool = ?self, "kept-alive connection closed; retrying");
-                        request = unsent;
-                    }
-                    _ => {
-                        return Err(super::forward::classify(
-                            Box::new(error.into_error()),
-                            body_limit,
-                        ));
-                    }
-                },
-            }
+                Err(error) => error,
+            };
+            let unsent = error.take_message();
+            let error = error.into_error();
+            request = match (unsent, again) {
+                // The upstream closed a kept-alive connection before it took the request:
+                // nothing was sent, so it goes again on a fresh connection.
+                (Some(unsent), _) if fresh.is_none() => unsent,
+                (_, Some(head)) if unacked::timed_out(&error) => {
+                    resends -= 1;
+                    head
+                }
+                _ if armed && unacked::timed_out(&error) => {
+                    return Err(GatewayError::UpstreamConnect(Box::new(error)));
+                }
+                _ => return Err(super::forward::classify(Box::new(error), body_limit)),
+            };
+            debug!(pool = ?self, error = %error, "the upstream did not take the request; sending it again");
         }
     }
 
@@ -160,7 +171,12 @@ impl Http1Pool {
         }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, GatewayError> {
+    /// A new connection, and whether its first request is bounded by the connect timeout
+    /// until the upstream answers (`bound_first`, on platforms with `TCP_USER_TIMEOUT`).
+    async fn connect(
+        &self,
+        bound_first: bool,
+    ) -> Result<(http1::SendRequest<RequestBody>, bool), GatewayError> {
         // Held by the connection's task: given back when the connection closes.
         let permit = self.connections.acquire("upstream connections")?;
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
@@ -174,6 +190,8 @@ impl Http1Pool {
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = Unacked::new(stream, bound_first.then_some(self.connect_timeout));
+        let armed = stream.armed();
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| GatewayError::UpstreamConnect(Box::new(e)))?;
@@ -183,7 +201,7 @@ impl Http1Pool {
                 debug!(error = %e, "upstream connection ended with error");
             }
         });
-        Ok(sender)
+        Ok((sender, armed))
     }
 
     fn track(
@@ -200,6 +218,24 @@ impl Http1Pool {
         };
         response.map(|body| Watched::new(body, reuse))
     }
+}
+
+/// Origin form (`/path?query`) on a direct connection, as RFC 9112 §3.2.1 asks.
+fn origin_form(uri: &http::Uri) -> Result<http::Uri, GatewayError> {
+    let mut origin = http::uri::Parts::default();
+    origin.path_and_query = uri.path_and_query().cloned();
+    http::Uri::from_parts(origin)
+        .map_err(|_| GatewayError::Internal("upstream path could not be rebuilt"))
+}
+
+/// A bodiless request's head again, for a second attempt.
+fn head_of(request: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut again = Request::new(Either::Right(Full::new(Bytes::new())));
+    *again.method_mut() = request.method().clone();
+    *again.uri_mut() = request.uri().clone();
+    *again.version_mut() = request.version();
+    *again.headers_mut() = request.headers().clone();
+    again
 }
 
 /// A response body from an upstream; a pooled connection goes back to its pool when the body
