@@ -78,13 +78,8 @@ pub enum Grant {
 }
 
 /// The configured value, else the environment variable, else an error naming both.
-fn value_or_env(
-    value: &Option<String>,
-    key: &str,
-    var: &str,
-    env: &Env,
-) -> Result<String, Invalid> {
-    match value.as_deref().map(str::trim) {
+fn value_or_env(value: Option<&str>, key: &str, var: &str, env: &Env) -> Result<String, Invalid> {
+    match value.map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v.to_owned()),
         _ => env
             .get(var)
@@ -99,7 +94,7 @@ fn value_or_env(
 }
 
 fn secret_value(
-    value: &Option<String>,
+    value: Option<&str>,
     file: &Option<String>,
     key: &str,
     var: Option<&str>,
@@ -124,8 +119,8 @@ fn secret_value(
     let text = match var {
         Some(var) => value_or_env(value, key, var, env)?,
         None => value
-            .clone()
             .filter(|v| !v.is_empty())
+            .map(str::to_owned)
             .ok_or_else(|| Invalid::new(key, format!("set {key} or {key}_file")))?,
     };
     Ok(Secret::new(text.into_bytes()))
@@ -234,12 +229,12 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
 /// The email/password login: URL, email and password from the entry or the `API_AUTH_*`
 /// variables, in that order.
 fn login_grant(raw: &RawProvider, env: &Env) -> Result<Grant, Invalid> {
-    let url = value_or_env(&raw.auth_url, "auth_url", "API_AUTH_URL", env)?;
+    let url = value_or_env(raw.auth_url.as_deref(), "auth_url", "API_AUTH_URL", env)?;
     Ok(Grant::Login {
         url: parse_url(&url, "auth_url")?,
-        email: value_or_env(&raw.email, "email", "API_AUTH_EMAIL", env)?,
+        email: value_or_env(raw.email.as_deref(), "email", "API_AUTH_EMAIL", env)?,
         password: secret_value(
-            &raw.password,
+            raw.password.as_deref(),
             &raw.password_file,
             "password",
             Some("API_AUTH_PASSWORD"),
@@ -275,7 +270,7 @@ fn client_credentials_grant(raw: &RawProvider, env: &Env) -> Result<Grant, Inval
             .filter(|c| !c.is_empty())
             .ok_or_else(|| Invalid::new("client_id", "required for client_credentials"))?,
         client_secret: secret_value(
-            &raw.client_secret,
+            raw.client_secret.as_deref(),
             &raw.client_secret_file,
             "client_secret",
             None,

@@ -6,6 +6,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// A secret as written in the config file: reads as a string, never shown by `Debug`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::ops::Deref for SecretText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A duration written as a humantime string: `"250ms"`, `"30s"`, `"15m"`, `"12h"`, `"365d"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
@@ -80,7 +98,7 @@ pub struct RawAdmin {
     /// The admin credential: the console asks for it (HTTP Basic, any user name) when set;
     /// required when the console is on and `admin_listen` is not loopback. Usually
     /// `"${TOLLGATE_ADMIN_TOKEN}"`, at least 16 characters. Default: none.
-    pub token: Option<String>,
+    pub token: Option<SecretText>,
     /// How many recent refusals the console shows. Default 100 (at most 10000).
     #[serde(default = "default_recent_refusals")]
     pub recent_refusals: usize,
@@ -137,7 +155,7 @@ pub struct RawState {
     /// redis: `redis://host:port/db`, usually `"${REDIS_URL}"`.
     pub url: Option<String>,
     /// redis: the password (`AUTH`), usually `"${REDIS_PASSWORD}"`. Default: none.
-    pub password: Option<String>,
+    pub password: Option<SecretText>,
     /// redis: PEM bundle of the CA that signed a `rediss://` server's certificate (instead of
     /// the system roots). Default: the system roots.
     pub ca_file: Option<String>,
@@ -147,7 +165,7 @@ pub struct RawState {
     pub allow_plaintext: bool,
     /// redis: 32 bytes, base64, usually `"${TOLLGATE_STATE_KEY}"`: the shared vendor token is
     /// stored encrypted with it (AES-256-GCM). Default: stored as is.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<SecretText>,
     /// redis: a file holding the encryption key (base64), e.g. a mounted Secret.
     pub encryption_key_file: Option<String>,
     /// redis: where this replica keeps a copy of the last revocation list it read, and starts
@@ -241,7 +259,7 @@ pub struct RawIssuer {
     /// tollgate's client id at the introspection endpoint (HTTP Basic).
     pub introspection_client_id: Option<String>,
     /// Its client secret, usually `"${SOME_VAR}"`.
-    pub introspection_client_secret: Option<String>,
+    pub introspection_client_secret: Option<SecretText>,
     /// A file holding the client secret.
     pub introspection_client_secret_file: Option<String>,
     /// Longest time an introspection answer is reused, never beyond the token's `exp`.
@@ -250,7 +268,7 @@ pub struct RawIssuer {
     /// Clock skew allowed on `exp` and `nbf`. Default `"30s"`.
     pub leeway: Option<HumanDuration>,
     /// HMAC secret (at least 32 bytes), usually `"${SOME_VAR}"`.
-    pub secret: Option<String>,
+    pub secret: Option<SecretText>,
     /// File holding the HMAC secret (trailing newline ignored).
     pub secret_file: Option<String>,
     /// PEM public keys (RSA, EC or Ed25519).
@@ -338,7 +356,7 @@ pub struct RawSecret {
     /// Key id written in the token header and matched against it. Required.
     pub kid: String,
     /// The secret (at least 32 bytes), usually `"${SOME_VAR}"`.
-    pub secret: Option<String>,
+    pub secret: Option<SecretText>,
     /// File holding the secret (trailing newline ignored).
     pub secret_file: Option<String>,
     /// When it starts signing (RFC 3339); until then it is only accepted. Default: at once.
@@ -358,7 +376,7 @@ pub struct RawProvider {
     /// login: the account email. Default: `$API_AUTH_EMAIL`.
     pub email: Option<String>,
     /// login: the password. Default: `$API_AUTH_PASSWORD` (or `password_file`).
-    pub password: Option<String>,
+    pub password: Option<SecretText>,
     /// login: file holding the password (trailing newline ignored).
     pub password_file: Option<String>,
     /// login: JSON field name for the email. Default `"email"`.
@@ -373,7 +391,7 @@ pub struct RawProvider {
     /// client_credentials: the client id.
     pub client_id: Option<String>,
     /// client_credentials: the client secret (or `client_secret_file`).
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretText>,
     /// client_credentials: file holding the client secret.
     pub client_secret_file: Option<String>,
     /// client_credentials: `"basic"` (HTTP Basic, default) or `"body"` (form fields).

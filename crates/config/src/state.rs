@@ -162,7 +162,7 @@ fn state_encryption_key(raw: &RawState, file: &str) -> Result<Option<Secret>, Co
                 "set encryption_key or encryption_key_file, not both",
             ));
         }
-        (Some(text), None) => ("state.encryption_key", text.clone()),
+        (Some(text), None) => ("state.encryption_key", text.0.clone()),
         (None, Some(path)) => (
             "state.encryption_key_file",
             std::fs::read_to_string(path)

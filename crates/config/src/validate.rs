@@ -448,6 +448,41 @@ mod tests {
     }
 
     #[test]
+    fn no_secret_of_the_file_shows_in_debug() {
+        let secrets = [
+            "admin-token-secret-1",
+            "redis-password-secret-2",
+            "c3RhdGUta2V5LXNlY3JldC0z",
+            "introspection-secret-4",
+            "issuer-secret-5-at-least-32-bytes-long",
+            "rotated-secret-6-at-least-32-bytes-long",
+            "vendor-password-secret-7",
+            "client-secret-8",
+        ];
+        let text = format!(
+            "[admin]\ntoken = \"{}\"\n[state]\npassword = \"{}\"\nencryption_key = \"{}\"\n\
+             [[issuers]]\nissuer = \"a\"\nintrospection_client_secret = \"{}\"\nsecret = \"{}\"\n\
+             [[issuers.secrets]]\nkid = \"k\"\nsecret = \"{}\"\n\
+             [[providers]]\nname = \"v\"\nkind = \"login\"\npassword = \"{}\"\n\
+             [[providers]]\nname = \"o\"\nkind = \"client_credentials\"\nclient_secret = \"{}\"\n",
+            secrets[0],
+            secrets[1],
+            secrets[2],
+            secrets[3],
+            secrets[4],
+            secrets[5],
+            secrets[6],
+            secrets[7],
+        );
+        let raw = parse_raw(&text, "t.toml", &Env::from_map([("UNUSED", "")])).unwrap();
+        let debug = format!("{raw:?}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        for secret in secrets {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
     fn defaults_apply() {
         let c = load(
             "[[routes]]\nprefix = \"/api/\"\nupstream = \"${UP}/base/\"\npolicy = \"public\"\n",
