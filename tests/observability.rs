@@ -364,3 +364,89 @@ fn alert_rules_are_valid_and_use_exported_metrics() {
     .unwrap();
     assert!(dashboard["panels"].as_array().unwrap().len() >= 4);
 }
+
+/// The access log is written by a writer thread in batches: every request still gets exactly
+/// one line, whole and parseable, with its fields, and a SIGTERM writes every pending line
+/// before the process exits.
+#[tokio::test]
+async fn every_request_gets_one_whole_access_line_and_sigterm_loses_none() {
+    let config = format!(
+        r#"
+[[issuers]]
+issuer = "{ISS}"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+
+[[routes]]
+name = "echo"
+prefix = "/echo"
+upstream = "echo"
+policy = "public"
+
+[[routes]]
+name = "internal"
+prefix = "/internal"
+upstream = "echo"
+policy = "service"
+"#
+    );
+    let mut gw = GatewayProcess::spawn(&config, &[]);
+    const N: usize = 600;
+    let mut sent = std::collections::HashMap::new();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(50) {
+        let requests = chunk.iter().map(|&i| {
+            let (path, status) = match i % 3 {
+                0 => (format!("/echo/{i}?q=1"), 200),
+                1 => (format!("/internal/{i}"), 401),
+                _ => (format!("/nowhere/{i}"), 404),
+            };
+            let url = gw.url(&path);
+            async move {
+                let id = format!("client-{i}");
+                let reply = get(&url, &[("x-request-id", &id)]).await;
+                assert_eq!(reply.status.as_u16(), status, "{path}");
+                (id, (path, status))
+            }
+        });
+        sent.extend(futures_util::future::join_all(requests).await);
+    }
+    gw.signal("TERM");
+    assert!(gw.wait_exit().success());
+    let lines = within(async {
+        loop {
+            let access: Vec<serde_json::Value> = gw
+                .logs()
+                .iter()
+                .filter(|l| l.contains(r#""target":"access""#))
+                .map(|l| serde_json::from_str(l).expect("an access line is whole JSON"))
+                .collect();
+            if access.len() >= N {
+                return access;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(lines.len(), N, "one line per request, no more");
+    for line in &lines {
+        let id = line["client_request_id"].as_str().unwrap();
+        let (path, status) = sent.remove(id).expect("a line for a request that was sent");
+        let (route, logged_path) = match status {
+            200 => ("echo", path.split('?').next().unwrap().to_owned()),
+            401 => ("internal", path.clone()),
+            _ => ("-", path.clone()),
+        };
+        assert_eq!(line["path"], logged_path.as_str(), "{line}");
+        assert_eq!(line["route"], route, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["client"], "127.0.0.1");
+        assert_eq!(line["level"], "INFO");
+        assert!(line["duration_us"].is_u64(), "{line}");
+        assert_ne!(line["request_id"], id, "the gateway's own id is apart");
+        let stamp = line["timestamp"].as_str().unwrap();
+        assert_eq!(stamp.len(), "2026-12-06T01:24:37.584905Z".len(), "{stamp}");
+        assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
+    }
+    assert!(sent.is_empty(), "every request was logged");
+}

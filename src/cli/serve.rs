@@ -18,7 +18,8 @@ pub fn serve(args: &ServeArgs, env: &Env) -> ExitCode {
         Ok(chosen) => chosen,
         Err(code) => return code,
     };
-    tollgate::telemetry::init(&config.log);
+    // Dropped last (after the runtime): every task's lines are written before the process ends.
+    let _log = tollgate::telemetry::init(&config.log);
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -143,6 +143,11 @@ impl Metrics {
             "Requests being handled",
             self.in_flight.clone(),
         );
+        registry.register(
+            "access_log_lines_dropped",
+            "Access log lines dropped because stderr was not read fast enough (the writer holds at most 4 MiB)",
+            crate::telemetry::access::DROPPED.clone(),
+        );
     }
 
     /// Client connections and the TLS certificates they are served with.

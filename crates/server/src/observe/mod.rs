@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::observe::refusals::Refusals;
+use crate::telemetry::AccessLine;
 use audit::AuditContext;
 use tollgate_auth::{AuthError, Refusal};
 use tollgate_config::Config;
@@ -182,25 +183,19 @@ impl Observers {
 /// One line per request on the `access` target.
 fn access_log(outcome: &Outcome<'_>, rid: &str) {
     let trace = outcome.trace;
-    info!(
-        target: "access",
-        request_id = rid,
-        // Display, not Debug: no escaping pass over values that are already safe text.
-        client = trace
-            .client
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .map(tracing::field::display),
-        client_request_id = trace
+    crate::telemetry::access_log(&AccessLine {
+        request_id: rid,
+        client: trace.client.as_ref().and_then(|v| v.to_str().ok()),
+        client_request_id: trace
             .client_request_id
             .as_ref()
             .and_then(|v| v.to_str().ok()),
-        method = %outcome.method,
-        path = trace.path.as_deref().unwrap_or("-"),
-        route = trace.route.as_deref().map_or("-", |r| &*r.name),
-        status = outcome.status,
-        duration_us = outcome.elapsed.as_micros() as u64,
-        upstream_us = outcome.upstream.map(|d| d.as_micros() as u64),
-        bytes_out = outcome.bytes_out,
-    );
+        method: outcome.method.as_str(),
+        path: trace.path.as_deref().unwrap_or("-"),
+        route: trace.route.as_deref().map_or("-", |r| &*r.name),
+        status: outcome.status,
+        duration_us: outcome.elapsed.as_micros() as u64,
+        upstream_us: outcome.upstream.map(|d| d.as_micros() as u64),
+        bytes_out: outcome.bytes_out,
+    });
 }

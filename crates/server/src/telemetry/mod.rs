@@ -1,0 +1,40 @@
+//! Logging setup: human-readable or JSON lines, filtered like `RUST_LOG`, written to stderr by
+//! one writer thread (see [`access`]).
+
+pub mod access;
+mod line;
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use tollgate_config::{LogConfig, LogFormat};
+
+pub use access::{LogGuard, record as access_log};
+pub use line::{AccessLine, Style};
+
+/// Installs the global subscriber and the log writer; `RUST_LOG` overrides the configured level.
+/// Keep the guard until the process ends: dropping it writes what is pending.
+pub fn init(log: &LogConfig) -> Option<LogGuard> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log collector would store the escape codes.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let style = match log.format {
+        LogFormat::Json => Style::Json,
+        LogFormat::Text => Style::Text { ansi },
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(access::LogWriter);
+    let result = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // A subscriber already installed (tests, embedding) is kept, and so is its writer.
+    result
+        .ok()
+        .map(|()| access::install(style, Box::new(std::io::stderr())))
+}
