@@ -144,9 +144,9 @@ impl Metrics {
             self.in_flight.clone(),
         );
         registry.register(
-            "access_log_lines_dropped",
-            "Access log lines dropped because stderr was not read fast enough (the writer holds at most 4 MiB)",
-            crate::telemetry::access::DROPPED.clone(),
+            "log_lines_dropped",
+            "Access and audit log lines dropped because stderr was not read fast enough (the writer holds at most 4 MiB)",
+            crate::telemetry::writer::DROPPED.clone(),
         );
     }
 

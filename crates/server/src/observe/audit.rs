@@ -2,12 +2,13 @@
 //! route and per denied request. Never the token.
 
 use http::Method;
-use tracing::info;
 
 use tollgate_auth::Refusal;
 use tollgate_auth::policy::Policy;
 use tollgate_config::Route;
 use tollgate_http::identity::Identity;
+
+use crate::telemetry::AuditLine;
 
 /// What the request looked like when the decision was made.
 pub struct AuditContext<'a> {
@@ -33,18 +34,18 @@ pub fn record(ctx: &AuditContext<'_>, identity: Option<&Identity>, refusal: Opti
         None => String::new(),
         Some(refusal) => refusal.reason(),
     };
-    info!(
-        target: "audit",
-        request_id = ctx.request_id,
-        client_request_id = ctx.client_request_id,
-        route = %ctx.route.name,
-        policy = ctx.route.policy.policy.as_str(),
-        method = %ctx.method,
-        path = ctx.path,
-        decision = if denied { "deny" } else { "allow" },
-        reason = reason.as_str(),
-        service = identity.and_then(|i| i.service.as_deref()),
-        user_id = identity.map(|i| i.subject.as_str()),
-        token_type = identity.map(|i| i.kind.as_str()),
-    );
+    AuditLine {
+        request_id: ctx.request_id,
+        client_request_id: ctx.client_request_id,
+        route: &ctx.route.name,
+        policy: ctx.route.policy.policy.as_str(),
+        method: ctx.method.as_str(),
+        path: ctx.path,
+        decision: if denied { "deny" } else { "allow" },
+        reason: &reason,
+        service: identity.and_then(|i| i.service.as_deref()),
+        user_id: identity.map(|i| i.subject.as_str()),
+        token_type: identity.map(|i| i.kind.as_str()),
+    }
+    .log();
 }

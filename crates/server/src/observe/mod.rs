@@ -183,7 +183,7 @@ impl Observers {
 /// One line per request on the `access` target.
 fn access_log(outcome: &Outcome<'_>, rid: &str) {
     let trace = outcome.trace;
-    crate::telemetry::access_log(&AccessLine {
+    AccessLine {
         request_id: rid,
         client: trace.client.as_ref().and_then(|v| v.to_str().ok()),
         client_request_id: trace
@@ -197,5 +197,6 @@ fn access_log(outcome: &Outcome<'_>, rid: &str) {
         duration_us: outcome.elapsed.as_micros() as u64,
         upstream_us: outcome.upstream.map(|d| d.as_micros() as u64),
         bytes_out: outcome.bytes_out,
-    });
+    }
+    .log();
 }

@@ -1,8 +1,11 @@
 //! Logging setup: human-readable or JSON lines, filtered like `RUST_LOG`, written to stderr by
-//! one writer thread (see [`access`]).
+//! one writer thread (see [`writer`]).
 
-pub mod access;
+pub mod events;
 mod line;
+#[cfg(test)]
+mod test_support;
+pub mod writer;
 
 use std::io::IsTerminal;
 
@@ -10,8 +13,9 @@ use tracing_subscriber::EnvFilter;
 
 use tollgate_config::{LogConfig, LogFormat};
 
-pub use access::{LogGuard, record as access_log};
-pub use line::{AccessLine, Style};
+pub use events::{AccessLine, AuditLine};
+pub use line::Style;
+pub use writer::LogGuard;
 
 /// Installs the global subscriber and the log writer; `RUST_LOG` overrides the configured level.
 /// Keep the guard until the process ends: dropping it writes what is pending.
@@ -28,7 +32,7 @@ pub fn init(log: &LogConfig) -> Option<LogGuard> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(access::LogWriter);
+        .with_writer(writer::LogWriter);
     let result = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -36,5 +40,5 @@ pub fn init(log: &LogConfig) -> Option<LogGuard> {
     // A subscriber already installed (tests, embedding) is kept, and so is its writer.
     result
         .ok()
-        .map(|()| access::install(style, Box::new(std::io::stderr())))
+        .map(|()| writer::install(style, Box::new(std::io::stderr())))
 }

@@ -1,10 +1,10 @@
-//! The log writer. A request formats its access line into a thread-local buffer and appends it
-//! to a pending batch; a writer thread writes the batch to stderr in one `write` every
-//! [`FLUSH_INTERVAL`] (sooner when [`FLUSH_AT`] bytes wait). So a request never waits on
+//! The log writer. A request formats its access (and audit) line into a thread-local buffer and
+//! appends it to a pending batch; a writer thread writes the batch to stderr in one `write`
+//! every [`FLUSH_INTERVAL`] (sooner when [`FLUSH_AT`] bytes wait). So a request never waits on
 //! stderr, and a thousand requests a second cost twenty writes, not a thousand.
 //!
-//! tracing's own events (warnings, audit, lifecycle) go through the same batch, so lines keep
-//! their order, but they are written at once: a warning is never held back.
+//! tracing's own events (warnings, lifecycle) go through the same batch, so lines keep their
+//! order, but they are written at once: a warning is never held back.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -16,17 +16,17 @@ use std::time::{Duration, SystemTime};
 use prometheus_client::metrics::counter::Counter;
 use tracing_subscriber::fmt::MakeWriter;
 
-pub use super::line::{AccessLine, Stamp, Style};
+use super::line::{Line, Stamp, Style};
 
-/// How long access lines gather before they are written.
+/// How long access and audit lines gather before they are written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// Pending bytes that wake the writer before the interval ends.
 pub const FLUSH_AT: usize = 64 * 1024;
-/// Pending bytes past which an access line is dropped (and counted) rather than held: stderr
+/// Pending bytes past which an access or audit line is dropped (and counted) rather than held: stderr
 /// is not being read fast enough, and memory must not grow without bound.
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 
-/// Access lines dropped because stderr could not keep up (`tollgate_access_log_lines_dropped`).
+/// Access and audit lines dropped because stderr could not keep up.
 pub static DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// The process's log writer, once `install`ed.
@@ -37,14 +37,12 @@ thread_local! {
     static LINE: RefCell<(Vec<u8>, Stamp)> = RefCell::new((Vec::with_capacity(512), Stamp::default()));
 }
 
-/// Writes one request's access line, if the `access` target is enabled at `INFO`.
-pub fn record(line: &AccessLine<'_>) {
-    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
-        return;
-    }
+/// Writes `line` through the process's writer; with none installed (an embedder's or a test's
+/// subscriber), runs `fallback`, which logs the same fields as an ordinary tracing event. The
+/// caller has checked that its target is enabled.
+pub fn write(line: &Line<'_>, fallback: impl FnOnce()) {
     let Some(appender) = INSTALLED.get() else {
-        // No writer of ours (an embedder's or a test's subscriber): an ordinary event.
-        fallback(line);
+        fallback();
         return;
     };
     LINE.with_borrow_mut(|(buf, stamp)| {
@@ -52,22 +50,6 @@ pub fn record(line: &AccessLine<'_>) {
         line.write(appender.style, SystemTime::now(), stamp, buf);
         appender.append(buf, false);
     });
-}
-
-fn fallback(line: &AccessLine<'_>) {
-    tracing::info!(
-        target: "access",
-        request_id = line.request_id,
-        client = line.client.map(tracing::field::display),
-        client_request_id = line.client_request_id,
-        method = tracing::field::display(line.method),
-        path = line.path,
-        route = line.route,
-        status = line.status,
-        duration_us = line.duration_us,
-        upstream_us = line.upstream_us,
-        bytes_out = line.bytes_out,
-    );
 }
 
 /// The pending batch and the thread that writes it.
