@@ -8,7 +8,12 @@
 # CPU 1. Per row: requests/s, p50 and p99 latency, non-2xx count, and the proxy's own CPU time
 # per request from /proc/<pid>/stat (the figure that holds best on a shared, noisy machine).
 # Writes bench/results.md (override with OUT=...). Needs root or sudo for apt-get on first run.
-# ONLY=<regex> runs only the matching rows (ratios are then against the first row run).
+# Each row's CPU and req/s are also given as a ratio to nginx proxying the same kind of traffic
+# (plain keep-alive, a new connection per request, h2c, TLS keep-alive, a TLS handshake per
+# request) in the same run. tollgate runs at its default log level (info: the access log is
+# on); LOG_LEVEL=warn measures it without. The idle-connection rows open 10,000 idle HTTP/1.1,
+# h2c and TLS connections to a fresh tollgate and a fresh nginx, one kind at a time.
+# ONLY=<regex> runs only the matching rows (keep an nginx row in it for the ratios).
 # REVOCATIONS=<n> loads a revocation list of n tokens into tollgate (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +30,7 @@ install_tools() {
   local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
   command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v h2load >/dev/null || missing+=(nghttp2-client)
   [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   command -v python3 >/dev/null || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -50,7 +56,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLGATE_PORT=18084; TOLLGATE_ADMIN=18085
-NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088
+NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088; NGINX_H2C=18089
 SECRET="bench-secret-0123456789-0123456789-0123456789"
 
 wait_port() {
@@ -93,18 +99,22 @@ wait_port $UPSTREAM
 KEYS=$ROOT/tests/fixtures/keys
 issuers() {
   cat <<CONF
+# Only the [tokens] signing issuer may vouch for services unless an issuer says so.
 [[issuers]]
 issuer = "bench-hs"
 algorithms = ["HS256"]
 secret = "$SECRET"
+service_tokens = true
 [[issuers]]
 issuer = "bench-rs"
 algorithms = ["RS256"]
 signing_key = { private_key_file = "$KEYS/rsa.key", algorithm = "RS256", kid = "rs" }
+service_tokens = true
 [[issuers]]
 issuer = "bench-es"
 algorithms = ["ES256"]
 signing_key = { private_key_file = "$KEYS/ec256.key", algorithm = "ES256", kid = "es" }
+service_tokens = true
 CONF
 }
 mint() { # issuer
@@ -119,7 +129,47 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 # SCHEME=https measures over TLS; CLOSE=1 sends `Connection: close`, so every request pays a
-# full TLS handshake (wrk does not resume sessions).
+# new connection (and a full TLS handshake: wrk does not resume sessions).
+kind() { # the kind of traffic, which names the nginx row a row is compared with
+  local k=h1
+  [ "${SCHEME:-http}" = https ] && k=tls
+  [ "${CLOSE:-0}" = 1 ] && k="$k-close"
+  echo "$k"
+}
+
+# h2c with prior knowledge: 10 connections of 10 concurrent streams each (h2load, from nghttp2).
+measure_h2c() { # name port path pid token
+  local name=$1 port=$2 path=$3 pid=$4 token=${5:-}
+  if [ -n "${ONLY:-}" ] && [[ ! "$name" =~ $ONLY ]]; then return 0; fi
+  local auth=()
+  [ -n "$token" ] && auth=(-H "authorization: Bearer $token")
+  local url="http://127.0.0.1:$port$path"
+  taskset -c "$LOAD_CPU" h2load -c10 -m10 -D"$WARMUP" "${auth[@]}" "$url" >/dev/null
+  local before after
+  before=$(cpu_ticks "$pid")
+  taskset -c "$LOAD_CPU" h2load -c10 -m10 -D"$DURATION" "${auth[@]}" "$url" > "$WORK/$name.h2load"
+  after=$(cpu_ticks "$pid")
+  local row
+  row=$(python3 - "$WORK/$name.h2load" "$before" "$after" "$CLK_TCK" "$name" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+before, after, tck, name = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+done, ok = int(m.group(1)), int(m.group(2))
+status = re.search(r"status codes: (\d+) 2xx", text)
+errors = done - (int(status.group(1)) if status else 0)
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", text)
+cpu_us = (after - before) / tck * 1e6 / max(done, 1)
+# h2load gives no percentiles: the mean stands in the p50 column, p99 is left 0.
+print(f"{name}|{rps:.0f}|{ms(*mean.groups()) if mean else 0:.2f}|0|{cpu_us:.1f}|{errors}|h2c")
+PY
+)
+  echo "  $row" >&2
+  ROWS+=("$row")
+}
 measure() { # name port path pid token
   local name=$1 port=$2 path=$3 pid=$4 token=${5:-}
   if [ -n "${ONLY:-}" ] && [[ ! "$name" =~ $ONLY ]]; then return 0; fi
@@ -152,6 +202,7 @@ cpu_us = (after - before) / tck * 1e6 / max(reqs, 1)
 print(f"{name}|{rps:.0f}|{lat.get('50', 0):.2f}|{lat.get('99', 0):.2f}|{cpu_us:.1f}|{errors}")
 PY
 )
+  row="$row|$(kind)"
   echo "  $row" >&2
   ROWS+=("$row")
 }
@@ -162,12 +213,17 @@ echo "nginx proxy" >&2
   upstream up { server 127.0.0.1:$UPSTREAM; keepalive 256; }
   server {
     listen 127.0.0.1:$NGINX_PROXY;
+    listen 127.0.0.1:$NGINX_H2C http2;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
 CONF
 } > "$WORK/proxy.conf"
-taskset -c "$PROXY_CPU" $NGINX -c "$WORK/proxy.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($NGINX_PID); wait_port $NGINX_PROXY
+start_nginx() { # conf port: sets NGINX_STARTED
+  taskset -c "$PROXY_CPU" $NGINX -c "$WORK/$1" -p "$WORK" & NGINX_STARTED=$!; PIDS+=($NGINX_STARTED)
+  wait_port "$2"
+}
+start_nginx proxy.conf $NGINX_PROXY; NGINX_PID=$NGINX_STARTED
 
 # One certificate for every TLS row: ECDSA P-256, the usual choice, generated per run.
 mkdir -p "$WORK/tls"
@@ -188,7 +244,7 @@ echo "nginx tls proxy" >&2
 }
 CONF
 } > "$WORK/tls.conf"
-taskset -c "$PROXY_CPU" $NGINX -c "$WORK/tls.conf" -p "$WORK" & NGINX_TLS_PID=$!; PIDS+=($NGINX_TLS_PID); wait_port $NGINX_TLS
+start_nginx tls.conf $NGINX_TLS; NGINX_TLS_PID=$NGINX_STARTED
 
 haproxy_conf() { # port extra-frontend-lines [bind options]
   cat <<CONF
@@ -248,8 +304,7 @@ max_connections = 20000
 header_read_timeout = "60s"
 # The 10,000 idle clients below all come from 127.0.0.1; real ones come from many addresses.
 max_connections_per_ip = 20000
-[log]
-level = "warn"
+$( [ -n "${LOG_LEVEL:-}" ] && printf '[log]\nlevel = "%s"\n' "$LOG_LEVEL" )
 [server.tls]
 listen = ["127.0.0.1:$TOLLGATE_TLS"]
 certificates = [{ cert_file = "$WORK/tls/cert.pem", key_file = "$WORK/tls/key.pem" }]
@@ -292,8 +347,11 @@ max_body_bytes = 4294967296
 timeout = "300s"
 CONF
 } > "$WORK/tollgate.toml"
-taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$WORK/tollgate.toml" 2>"$WORK/tollgate.log" & TG=$!; PIDS+=($TG)
-wait_port $TOLLGATE_PORT
+start_tollgate() { # sets TG
+  taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$WORK/tollgate.toml" 2>>"$WORK/tollgate.log" & TG=$!; PIDS+=($TG)
+  wait_port $TOLLGATE_PORT
+}
+start_tollgate
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib $TG)
 
@@ -303,9 +361,13 @@ for round in $(seq 1 "$REPEAT"); do
   echo "round $round of $REPEAT" >&2
   measure "direct (nginx upstream)" $UPSTREAM / $UPSTREAM_PID
   measure "nginx proxy" $NGINX_PROXY / $NGINX_PID
+  CLOSE=1 measure "nginx proxy (new connection per request)" $NGINX_PROXY / $NGINX_PID
+  measure_h2c "nginx h2c proxy" $NGINX_H2C / $NGINX_PID
   measure "haproxy proxy" $HAPROXY_PLAIN / $HAPROXY_PID
   measure "haproxy jwt (HS256)" $HAPROXY_JWT / $HAPROXY_JWT_PID "$HS_TOKEN"
   measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
+  CLOSE=1 measure "tollgate HS256 (new connection per request)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
+  measure_h2c "tollgate h2c HS256" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
   measure "tollgate ES256 (service route)" $TOLLGATE_PORT /svc/x $TG "$ES_TOKEN"
   measure "tollgate vendor route (token rolls over every ~2s)" $TOLLGATE_PORT /vendor/x $TG "$HS_TOKEN"
@@ -318,30 +380,7 @@ for round in $(seq 1 "$REPEAT"); do
 done
 LOADED_RSS=$(rss_kib $TG)
 
-echo "10,000 idle keep-alive connections" >&2
-python3 - "$TOLLGATE_PORT" "$TG" "$TOLLGATE_ADMIN" > "$WORK/idle.txt" <<'PY'
-import socket, sys, time, urllib.request
-port, pid, admin = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-conns = []
-for i in range(10000):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET /nothing HTTP/1.1\r\nhost: bench\r\n\r\n")
-    conns.append(s)
-for s in conns:
-    s.recv(4096)
-# tollgate frees an idle HTTP/1 connection's buffers after 1-2 s without a request.
-time.sleep(3)
-rss = [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0]
-metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics").read().decode()
-gauge = lambda name: sum(int(float(l.rsplit(" ", 1)[1])) for l in metrics.splitlines() if l.startswith(name))
-print(rss, gauge("tollgate_connections_open"), gauge("tollgate_connections_parked"))
-for s in conns:
-    s.close()
-PY
-read -r IDLE10K_RSS IDLE10K_OPEN IDLE10K_PARKED < "$WORK/idle.txt"
-
 echo "1 GiB streamed upload" >&2
-sleep 3 # let the closed idle connections' memory go back first
 BEFORE_UPLOAD_RSS=$(rss_kib $TG)
 head -c 1073741824 /dev/zero | taskset -c "$LOAD_CPU" curl -sS -o /dev/null -w '%{http_code}' -T - \
   -H 'content-type: application/octet-stream' "http://127.0.0.1:$TOLLGATE_PORT/upload" > "$WORK/upload.txt" &
@@ -356,40 +395,114 @@ wait $UPLOAD_PID || true
 UPLOAD_STATUS=$(cat "$WORK/upload.txt")
 UPLOAD_RSS="$BEFORE_UPLOAD_RSS:$PEAK_UPLOAD_RSS:$(rss_kib $TG)"
 
+# --- idle connections: a fresh process per kind, for tollgate and for nginx ------------------
+# What an idle connection costs: RSS with IDLE_CONNS idle connections open, minus RSS before
+# they were opened, divided by IDLE_CONNS. Each connection has had one request answered.
+IDLE_CONNS=${IDLE_CONNS:-10000}
+idle_cost() { # port pid kind: prints "before_kib after_kib"
+  python3 - "$1" "$2" "$3" "$IDLE_CONNS" <<'PY'
+import socket, ssl, struct, sys, time
+port, pid, kind, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+rss = lambda: int([l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0])
+def frame(kind_, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind_, flags]) + struct.pack(">I", stream) + payload
+# h2c with prior knowledge: the preface, empty SETTINGS, and GET /nothing (HPACK literals).
+path, authority = b"/nothing", b"bench"
+headers = b"\x82\x86\x44" + bytes([len(path)]) + path + b"\x41" + bytes([len(authority)]) + authority
+H2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 5, 1, headers)
+H1 = b"GET /nothing HTTP/1.1\r\nhost: bench\r\n\r\n"
+tls = ssl.create_default_context()
+tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+tls.set_alpn_protocols(["http/1.1"])
+time.sleep(1)
+before = rss()
+conns = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    if kind == "tls":
+        s = tls.wrap_socket(s, server_hostname="localhost")
+    s.sendall(H2 if kind == "h2c" else H1)
+    conns.append(s)
+for s in conns:
+    s.recv(65536)
+    if kind == "h2c":
+        s.sendall(frame(4, 1, 0, b""))  # SETTINGS ACK
+time.sleep(3)
+print(before, rss())
+for s in conns:
+    s.close()
+PY
+}
+IDLE=()
+idle_row() { # name kind port start-command pid-variable
+  local name=$1 kind=$2 port=$3
+  "$4"; local pid=${!5}
+  echo "  idle $name ($kind)" >&2
+  IDLE+=("$name|$kind|$(idle_cost "$port" "$pid" "$kind")")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID"; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
+echo "$IDLE_CONNS idle connections per kind" >&2
+nginx_proxy() { start_nginx proxy.conf $NGINX_PROXY; }
+nginx_tls() { start_nginx tls.conf $NGINX_TLS; }
+if [ -z "${ONLY:-}" ] || [[ "idle" =~ $ONLY ]]; then
+  for kind in h1 h2c tls; do
+    case $kind in
+      h1) idle_row tollgate h1 $TOLLGATE_PORT start_tollgate TG; idle_row nginx h1 $NGINX_PROXY nginx_proxy NGINX_STARTED ;;
+      h2c) idle_row tollgate h2c $TOLLGATE_PORT start_tollgate TG; idle_row nginx h2c $NGINX_H2C nginx_proxy NGINX_STARTED ;;
+      tls) idle_row tollgate tls $TOLLGATE_TLS start_tollgate TG; idle_row nginx tls $NGINX_TLS nginx_tls NGINX_STARTED ;;
+    esac
+  done
+fi
+
 # --- report -----------------------------------------------------------------------------------
-python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$IDLE10K_RSS" "$UPLOAD_RSS" "$UPLOAD_STATUS" "$IDLE10K_OPEN" "$IDLE10K_PARKED" "${ROWS[@]}" <<'PY'
-import platform, subprocess, sys, datetime
-out, duration, conns, idle, loaded, idle10k, upload, upload_status, open10k, parked10k = sys.argv[1:11]
-import statistics
-runs = [r.split("|") for r in sys.argv[11:]]
+python3 - "$OUT" "$DURATION" "$CONNECTIONS" "$IDLE_RSS" "$LOADED_RSS" "$UPLOAD_RSS" "$UPLOAD_STATUS" "$IDLE_CONNS" "${LOG_LEVEL:-info (default)}" "${IDLE[@]+"${IDLE[@]}"}" -- "${ROWS[@]}" <<'PY'
+import platform, subprocess, sys, datetime, statistics
+out, duration, conns, idle, loaded, upload, upload_status, idle_conns, level = sys.argv[1:10]
+split = sys.argv.index("--")
+idles = [r.split("|") for r in sys.argv[10:split]]
+runs = [r.split("|") for r in sys.argv[split + 1:]]
 rows = []
 for name in dict.fromkeys(r[0] for r in runs):
     mine = [r for r in runs if r[0] == name]
     med = lambda i, fmt: fmt.format(statistics.median(float(r[i]) for r in mine))
-    rows.append([name, med(1, "{:.0f}"), med(2, "{:.2f}"), med(3, "{:.2f}"), med(4, "{:.1f}"), str(sum(int(r[5]) for r in mine))])
-ref = next((r for r in rows if r[0].startswith("haproxy jwt")), rows[0])
+    rows.append([name, med(1, "{:.0f}"), med(2, "{:.2f}"), med(3, "{:.2f}"), med(4, "{:.1f}"), str(sum(int(r[5]) for r in mine)), mine[0][6]])
+# Each row is compared with nginx proxying the same kind of traffic in this run.
+nginx = {kind: r for r in rows for kind in [r[6]] if r[0].startswith("nginx")}
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 lines = [
     f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {cpu or platform.machine()}, {subprocess.getoutput('nproc')} cores, kernel {platform.release()}.",
-    f"`bench/run.sh` with DURATION={duration}s, CONNECTIONS={conns}, wrk -t1; proxy pinned to CPU 0, wrk and the upstream on CPU 1; each row is the median of {len(runs) // max(len(rows), 1)} round-robin runs (errors: the sum).",
+    f"`bench/run.sh` with DURATION={duration}s, CONNECTIONS={conns}, wrk -t1 (h2c: h2load, 10 connections × 10 streams); proxy pinned to CPU 0, the load and the upstream on CPU 1; each row is the median of {len(runs) // max(len(rows), 1)} round-robin runs (errors: the sum). tollgate log level: {level}.",
     "",
-    "| setup | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors | req/s vs HAProxy-JWT | CPU vs HAProxy-JWT |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| setup | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors | req/s vs nginx | CPU vs nginx |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
 ]
-for name, rps, p50, p99, cpu_us, errors in rows:
-    r_rps = float(rps) / float(ref[1])
-    r_cpu = float(cpu_us) / float(ref[4]) if float(ref[4]) else 0
-    lines.append(f"| {name} | {rps} | {p50} | {p99} | {cpu_us} | {errors} | {r_rps:.2f}× | {r_cpu:.2f}× |")
+for name, rps, p50, p99, cpu_us, errors, kind in rows:
+    ref = nginx.get(kind)
+    r_rps = f"{float(rps) / float(ref[1]):.2f}×" if ref and float(ref[1]) else "–"
+    r_cpu = f"{float(cpu_us) / float(ref[4]):.2f}×" if ref and float(ref[4]) else "–"
+    lines.append(f"| {name} | {kind} | {rps} | {p50} | {p99} | {cpu_us} | {errors} | {r_rps} | {r_cpu} |")
 lines += [
+    "",
+    "h2c: h2load reports no percentiles; its mean time per request is in the p50 column.",
     "",
     "| tollgate memory | RSS |",
     "| --- | ---: |",
     f"| idle, after start | {int(idle) / 1024:.1f} MiB |",
     f"| after the load rows | {int(loaded) / 1024:.1f} MiB |",
-    f"| with 10,000 idle keep-alive connections ({open10k} open, {parked10k} parked, when read) | {int(idle10k) / 1024:.1f} MiB |",
     "| during a 1 GiB streamed upload (status {}): before / peak / after | {} |".format(
         upload_status, " / ".join(f"{int(v) / 1024:.1f} MiB" for v in upload.split(":"))),
 ]
+if idles:
+    lines += [
+        "",
+        f"| {int(idle_conns):,} idle connections (fresh process each) | kind | RSS before | RSS with them | per connection |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, kind, sizes in idles:
+        before, after = (int(v) for v in sizes.split())
+        per = (after - before) * 1024 / int(idle_conns)
+        lines.append(f"| {name} | {kind} | {before / 1024:.1f} MiB | {after / 1024:.1f} MiB | {per / 1000:.1f} KB |")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
