@@ -155,9 +155,9 @@ import re, sys
 text = open(sys.argv[1]).read()
 before, after, tck, name = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
-done, ok = int(m.group(1)), int(m.group(2))
-status = re.search(r"status codes: (\d+) 2xx", text)
-errors = done - (int(status.group(1)) if status else 0)
+done, failed, errored = int(m.group(1)), int(m.group(3)), int(m.group(4))
+status = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+errors = failed + errored + (sum(int(x) for x in status.groups()) if status else 0)
 rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

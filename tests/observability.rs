@@ -169,6 +169,7 @@ policy = "public"
             1.0,
         ),
         ("tollgate_requests_in_flight", 0.0),
+        ("tollgate_log_lines_dropped_total", 0.0),
         (r#"tollgate_connections_open{protocol="http1"}"#, 1.0),
     ];
     for (series, value) in expect {
