@@ -182,6 +182,10 @@ impl Observers {
 
 /// One line per request on the `access` target.
 fn access_log(outcome: &Outcome<'_>, rid: &str) {
+    // Checked before the fields are gathered: at `warn` the line costs nothing.
+    if !AccessLine::enabled() {
+        return;
+    }
     let trace = outcome.trace;
     AccessLine {
         request_id: rid,

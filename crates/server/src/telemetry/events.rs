@@ -32,9 +32,14 @@ pub struct AccessLine<'a> {
 }
 
 impl AccessLine<'_> {
+    /// Whether the `access` target is enabled at `INFO`.
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: "access", tracing::Level::INFO)
+    }
+
     /// Logs the line on the `access` target, if it is enabled at `INFO`.
     pub fn log(&self) {
-        if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        if !Self::enabled() {
             return;
         }
         let fields = self.fields();
@@ -107,9 +112,14 @@ pub struct AuditLine<'a> {
 }
 
 impl AuditLine<'_> {
+    /// Whether the `audit` target is enabled at `INFO`.
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: "audit", tracing::Level::INFO)
+    }
+
     /// Logs the event on the `audit` target, if it is enabled at `INFO`.
     pub fn log(&self) {
-        if !tracing::enabled!(target: "audit", tracing::Level::INFO) {
+        if !Self::enabled() {
             return;
         }
         let fields = self.fields();
