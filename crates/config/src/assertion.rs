@@ -1,12 +1,30 @@
-//! Validation of `[assertion]`: the key that signs identity assertions, loaded once, here.
+//! `[assertion]`: the key that signs identity assertions, as written, and loaded once, here.
 
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use super::Invalid;
-use super::raw::RawAssertion;
+use super::values::HumanDuration;
 use crate::signer::{
     ALGORITHMS, AssertionSigner, DEFAULT_ISSUER, DEFAULT_KID, DEFAULT_TTL, MAX_TTL,
 };
+
+/// `[assertion]`: the signed, request-bound identity assertion sent to upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    /// PKCS#8 PEM private key (`tollgate keys generate` writes one).
+    pub key_file: String,
+    /// `EdDSA` (Ed25519, the cheapest to sign), `ES256` or `RS256`; must match the key.
+    pub algorithm: String,
+    /// The `kid` header, as published in the admin JWKS. Default `"tollgate-assertion"`.
+    pub kid: Option<String>,
+    /// The `iss` claim. Default `"tollgate"`.
+    pub issuer: Option<String>,
+    /// Lifetime of one assertion, more than 0 and at most 5m. Default `"60s"`.
+    pub ttl: Option<HumanDuration>,
+}
 
 /// Validates `[assertion]`; error keys are relative to the section.
 pub fn validate_assertion(raw: &RawAssertion) -> Result<Arc<AssertionSigner>, Invalid> {

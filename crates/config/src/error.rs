@@ -42,6 +42,18 @@ pub(crate) fn invalid(file: &str, key: &str, reason: impl std::fmt::Display) -> 
     }
 }
 
+/// `value`, refused at `key` when zero (an interval of nothing would spin).
+pub(crate) fn positive(
+    file: &str,
+    key: &str,
+    value: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(file, key, "must be more than 0s"));
+    }
+    Ok(value)
+}
+
 /// A refused value inside one section, before the section's place in the file is known: the
 /// validators of `[[issuers]]`, `[[providers]]`, `[assertion]` and `[server.tls]` return it, and
 /// their caller puts the key under the section's path and names the file.

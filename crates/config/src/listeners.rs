@@ -1,11 +1,91 @@
-//! Validation of `[server]`'s addresses: the data and TLS listeners, the admin listener and the
-//! trusted proxies.
+//! `[server]` as written, and the validation of its addresses: the data and TLS listeners, the
+//! admin listener and the trusted proxies.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use super::raw::RawServer;
+use serde::Deserialize;
+
 use super::tls::TlsConfig;
+use super::values::HumanDuration;
 use super::{ConfigError, invalid};
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Data listeners. Default `["127.0.0.1:8080"]`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Admin listener (health, readiness). Default `"127.0.0.1:9901"`; `""` disables it.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// How long requests in flight may run after SIGTERM. Default `"30s"`.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: HumanDuration,
+    /// Peers (CIDR networks or addresses) whose `X-Forwarded-*` and `x-request-id` headers are
+    /// believed. Default: none; every client's proxy headers are removed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Most admin connections open at once; further ones wait in the accept queue. Default 64.
+    #[serde(default = "default_admin_max_connections")]
+    pub admin_max_connections: usize,
+    /// An admin connection is closed this long after it was accepted, whatever it is doing
+    /// (probes and scrapes take milliseconds). Default `"30s"`.
+    #[serde(default = "default_admin_connection_timeout")]
+    pub admin_connection_timeout: HumanDuration,
+    /// TLS listeners and their certificates. Default: none.
+    #[serde(default)]
+    pub tls: super::tls::RawTls,
+}
+
+fn default_admin_max_connections() -> usize {
+    64
+}
+fn default_admin_connection_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            drain_timeout: default_drain_timeout(),
+            trusted_proxies: Vec::new(),
+            admin_max_connections: default_admin_max_connections(),
+            admin_connection_timeout: default_admin_connection_timeout(),
+            tls: super::tls::RawTls::default(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["127.0.0.1:8080".to_owned()]
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".to_owned()
+}
+fn default_drain_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+/// Limits of the admin listener: tight, since it serves only probes and scrapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Most admin connections at once.
+    pub max_connections: usize,
+    /// Longest life of one admin connection.
+    pub connection_timeout: Duration,
+}
+
+/// The admin listener's limits, as `[server]` sets them (checked with `[limits]`).
+pub(super) fn admin_limits(server: &RawServer) -> AdminLimits {
+    AdminLimits {
+        max_connections: server.admin_max_connections,
+        connection_timeout: server.admin_connection_timeout.0,
+    }
+}
 
 /// Checks `server.listen` and `[server.tls]`: at least one listener, plain or TLS.
 pub(super) fn validate_listeners(

@@ -1,9 +1,132 @@
-//! Validation of `[state]`: where the revocation list, the token usage log and the shared vendor
-//! token live.
+//! `[state]`: where the revocation list, the token usage log and the shared vendor token live;
+//! as written, validated, and the check between.
 
-use super::raw::RawState;
+use std::time::Duration;
+
+use serde::Deserialize;
+
 use super::roots::TrustRoots;
-use super::{ConfigError, Secret, StateConfig, invalid};
+use super::values::{HumanDuration, Secret, SecretText};
+use super::{ConfigError, invalid};
+
+/// `[state]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `"file"` (the embedded store, one JSON file on this machine) or `"redis"` (shared by a
+    /// fleet). Default `"file"`.
+    #[serde(default = "default_state_backend")]
+    pub backend: String,
+    /// file: the file's path. Default `"tollgate-state/revocations.json"` (relative to the
+    /// working directory).
+    #[serde(default = "default_state_path")]
+    pub path: String,
+    /// redis: `redis://host:port/db`, usually `"${REDIS_URL}"`.
+    pub url: Option<String>,
+    /// redis: the password (`AUTH`), usually `"${REDIS_PASSWORD}"`. Default: none.
+    pub password: Option<SecretText>,
+    /// redis: PEM bundle of the CA that signed a `rediss://` server's certificate (instead of
+    /// the system roots). Default: the system roots.
+    pub ca_file: Option<String>,
+    /// redis: allow plain `redis://` to a host that is not loopback (the password, the
+    /// revocation list and the shared vendor token cross the network in clear). Default false.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// redis: 32 bytes, base64, usually `"${TOLLGATE_STATE_KEY}"`: the shared vendor token is
+    /// stored encrypted with it (AES-256-GCM). Default: stored as is.
+    pub encryption_key: Option<SecretText>,
+    /// redis: a file holding the encryption key (base64), e.g. a mounted Secret.
+    pub encryption_key_file: Option<String>,
+    /// redis: where this replica keeps a copy of the last revocation list it read, and starts
+    /// from when Redis is unreachable at start-up. Default
+    /// `"tollgate-state/revocations-copy-<hash of url and key_prefix>.json"`; `""` keeps none.
+    pub copy_path: Option<String>,
+    /// redis: refuse service tokens while no revocation list was ever read (neither from Redis
+    /// nor from the copy), instead of accepting them unchecked. Default false.
+    #[serde(default)]
+    pub fail_closed: bool,
+    /// redis: prefix of every key tollgate uses. Default `"tollgate:"`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How often a gateway writes which service tokens it saw (`tollgate token usage`), and
+    /// once more when it stops. Default `"10s"`.
+    #[serde(default = "default_usage_flush_interval")]
+    pub usage_flush_interval: HumanDuration,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        Self {
+            backend: default_state_backend(),
+            path: default_state_path(),
+            url: None,
+            password: None,
+            ca_file: None,
+            allow_plaintext: false,
+            encryption_key: None,
+            encryption_key_file: None,
+            key_prefix: default_key_prefix(),
+            copy_path: None,
+            fail_closed: false,
+            usage_flush_interval: default_usage_flush_interval(),
+        }
+    }
+}
+
+fn default_usage_flush_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_key_prefix() -> String {
+    "tollgate:".to_owned()
+}
+
+fn default_state_backend() -> String {
+    "file".to_owned()
+}
+
+fn default_state_path() -> String {
+    "tollgate-state/revocations.json".to_owned()
+}
+
+/// The state store (`[state]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateConfig {
+    /// The embedded store: one JSON file.
+    File {
+        /// Its path.
+        path: std::path::PathBuf,
+    },
+    /// Redis, shared by every replica of a fleet.
+    Redis {
+        /// `redis://host:port/db` or `rediss://` (no credentials: those are in `password`).
+        url: String,
+        /// `AUTH` password.
+        password: Option<Secret>,
+        /// For `rediss://`: the PEM roots to trust instead of the system's.
+        ca_pem: Option<String>,
+        /// Key the shared vendor token is encrypted with (AES-256-GCM, 32 bytes).
+        encryption_key: Option<Secret>,
+        /// Prefix of every key.
+        key_prefix: String,
+        /// Where the last list read is copied (none: no copy).
+        copy: Option<std::path::PathBuf>,
+        /// Refuse service tokens while no list was ever read.
+        fail_closed: bool,
+    },
+}
+
+impl StateConfig {
+    /// Where the list lives, for messages: the file's path or the Redis URL.
+    pub fn describe(&self) -> String {
+        match self {
+            StateConfig::File { path } => path.display().to_string(),
+            StateConfig::Redis {
+                url, key_prefix, ..
+            } => format!("{url} ({key_prefix}*)"),
+        }
+    }
+}
 
 /// Checks `[state]` for its backend (`file` or `redis`).
 pub(super) fn validate_state(raw: &RawState, file: &str) -> Result<StateConfig, ConfigError> {

@@ -1,27 +1,31 @@
 //! Turns the raw file into a typed [`Config`], once, reporting errors with their key path.
+//!
+//! Each section's own checks live with the section; this module runs them in order and does
+//! what spans sections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::admin::validate_console;
 use super::assertion::validate_assertion;
 use super::env::{Env, interpolate};
+use super::error::positive;
+use super::identity::validate_identity;
 use super::issuers::validate_issuer;
-use super::listeners::{validate_admin_listen, validate_listeners, validate_trusted_proxies};
+use super::limits::validate_limits;
+use super::listeners::{
+    admin_limits, validate_admin_listen, validate_listeners, validate_trusted_proxies,
+};
+use super::log::validate_log;
 use super::providers::validate_provider;
-use super::raw::{RawConfig, RawLog};
-use super::routes::validate_routes;
+use super::raw::RawConfig;
+use super::routes::{RouteContext, validate_routes};
 use super::signer::AssertionSigner;
 use super::state::validate_state;
 use super::tls::TlsConfig;
-use super::{
-    Config, ConfigError, IdentityConfig, Invalid, IssuerConfig, Limits, LogConfig, LogFormat,
-    ProviderConfig, TokensConfig, invalid,
-};
+use super::tokens::validate_tokens;
+use super::{Config, ConfigError, Invalid, IssuerConfig, ProviderConfig, Route, invalid};
 use tollgate_http::forwarded::TrustedProxies;
-
-/// Hyper refuses smaller read buffers.
-const MIN_HEADER_BYTES: usize = 8192;
 
 /// Parses TOML, interpolates `${VAR}` in every string value and deserializes [`RawConfig`].
 pub(super) fn parse_raw(text: &str, file: &str, env: &Env) -> Result<RawConfig, ConfigError> {
@@ -71,15 +75,22 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
     let (listen, tls) = validate_listeners(&raw.server, file)?;
     let admin_listen = validate_admin_listen(&raw.server, file)?;
     let trusted_proxies = validate_trusted_proxies(&raw.server, file)?;
-    let limits = validate_limits(&raw, file)?;
+    let limits = validate_limits(&raw.limits, raw.server.admin_max_connections, file)?;
     let log = validate_log(&raw.log, env, file)?;
     let mut issuers = validate_issuers(&raw, env, file)?;
     refuse_public_development_secret(&issuers, &every_listener(&listen, tls.as_ref()), file)?;
-    let mut identity = validate_identity(&raw, file)?;
+    let mut identity = validate_identity(&raw.identity, file)?;
     let providers = validate_providers(&raw, env, file)?;
-    let tokens = validate_tokens(&raw, &mut issuers, file)?;
+    let tokens = validate_tokens(&raw.tokens, &raw.issuers, &mut issuers, file)?;
     let assertion = validate_assertion_section(&raw, file)?;
-    let routes = validate_routes(&raw, &issuers, &providers, assertion.is_some(), file)?;
+    let context = RouteContext {
+        limits: &raw.limits,
+        tls: &raw.server.tls,
+        issuers: &issuers,
+        providers: &providers,
+        has_assertion: assertion.is_some(),
+    };
+    let routes = validate_routes(&raw.routes, &context, file)?;
     identity.rule_claims = rule_claims(&routes);
     Ok(Config {
         listen,
@@ -87,10 +98,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
         tls,
         drain_timeout: raw.server.drain_timeout.0,
         trusted_proxies: TrustedProxies::new(trusted_proxies),
-        admin_limits: super::AdminLimits {
-            max_connections: raw.server.admin_max_connections,
-            connection_timeout: raw.server.admin_connection_timeout.0,
-        },
+        admin_limits: admin_limits(&raw.server),
         limits,
         log,
         issuers,
@@ -151,110 +159,6 @@ fn validate_providers(
     )
 }
 
-/// Checks `[limits]` (and `server.admin_max_connections`): a header buffer hyper accepts, and
-/// no count of 0, which would refuse everything.
-fn validate_limits(raw: &RawConfig, file: &str) -> Result<Limits, ConfigError> {
-    let l = &raw.limits;
-    if l.max_header_bytes < MIN_HEADER_BYTES {
-        return Err(invalid(
-            file,
-            "limits.max_header_bytes",
-            format!("must be at least {MIN_HEADER_BYTES}"),
-        ));
-    }
-    for (key, value) in [
-        ("limits.max_headers", l.max_headers),
-        ("limits.max_connections", l.max_connections),
-        (
-            "server.admin_max_connections",
-            raw.server.admin_max_connections,
-        ),
-        ("limits.upstream_max_requests", l.upstream_max_requests),
-        (
-            "limits.upstream_max_connections",
-            l.upstream_max_connections,
-        ),
-    ] {
-        if value == 0 {
-            return Err(invalid(file, key, "must be greater than 0"));
-        }
-    }
-    Ok(Limits {
-        max_header_bytes: l.max_header_bytes,
-        max_headers: l.max_headers,
-        max_uri_bytes: l.max_uri_bytes,
-        header_read_timeout: l.header_read_timeout.0,
-        body_read_timeout: l.body_read_timeout.0,
-        idle_timeout: l.idle_timeout.0,
-        max_connection_age: l.max_connection_age.0,
-        max_concurrent_streams: l.max_concurrent_streams,
-        max_connections_per_ip: l.max_connections_per_ip,
-        max_connections: l.max_connections,
-        upstream_max_requests: l.upstream_max_requests,
-        upstream_max_connections: l.upstream_max_connections,
-        upstream_connect_timeout: positive(
-            file,
-            "limits.upstream_connect_timeout",
-            l.upstream_connect_timeout.0,
-        )?,
-    })
-}
-
-/// Checks `[log]`; `TOLLGATE_LOG_FORMAT` overrides the file's format.
-fn validate_log(raw: &RawLog, env: &Env, file: &str) -> Result<LogConfig, ConfigError> {
-    let format = match env
-        .get("TOLLGATE_LOG_FORMAT")
-        .unwrap_or_else(|| raw.format.clone())
-        .as_str()
-    {
-        "text" => LogFormat::Text,
-        "json" => LogFormat::Json,
-        other => {
-            return Err(invalid(
-                file,
-                "log.format",
-                format!("expected \"text\" or \"json\", got {other:?}"),
-            ));
-        }
-    };
-    Ok(LogConfig {
-        format,
-        level: raw.level.clone(),
-    })
-}
-
-/// Checks `[tokens]`: resolves the signing issuer (the named one, else the first that can
-/// sign) and, from it, which issuers vouch for services when they do not say.
-fn validate_tokens(
-    raw: &RawConfig,
-    issuers: &mut [IssuerConfig],
-    file: &str,
-) -> Result<TokensConfig, ConfigError> {
-    let signing_issuer = match &raw.tokens.issuer {
-        Some(name) => {
-            let index = issuers.iter().position(|i| &i.issuer == name);
-            Some(index.ok_or_else(|| {
-                invalid(
-                    file,
-                    "tokens.issuer",
-                    format!("no [[issuers]] entry has issuer = {name:?}"),
-                )
-            })?)
-        }
-        None => issuers.iter().position(|i| i.can_sign()),
-    };
-    let single = issuers.len() == 1;
-    for (i, issuer) in issuers.iter_mut().enumerate() {
-        issuer.service_tokens = raw.issuers[i]
-            .service_tokens
-            .unwrap_or(single || Some(i) == signing_issuer);
-    }
-    Ok(TokensConfig {
-        signing_issuer,
-        services: raw.tokens.services.clone(),
-    })
-}
-
 /// Checks and loads `[assertion]`, when present.
 fn validate_assertion_section(
     raw: &RawConfig,
@@ -266,110 +170,9 @@ fn validate_assertion_section(
         .transpose()
 }
 
-/// Checks `[admin]`: the console needs the admin listener, and a token when that listener is
-/// reachable from other machines.
-fn validate_console(
-    raw: &super::raw::RawAdmin,
-    admin_listen: Option<SocketAddr>,
-    file: &str,
-) -> Result<super::ConsoleConfig, ConfigError> {
-    if raw.recent_refusals > crate::MAX_RECENT_REFUSALS {
-        return Err(invalid(
-            file,
-            "admin.recent_refusals",
-            format!("at most {}", crate::MAX_RECENT_REFUSALS),
-        ));
-    }
-    let token = raw
-        .token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    if let Some(token) = token
-        && token.len() < 16
-    {
-        return Err(invalid(
-            file,
-            "admin.token",
-            "at least 16 characters (e.g. `openssl rand -base64 24`)",
-        ));
-    }
-    if raw.console && admin_listen.is_none() {
-        return Err(invalid(
-            file,
-            "admin.console",
-            "the console is served on the admin listener, and server.admin_listen is off",
-        ));
-    }
-    if raw.console && token.is_none() && admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
-        return Err(invalid(
-            file,
-            "admin.token",
-            "required when the console is on and server.admin_listen is not loopback",
-        ));
-    }
-    Ok(super::ConsoleConfig {
-        enabled: raw.console,
-        token: token.map(|t| super::Secret::new(t.as_bytes().to_vec())),
-        recent_refusals: if raw.console { raw.recent_refusals } else { 0 },
-        hosts: raw
-            .hosts
-            .iter()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            .collect(),
-    })
-}
-
-/// `value`, refused when zero (an interval of nothing would spin).
-fn positive(file: &str, key: &str, value: Duration) -> Result<Duration, ConfigError> {
-    if value.is_zero() {
-        return Err(invalid(file, key, "must be more than 0s"));
-    }
-    Ok(value)
-}
-
-/// Checks `[identity]`: each extra claim header is a valid name that carries no framing or
-/// routing meaning.
-fn validate_identity(raw: &RawConfig, file: &str) -> Result<IdentityConfig, ConfigError> {
-    let mut claim_headers = Vec::new();
-    for (claim, header) in &raw.identity.claim_headers {
-        let key = format!("identity.claim_headers.{claim}");
-        let name = http::HeaderName::from_bytes(header.trim().as_bytes())
-            .map_err(|_| invalid(file, &key, format!("invalid header name {header:?}")))?;
-        let path: Vec<String> = claim.split('.').map(str::to_owned).collect();
-        if path.iter().any(String::is_empty) {
-            return Err(invalid(file, &key, "claim path has an empty segment"));
-        }
-        // Headers with framing or routing meaning can never carry a claim.
-        const RESERVED: [&str; 6] = [
-            "authorization",
-            "connection",
-            "content-length",
-            "cookie",
-            "host",
-            "transfer-encoding",
-        ];
-        if RESERVED.contains(&name.as_str())
-            || tollgate_http::identity::is_assertion_header(name.as_str())
-        {
-            return Err(invalid(
-                file,
-                &key,
-                format!("{header:?} cannot carry a claim"),
-            ));
-        }
-        claim_headers.push((path, name));
-    }
-    Ok(IdentityConfig {
-        claim_headers,
-        token_cache_size: raw.identity.token_cache_size,
-        rule_claims: Vec::new(),
-    })
-}
-
 /// Every claim some route's `claims` rule names, once: the verifier reads these into each
 /// identity.
-fn rule_claims(routes: &[std::sync::Arc<super::Route>]) -> Vec<(String, Vec<String>)> {
+fn rule_claims(routes: &[Arc<Route>]) -> Vec<(String, Vec<String>)> {
     let mut all: Vec<(String, Vec<String>)> = Vec::new();
     for rule in routes.iter().flat_map(|r| &r.policy.claims) {
         if !all.iter().any(|(key, _)| *key == rule.key) {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use http::Uri;
 
-use super::Secret;
+use super::RawIssuer;
 use crate::Invalid;
-use crate::raw::RawIssuer;
+use crate::values::Secret;
 
 /// How to ask an issuer about an opaque token.
 #[derive(Clone)]
@@ -72,7 +72,7 @@ pub fn load(raw: &RawIssuer) -> Result<Option<IntrospectionConfig>, Invalid> {
     ) {
         (Some(secret), None) if !secret.is_empty() => Secret::new(secret.as_bytes().to_vec()),
         (None, Some(path)) => Secret::new(
-            super::read_secret_file(path)
+            super::key_material::read_secret_file(path)
                 .map_err(|e| Invalid::new("introspection_client_secret_file", e))?,
         ),
         _ => {

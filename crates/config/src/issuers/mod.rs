@@ -1,44 +1,130 @@
-//! Validation of `[[issuers]]`: algorithms, secrets and keys are loaded once, here.
+//! `[[issuers]]`: who may sign tokens, as written and validated; algorithms, secrets and keys
+//! are loaded once, here.
 
 pub mod introspection;
+mod jwks;
+mod key_material;
 
-use std::fmt;
 use std::time::Duration;
 
 use http::Uri;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
 
 use super::Invalid;
 use super::env::Env;
-use super::raw::{HumanDuration, RawIssuer, RawSigningKey};
-use crate::keys::{self, Family, VerifyKey};
-
-/// The shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
-pub const MIN_SECRET_BYTES: usize = 32;
+use super::values::{HumanDuration, Secret, SecretText};
+use crate::keys::{self, VerifyKey};
+pub use jwks::JwksConfig;
+use jwks::load_jwks;
+pub use key_material::{
+    KidSecret, MIN_SECRET_BYTES, RawPublicKey, RawSecret, RawSigningKey, SigningKeyConfig,
+};
+use key_material::{load_kid_secrets, load_public_keys, load_secret, load_signing_keys};
 
 /// The HMAC secret the default config falls back to when `TOLLGATE_JWT_SECRET` is unset.
 pub const DEVELOPMENT_SECRET: &str = "tollgate-development-secret-do-not-use-in-production";
 
-/// Bytes that must not be shown: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    /// Wraps secret bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The secret bytes; callers must not log them.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
+/// `[[issuers]]`: who may sign tokens, and with which keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Name for logs and metrics. Default: the `issuer` value.
+    pub name: Option<String>,
+    /// The `iss` claim tokens of this issuer carry. Required.
+    pub issuer: String,
+    /// Accepted `aud` values; when set, tokens must carry one of them. Default: none checked.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed algorithms, e.g. `["HS256"]` or `["RS256", "ES256"]`. Required, except with
+    /// `discovery`, where the default is every asymmetric algorithm (narrowed at run time to
+    /// those the provider's document lists).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Fetch `{issuer}/.well-known/openid-configuration` (OIDC discovery) for the key set's
+    /// URL and the algorithms, and refresh it like the key set. Default false.
+    #[serde(default)]
+    pub discovery: bool,
+    /// The discovery document's URL when it is not under the issuer. Implies `discovery`.
+    pub discovery_url: Option<String>,
+    /// How a token's type is known: `"tollgate"` (its `type` claim, `access` or `service`,
+    /// with `is_service` agreeing: tollgate's own tokens) or `"standard"` (OAuth/OIDC access
+    /// tokens: no `type` needed; a client-credentials token is a service when the issuer may
+    /// vouch for services). Default: `"standard"` with `jwks_url`, `discovery` or
+    /// `introspection_url`, else
+    /// `"tollgate"`.
+    pub token_types: Option<String>,
+    /// Dotted path of the claim holding the caller's roles (an array or a string), e.g.
+    /// `"realm_access.roles"`, `"roles"`, `"https://example.com/roles"` (quote a key that has
+    /// dots: `'"https://example.com/roles"'`). Default: the `role` claim only.
+    pub roles_claim: Option<String>,
+    /// RFC 7662 introspection endpoint for opaque (non-JWT) tokens. Default: none (an opaque
+    /// token is refused as malformed).
+    pub introspection_url: Option<String>,
+    /// tollgate's client id at the introspection endpoint (HTTP Basic).
+    pub introspection_client_id: Option<String>,
+    /// Its client secret, usually `"${SOME_VAR}"`.
+    pub introspection_client_secret: Option<SecretText>,
+    /// A file holding the client secret.
+    pub introspection_client_secret_file: Option<String>,
+    /// Longest time an introspection answer is reused, never beyond the token's `exp`.
+    /// Default `"60s"`, at most `"1h"`.
+    pub introspection_cache: Option<HumanDuration>,
+    /// Clock skew allowed on `exp` and `nbf`. Default `"30s"`.
+    pub leeway: Option<HumanDuration>,
+    /// HMAC secret (at least 32 bytes), usually `"${SOME_VAR}"`.
+    pub secret: Option<SecretText>,
+    /// File holding the HMAC secret (trailing newline ignored).
+    pub secret_file: Option<String>,
+    /// PEM public keys (RSA, EC or Ed25519).
+    #[serde(default)]
+    pub public_keys: Vec<RawPublicKey>,
+    /// JWKS document URL, fetched at startup and refreshed.
+    pub jwks_url: Option<String>,
+    /// PEM bundle of the certificate authorities the JWKS server's certificate is checked
+    /// against, instead of the public web roots (a private CA). Default: public roots.
+    pub jwks_ca_file: Option<String>,
+    /// Accept a plain `http://` `jwks_url` to a host that is not loopback. Default false.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// JWKS refresh period. Default `"5m"`.
+    pub jwks_refresh: Option<HumanDuration>,
+    /// JWKS fetch timeout. Default `"5s"`.
+    pub jwks_timeout: Option<HumanDuration>,
+    /// Least time between two fetches triggered by unknown key ids. Default `"10s"`.
+    pub jwks_min_refresh_interval: Option<HumanDuration>,
+    /// Also take tokens from this cookie. Default: no.
+    pub from_cookie: Option<String>,
+    /// Also take tokens from this query parameter. Default: no.
+    pub from_query: Option<String>,
+    /// Private key used by `tollgate token issue`; its public half is also accepted.
+    pub signing_key: Option<RawSigningKey>,
+    /// Several private keys, for rotation: each is published and accepted; the one with the
+    /// latest `active_from` already reached signs. Default: none.
+    #[serde(default)]
+    pub signing_keys: Vec<RawSigningKey>,
+    /// Several HMAC secrets with key ids, for rotation: each is accepted (by `kid`); the one
+    /// with the latest `active_from` already reached signs. Default: none.
+    #[serde(default)]
+    pub secrets: Vec<RawSecret>,
+    /// Longest token lifetime accepted, per token type: `exp - iat`, or `exp - now` for a
+    /// token without `iat`. Default `{ access = "24h", service = "400d" }`.
+    #[serde(default)]
+    pub max_lifetime: RawMaxLifetime,
+    /// Whether tokens of this issuer may carry a service identity (`type = "service"`).
+    /// Default: true for the `[tokens]` signing issuer and for a config's only issuer, false
+    /// for every other issuer (a user IdP must not be able to vouch for `orders`).
+    pub service_tokens: Option<bool>,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
+/// `max_lifetime` of an issuer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaxLifetime {
+    /// User access tokens. Default `"24h"`.
+    pub access: Option<HumanDuration>,
+    /// Service tokens. Default `"400d"` (room for the 365-day tokens `token issue` mints).
+    pub service: Option<HumanDuration>,
 }
 
 /// A validated issuer.
@@ -105,17 +191,6 @@ impl TokenTypes {
     }
 }
 
-/// An HMAC secret with a key id, for rotation.
-#[derive(Debug, Clone)]
-pub struct KidSecret {
-    /// Key id.
-    pub kid: String,
-    /// The secret.
-    pub secret: Secret,
-    /// When it starts signing.
-    pub active_from: Option<std::time::SystemTime>,
-}
-
 /// The entry with the latest `active_from` not after `now` (an entry without one counts as
 /// active since forever); the newest wins a tie, being listed later.
 fn active_at<T>(
@@ -150,49 +225,6 @@ impl IssuerConfig {
         self.secret
             .as_ref()
             .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET.as_bytes())
-    }
-}
-
-/// Where and how often to fetch a JWKS document.
-#[derive(Debug, Clone)]
-pub struct JwksConfig {
-    /// Document URL.
-    pub url: Uri,
-    /// Refresh period.
-    pub refresh: Duration,
-    /// Per-fetch timeout.
-    pub timeout: Duration,
-    /// Least time between fetches triggered by unknown key ids.
-    pub min_refresh_interval: Duration,
-    /// The certificate authorities the JWKS server is checked against.
-    pub roots: super::TrustRoots,
-    /// With OIDC discovery, `url` is the discovery document's, whose `issuer` must equal
-    /// this exactly (the mix-up defence) and whose `jwks_uri` gives the key set.
-    pub discovery: Option<String>,
-}
-
-/// A private signing key, loaded.
-#[derive(Clone)]
-pub struct SigningKeyConfig {
-    /// Algorithm tokens are signed with.
-    pub algorithm: Algorithm,
-    /// `kid` header value.
-    pub kid: Option<String>,
-    /// The PEM text of the private key.
-    pub pem: Secret,
-    /// Where it was read from.
-    pub file: String,
-    /// When it starts signing (until then: published and accepted only).
-    pub active_from: Option<std::time::SystemTime>,
-}
-
-impl fmt::Debug for SigningKeyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeyConfig")
-            .field("algorithm", &self.algorithm)
-            .field("kid", &self.kid)
-            .field("file", &self.file)
-            .finish_non_exhaustive()
     }
 }
 
@@ -328,221 +360,6 @@ fn token_types(raw: &RawIssuer) -> Result<TokenTypes, Invalid> {
     }
 }
 
-/// Whether one of `algorithms` is of `family`.
-fn wants(algorithms: &[Algorithm], family: Family) -> bool {
-    algorithms.iter().any(|a| Family::of(*a) == Some(family))
-}
-
-/// Reads a secret file, without the one line ending an editor adds.
-fn read_secret_file(path: &str) -> Result<Vec<u8>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
-    let trimmed = text.strip_suffix(b"\n").unwrap_or(&text);
-    Ok(trimmed.strip_suffix(b"\r").unwrap_or(trimmed).to_vec())
-}
-
-/// Checks that an HMAC secret is long enough (reported at `length_key`) and that an HS
-/// algorithm is allowed to use it (reported at `algorithm_key`).
-fn check_hmac_secret(
-    secret: &Secret,
-    algorithms: &[Algorithm],
-    length_key: &str,
-    algorithm_key: &str,
-) -> Result<(), Invalid> {
-    if secret.expose().len() < MIN_SECRET_BYTES {
-        return Err(Invalid::new(
-            length_key,
-            format!(
-                "HMAC secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
-                secret.expose().len()
-            ),
-        ));
-    }
-    if !wants(algorithms, Family::Hmac) {
-        return Err(Invalid::new(
-            algorithm_key,
-            "a secret needs an HS256/384/512 algorithm",
-        ));
-    }
-    Ok(())
-}
-
-/// Loads `secret` or `secret_file` and adds it to `keys`; HS algorithms need it unless
-/// `secrets` is set.
-fn load_secret(
-    raw: &RawIssuer,
-    algorithms: &[Algorithm],
-    keys: &mut Vec<VerifyKey>,
-) -> Result<Option<Secret>, Invalid> {
-    let secret = match (&raw.secret, &raw.secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(Invalid::new(
-                "secret_file",
-                "set either secret or secret_file",
-            ));
-        }
-        (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
-        (None, Some(path)) => {
-            Secret::new(read_secret_file(path).map_err(|e| Invalid::new("secret_file", e))?)
-        }
-        (None, None) => {
-            if wants(algorithms, Family::Hmac) && raw.secrets.is_empty() {
-                return Err(Invalid::new(
-                    "secret",
-                    "HS algorithms need a secret, secret_file or secrets",
-                ));
-            }
-            return Ok(None);
-        }
-    };
-    let length_key = if raw.secret.is_some() {
-        "secret"
-    } else {
-        "secret_file"
-    };
-    check_hmac_secret(&secret, algorithms, length_key, "secret")?;
-    keys.push(VerifyKey {
-        kid: None,
-        family: Family::Hmac,
-        algorithm: None,
-        key: DecodingKey::from_secret(secret.expose()),
-    });
-    Ok(Some(secret))
-}
-
-/// Loads `public_keys` (inline PEM or files) into `keys`, each usable with `algorithms`.
-fn load_public_keys(
-    raw: &RawIssuer,
-    algorithms: &[Algorithm],
-    keys: &mut Vec<VerifyKey>,
-) -> Result<(), Invalid> {
-    for (i, pk) in raw.public_keys.iter().enumerate() {
-        let key = format!("public_keys[{i}]");
-        let pem = match (&pk.pem, &pk.pem_file) {
-            (Some(pem), None) => pem.as_bytes().to_vec(),
-            (None, Some(path)) => std::fs::read(path).map_err(|e| {
-                Invalid::new(
-                    format!("{key}.pem_file"),
-                    format!("cannot read {path:?}: {e}"),
-                )
-            })?,
-            _ => return Err(Invalid::new(&key, "set exactly one of pem or pem_file")),
-        };
-        let mut verify = keys::from_pem(&pem).map_err(|e| Invalid::new(&key, e))?;
-        keys::usable_with(&verify, algorithms).map_err(|e| Invalid::new(&key, e))?;
-        verify.kid = pk.kid.clone();
-        keys.push(verify);
-    }
-    Ok(())
-}
-
-/// Loads `signing_key` and `signing_keys` (which must name their `kid`), adding their public
-/// halves to `keys`.
-fn load_signing_keys(
-    raw: &RawIssuer,
-    keys: &mut Vec<VerifyKey>,
-) -> Result<Vec<SigningKeyConfig>, Invalid> {
-    let mut signing_keys = Vec::new();
-    if let Some(sk) = &raw.signing_key {
-        signing_keys.push(load_signing_key(sk, keys).map_err(|e| e.under("signing_key"))?);
-    }
-    for (i, sk) in raw.signing_keys.iter().enumerate() {
-        let loaded =
-            load_signing_key(sk, keys).map_err(|e| e.under(&format!("signing_keys[{i}]")))?;
-        if loaded.kid.is_none() {
-            return Err(Invalid::new(
-                format!("signing_keys[{i}].kid"),
-                "required: tokens name the key that signed them",
-            ));
-        }
-        signing_keys.push(loaded);
-    }
-    Ok(signing_keys)
-}
-
-/// Loads the kid-tagged HMAC secrets (`secrets`), adding each to `keys`.
-fn load_kid_secrets(
-    raw: &RawIssuer,
-    algorithms: &[Algorithm],
-    keys: &mut Vec<VerifyKey>,
-) -> Result<Vec<KidSecret>, Invalid> {
-    let mut kid_secrets = Vec::new();
-    for (i, rs) in raw.secrets.iter().enumerate() {
-        let key = format!("secrets[{i}]");
-        let secret = match (&rs.secret, &rs.secret_file) {
-            (Some(s), None) => Secret::new(s.as_bytes().to_vec()),
-            (None, Some(path)) => Secret::new(
-                read_secret_file(path)
-                    .map_err(|e| Invalid::new(format!("{key}.secret_file"), e))?,
-            ),
-            _ => {
-                return Err(Invalid::new(
-                    &key,
-                    "set exactly one of secret or secret_file",
-                ));
-            }
-        };
-        check_hmac_secret(&secret, algorithms, &key, &key)?;
-        keys.push(VerifyKey {
-            kid: Some(rs.kid.clone()),
-            family: Family::Hmac,
-            algorithm: None,
-            key: DecodingKey::from_secret(secret.expose()),
-        });
-        kid_secrets.push(KidSecret {
-            kid: rs.kid.clone(),
-            secret,
-            active_from: parse_active_from(rs.active_from.as_deref())
-                .map_err(|e| Invalid::new(format!("{key}.active_from"), e))?,
-        });
-    }
-    Ok(kid_secrets)
-}
-
-/// Checks `jwks_url` (no credentials, http(s), encrypted unless allowed) and loads
-/// `jwks_ca_file`, which means nothing without it.
-fn load_jwks(raw: &RawIssuer) -> Result<Option<JwksConfig>, Invalid> {
-    let (key, url, discovery) = match (&raw.jwks_url, uses_discovery(raw)) {
-        (Some(_), true) => {
-            return Err(Invalid::new(
-                "discovery",
-                "set either jwks_url or discovery: discovery finds the key set itself",
-            ));
-        }
-        (Some(url), false) => ("jwks_url", url.clone(), None),
-        (None, true) => {
-            let url = raw.discovery_url.clone().unwrap_or_else(|| {
-                format!(
-                    "{}/.well-known/openid-configuration",
-                    raw.issuer.trim_end_matches('/')
-                )
-            });
-            let key = if raw.discovery_url.is_some() {
-                "discovery_url"
-            } else {
-                "issuer"
-            };
-            (key, url, Some(raw.issuer.clone()))
-        }
-        (None, false) if raw.jwks_ca_file.is_some() => {
-            return Err(Invalid::new(
-                "jwks_ca_file",
-                "has no effect without jwks_url or discovery",
-            ));
-        }
-        (None, false) => return Ok(None),
-    };
-    let uri = remote_url(key, &url, raw.allow_insecure_http)?;
-    Ok(Some(JwksConfig {
-        roots: super::TrustRoots::load(raw.jwks_ca_file.as_deref())
-            .map_err(|e| Invalid::new("jwks_ca_file", e))?,
-        url: uri,
-        refresh: duration_or(raw.jwks_refresh, 300),
-        timeout: duration_or(raw.jwks_timeout, 5),
-        min_refresh_interval: duration_or(raw.jwks_min_refresh_interval, 10),
-        discovery,
-    }))
-}
-
 /// Checks a key set or discovery URL: http(s) with a host, no credentials in it, and TLS
 /// unless it is loopback or `allow_insecure_http` says otherwise.
 fn remote_url(key: &str, url: &str, allow_insecure_http: bool) -> Result<Uri, Invalid> {
@@ -603,57 +420,4 @@ fn fingerprint(
         material.push(std::fs::read(path).unwrap_or_default());
     }
     super::Fingerprint::of(&material.iter().map(Vec::as_slice).collect::<Vec<_>>())
-}
-
-/// Loads the private key and adds its public half to the issuer's verification keys.
-fn load_signing_key(
-    raw: &RawSigningKey,
-    keys: &mut Vec<VerifyKey>,
-) -> Result<SigningKeyConfig, Invalid> {
-    let algorithm =
-        keys::parse_algorithm(&raw.algorithm).map_err(|e| Invalid::new("algorithm", e))?;
-    let path = &raw.private_key_file;
-    let pem = std::fs::read(path)
-        .map_err(|e| Invalid::new("private_key_file", format!("cannot read {path:?}: {e}")))?;
-    let encoding = match Family::of(algorithm) {
-        Some(Family::Rsa) => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
-        Some(Family::Ec) => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
-        Some(Family::Ed) => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
-        Some(Family::Hmac) | None => {
-            return Err(Invalid::new(
-                "algorithm",
-                "HMAC issuers sign with their secret; signing_key is for private keys",
-            ));
-        }
-    }
-    .map_err(|e| {
-        Invalid::new(
-            "private_key_file",
-            format!("{path:?}: not a {algorithm:?} private key: {e}"),
-        )
-    })?;
-    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, algorithm)
-        .map_err(|e| Invalid::new("private_key_file", format!("{path:?}: {e}")))?;
-    let mut verify = keys::from_jwk(&jwk)
-        .map_err(|e| Invalid::new("private_key_file", format!("{path:?}: {e}")))?;
-    verify.kid = raw.kid.clone();
-    verify.algorithm = Some(algorithm);
-    keys.push(verify);
-    Ok(SigningKeyConfig {
-        algorithm,
-        kid: raw.kid.clone(),
-        pem: Secret::new(pem),
-        file: path.clone(),
-        active_from: parse_active_from(raw.active_from.as_deref())
-            .map_err(|e| Invalid::new("active_from", e))?,
-    })
-}
-
-/// `active_from`: an RFC 3339 time.
-fn parse_active_from(text: Option<&str>) -> Result<Option<std::time::SystemTime>, String> {
-    text.map(|t| {
-        humantime::parse_rfc3339_weak(t)
-            .map_err(|e| format!("{t:?} is not an RFC 3339 time like 2026-01-15T00:00:00Z: {e}"))
-    })
-    .transpose()
 }

@@ -1,14 +1,97 @@
-//! Validation of `[[providers]]`: explicit values first, then the `API_AUTH_*` and
-//! `API_EXECUTOR_*` environment variables existing deployments already set.
+//! `[[providers]]`: how to obtain a vendor's bearer token, as written and validated: explicit
+//! values first, then the `API_AUTH_*` and `API_EXECUTOR_*` environment variables existing
+//! deployments already set.
+
+mod fallback;
 
 use std::time::Duration;
 
 use http::Uri;
+use serde::Deserialize;
 
 use super::Invalid;
 use super::env::Env;
-use super::issuers::Secret;
-use super::raw::{RawProvider, RawProviderKind};
+use super::values::{HumanDuration, Secret, SecretText};
+use fallback::{env_duration, env_number, secret_value, value_or_env};
+
+/// `[[providers]]`: how to obtain a vendor's bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Name routes refer to with `upstream_auth`. Required.
+    pub name: String,
+    /// `login` (JSON email/password login) or `client_credentials` (OAuth 2.0, RFC 6749 §4.4).
+    pub kind: RawProviderKind,
+    /// login: the auth API URL. Default: `$API_AUTH_URL`.
+    pub auth_url: Option<String>,
+    /// login: the account email. Default: `$API_AUTH_EMAIL`.
+    pub email: Option<String>,
+    /// login: the password. Default: `$API_AUTH_PASSWORD` (or `password_file`).
+    pub password: Option<SecretText>,
+    /// login: file holding the password (trailing newline ignored).
+    pub password_file: Option<String>,
+    /// login: JSON field name for the email. Default `"email"`.
+    pub email_field: Option<String>,
+    /// login: JSON field name for the password. Default `"password"`.
+    pub password_field: Option<String>,
+    /// login: dot path of the token in the response. Default: the first of `accessToken`,
+    /// `access_token`, `token`, `authToken`.
+    pub token_path: Option<String>,
+    /// client_credentials: the token endpoint.
+    pub token_url: Option<String>,
+    /// client_credentials: the client id.
+    pub client_id: Option<String>,
+    /// client_credentials: the client secret (or `client_secret_file`).
+    pub client_secret: Option<SecretText>,
+    /// client_credentials: file holding the client secret.
+    pub client_secret_file: Option<String>,
+    /// client_credentials: `"basic"` (HTTP Basic, default) or `"body"` (form fields).
+    pub client_auth: Option<String>,
+    /// client_credentials: requested scope.
+    pub scope: Option<String>,
+    /// client_credentials: requested audience.
+    pub audience: Option<String>,
+    /// Per-attempt timeout. Default: `$API_EXECUTOR_TIMEOUT` seconds, else `"30s"`.
+    pub timeout: Option<HumanDuration>,
+    /// Retries after a failed attempt. Default: `$API_EXECUTOR_MAX_RETRIES`, else 3.
+    pub max_retries: Option<u32>,
+    /// Token lifetime when neither its `exp` nor `expires_in` says. Default `"1h"`.
+    pub ttl: Option<HumanDuration>,
+    /// Refresh when less than this remains. Default `"5m"`.
+    pub refresh_before: Option<HumanDuration>,
+    /// After all retries fail, answer 503 at once for this long. Default `"5s"`.
+    pub failure_cooldown: Option<HumanDuration>,
+    /// Readiness waits for this provider's first token. Default false.
+    #[serde(default)]
+    pub required: bool,
+    /// Request bodies up to this size are kept so a request can be replayed after a vendor
+    /// `401`. Default 65536.
+    pub replay_body_bytes: Option<u64>,
+    /// After a vendor `401`, at most one new login per this interval; within it the vendor's
+    /// `401` is returned to the caller (or the request retried with a token a login already
+    /// obtained). Default `"10s"`.
+    pub relogin_interval: Option<HumanDuration>,
+    /// Longest a request waits for a token (also capped by its route's `timeout`); past it
+    /// the request gets 503 at once while the login goes on. Default: the route's timeout.
+    pub acquire_timeout: Option<HumanDuration>,
+    /// PEM bundle of the certificate authorities the auth API's certificate is checked
+    /// against, instead of the public web roots (a private CA). Default: public roots.
+    pub ca_file: Option<String>,
+    /// Accept a plain `http://` auth URL to a host that is not loopback (the password or
+    /// client secret then crosses the network readable). Default false.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// The credential grant a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawProviderKind {
+    /// `POST {"email", "password"}` → `{"accessToken": ...}`.
+    Login,
+    /// OAuth 2.0 client credentials.
+    ClientCredentials,
+}
 
 /// Token fields tried, in order, when a login provider sets no `token_path`.
 pub const DEFAULT_TOKEN_FIELDS: [&str; 4] = ["accessToken", "access_token", "token", "authToken"];
@@ -77,55 +160,6 @@ pub enum Grant {
     },
 }
 
-/// The configured value, else the environment variable, else an error naming both.
-fn value_or_env(value: Option<&str>, key: &str, var: &str, env: &Env) -> Result<String, Invalid> {
-    match value.map(str::trim) {
-        Some(v) if !v.is_empty() => Ok(v.to_owned()),
-        _ => env
-            .get(var)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                Invalid::new(
-                    key,
-                    format!("not set, and environment variable {var} is not set"),
-                )
-            }),
-    }
-}
-
-fn secret_value(
-    value: Option<&str>,
-    file: &Option<String>,
-    key: &str,
-    var: Option<&str>,
-    env: &Env,
-) -> Result<Secret, Invalid> {
-    if let Some(path) = file {
-        if value.is_some() {
-            return Err(Invalid::new(
-                format!("{key}_file"),
-                format!("set either {key} or {key}_file"),
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| {
-            Invalid::new(format!("{key}_file"), format!("cannot read {path:?}: {e}"))
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Invalid::new(format!("{key}_file"), format!("{path:?} is not UTF-8")))?;
-        return Ok(Secret::new(
-            text.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
-        ));
-    }
-    let text = match var {
-        Some(var) => value_or_env(value, key, var, env)?,
-        None => value
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| Invalid::new(key, format!("set {key} or {key}_file")))?,
-    };
-    Ok(Secret::new(text.into_bytes()))
-}
-
 fn parse_url(text: &str, key: &str) -> Result<Uri, Invalid> {
     if super::has_userinfo(text) {
         return Err(Invalid::new(key, super::USERINFO_REFUSED));
@@ -146,41 +180,6 @@ fn parse_url(text: &str, key: &str) -> Result<Uri, Invalid> {
 pub const MAX_RETRIES: u32 = 10;
 /// Longest single login attempt.
 pub const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A duration from the environment: bare seconds as the seed wrote them (`30`, `2.5`), or
-/// humantime like every other duration (`30s`, `1m`).
-fn env_duration(env: &Env, var: &str, key: &str) -> Result<Option<Duration>, Invalid> {
-    let Some(text) = env.get(var).filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let text = text.trim();
-    let seconds = text
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok());
-    match seconds {
-        Some(d) => Ok(Some(d)),
-        None => super::raw::parse_duration(text).map(Some).map_err(|e| {
-            Invalid::new(
-                key,
-                format!("environment variable {var} is not seconds or a duration ({e}): {text:?}"),
-            )
-        }),
-    }
-}
-
-fn env_number<T: std::str::FromStr>(env: &Env, var: &str, key: &str) -> Result<Option<T>, Invalid> {
-    match env.get(var).filter(|v| !v.trim().is_empty()) {
-        None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            Invalid::new(
-                key,
-                format!("environment variable {var} is not a number: {v:?}"),
-            )
-        }),
-    }
-}
 
 /// Validates one `[[providers]]` entry; error keys are relative to the entry.
 pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig, Invalid> {
@@ -220,7 +219,7 @@ pub fn validate_provider(raw: &RawProvider, env: &Env) -> Result<ProviderConfig,
             .map_or(Duration::from_secs(10), |d| d.0),
         acquire_timeout: raw
             .acquire_timeout
-            .map_or(super::raw::MAX_DURATION, |d| d.0),
+            .map_or(super::values::MAX_DURATION, |d| d.0),
         roots,
         fingerprint,
     })
