@@ -128,8 +128,9 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
         }
     };
     traffic(5).await;
-    // Keep traffic flowing while the browser samples the rate.
-    let background = tokio::spawn(traffic(400));
+    // Keep traffic flowing while the browser samples the rate, however long Chromium takes to
+    // start on a loaded machine: a fixed number of requests could end before the first sample.
+    let background = tokio::spawn(traffic(usize::MAX));
 
     let screenshots = std::env::var("TOLLGATE_SCREENSHOTS").ok();
     let input = serde_json::json!({
