@@ -27,7 +27,7 @@ pub struct AuditContext<'a> {
 /// Records an authentication/authorization decision when the audit trail wants it.
 pub fn record(ctx: &AuditContext<'_>, identity: Option<&Identity>, refusal: Option<&Refusal>) {
     let denied = refusal.is_some();
-    if !denied && ctx.route.policy.policy != Policy::Service || !AuditLine::enabled() {
+    if (!denied && ctx.route.policy.policy != Policy::Service) || !AuditLine::enabled() {
         return;
     }
     let reason = match refusal {
