@@ -15,7 +15,6 @@ use tracing::{debug, warn};
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
 use crate::observe::refusals::Refusals;
 use crate::telemetry::AccessLine;
-use audit::AuditContext;
 use tollgate_auth::{AuthError, Refusal};
 use tollgate_config::Config;
 use tollgate_core::error::GatewayError;
@@ -145,18 +144,7 @@ impl Observers {
                 token_type,
             })
             .inc();
-        let context = AuditContext {
-            request_id: rid,
-            client_request_id: outcome
-                .trace
-                .client_request_id
-                .as_ref()
-                .and_then(|v| v.to_str().ok()),
-            route,
-            method: outcome.method,
-            path: outcome.trace.path.as_deref().unwrap_or("-"),
-        };
-        audit::record(&context, caller, auth.refusal.as_ref());
+        audit::record(outcome, rid, route, caller, auth.refusal.as_ref());
     }
 
     /// Upstream failure counters, the log line and the console's refusal ring.

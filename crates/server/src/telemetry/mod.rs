@@ -25,17 +25,14 @@ pub fn init(log: &LogConfig) -> Option<LogGuard> {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: a log collector would store the escape codes.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let style = match log.format {
-        LogFormat::Json => Style::Json,
-        LogFormat::Text => Style::Text { ansi },
-    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(writer::LogWriter);
-    let result = match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    // The access and audit lines are written in the same style as tracing's own events.
+    let (style, result) = match log.format {
+        LogFormat::Json => (Style::Json, builder.json().flatten_event(true).try_init()),
+        LogFormat::Text => (Style::Text { ansi }, builder.try_init()),
     };
     // A subscriber already installed (tests, embedding) is kept, and so is its writer.
     result
