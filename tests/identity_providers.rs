@@ -1,6 +1,8 @@
 //! The book's Identity providers chapter: every TOML configuration in it passes
 //! `tollgate check` as pasted, and `tollgate explain` names the rule that refuses a request.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn tollgate(args: &[&str], dir: &std::path::Path) -> Output {
@@ -12,34 +14,9 @@ fn tollgate(args: &[&str], dir: &std::path::Path) -> Output {
         .expect("binary runs")
 }
 
-/// The fenced ```toml blocks of a Markdown text, in order.
-fn toml_blocks(text: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```toml") => current = Some(String::new()),
-            (Some(block), "```") => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
 #[test]
 fn every_provider_configuration_in_the_book_passes_check() {
-    let chapter = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/identity-providers.md"),
-    )
-    .unwrap();
-    let blocks = toml_blocks(&chapter);
+    let blocks = support::book_toml_blocks("identity-providers.md");
     assert!(blocks.len() >= 6, "found {} toml blocks", blocks.len());
     let dir = tempfile::tempdir().unwrap();
     for block in &blocks {

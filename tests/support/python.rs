@@ -48,3 +48,10 @@ pub fn run(script: &str, stdin: &[u8]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A command that runs the script at `path` (relative to the repository) with the interpreter.
+pub fn script(path: &str) -> Command {
+    let mut command = Command::new(python());
+    command.arg(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")));
+    command
+}

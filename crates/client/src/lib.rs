@@ -100,6 +100,25 @@ where
         .build(https)
 }
 
+/// A client speaking HTTP/2 with prior knowledge (h2c) to plain-HTTP servers: gRPC upstreams
+/// and `upstream_protocol = "h2c"` routes. Requests to one authority share one connection.
+pub fn build_h2c_client<B>(connect_timeout: Duration) -> Client<HttpConnector, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<tollgate_http::BoxError>,
+{
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(http)
+}
+
 /// The rustls side of [`build_client_with`].
 fn tls_client_config(tls: &UpstreamTls) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -12,6 +12,7 @@
 //! client's request again: what the policy judged is exactly what is forwarded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
@@ -27,8 +28,9 @@ use tollgate_auth::extract;
 use tollgate_auth::policy::Forbidden;
 use tollgate_auth::{Refusal, Verifier};
 use tollgate_config::signer::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
-use tollgate_config::{Config, Route, Upstream};
+use tollgate_config::{Config, Route, Upstream, UpstreamProtocol};
 use tollgate_http::forwarded::{self, ClientIp, TrustedProxies};
+use tollgate_http::grpc;
 use tollgate_http::host::{self, CanonicalHost};
 use tollgate_http::identity::Identity;
 use tollgate_http::path::normalize_path;
@@ -65,6 +67,12 @@ pub struct Decision {
     pub upgrade: Option<HeaderValue>,
     /// The vendor credential attached to the upstream request, if the route has one.
     pub credential: Option<Attached>,
+    /// How long the upstream has to answer: the route's timeout, or a gRPC call's shorter
+    /// `grpc-timeout`.
+    pub timeout: Duration,
+    /// Send over HTTP/2 with prior knowledge (a gRPC call, or an `h2c` route) when the
+    /// upstream is plain HTTP; an https upstream negotiates by ALPN either way.
+    pub http2: bool,
 }
 
 /// The vendor bearer token attached upstream, kept to replace it after a vendor `401`.
@@ -103,6 +111,8 @@ pub struct Trace {
     /// What authentication found; `None` when the request did not get that far (or was an
     /// exempt preflight).
     pub auth: Option<AuthOutcome>,
+    /// The request is a gRPC call, so a refusal is answered the gRPC way.
+    pub grpc: bool,
 }
 
 impl Default for Trace {
@@ -114,6 +124,7 @@ impl Default for Trace {
             path: None,
             route: None,
             auth: None,
+            grpc: false,
         }
     }
 }
@@ -207,20 +218,14 @@ impl Core {
         attach_credential: bool,
     ) -> Result<(Decision, Request<B>), GatewayError> {
         let (mut parts, body) = request.into_parts();
+        trace.grpc = grpc::is_call(parts.version, &parts.headers);
         let (trusted_peer, client) = self.identify_client(&parts.headers, peer, trace);
         let (host, route) = self.route(&parts, trace)?;
-        let exempt_preflight =
-            route
-                .policy
-                .is_exempt_preflight(&parts.method, &parts.headers, body.is_end_stream());
-        let identity = if exempt_preflight {
-            None
-        } else {
-            self.authenticate(&parts, &route, trusted_peer, trace)
-                .await?
-        };
-
+        let (exempt_preflight, identity) = self
+            .caller(&parts, &route, trusted_peer, body.is_end_stream(), trace)
+            .await?;
         let upgrade = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
+        let (grpc_timeout, http2) = transport(trace.grpc, &route, &parts.headers, &upgrade);
         let path = trace.path.as_deref().unwrap_or("/");
         let target = upstream_target(&route, path, &parts.uri, self.verifier.sources())?;
         rewrite::upstream_headers(
@@ -237,6 +242,8 @@ impl Core {
                 claim_headers: self.verifier.claim_header_names(),
                 exempt_preflight,
                 upgrade: upgrade.clone(),
+                http2,
+                grpc_timeout,
                 certificate: parts
                     .extensions
                     .get::<Arc<tollgate_auth::certificate::ClientCertificate>>()
@@ -250,12 +257,34 @@ impl Core {
             None
         };
         let decision = Decision {
+            timeout: grpc_timeout.unwrap_or(route.timeout),
             route,
             identity,
             upgrade,
             credential,
+            http2,
         };
         Ok((decision, upstream_request(parts, body, target)))
+    }
+
+    /// Whether the request is a CORS preflight the route lets through without a token, and
+    /// else the verified caller (or the refusal).
+    async fn caller(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        trusted_peer: bool,
+        bodiless: bool,
+        trace: &mut Trace,
+    ) -> Result<(bool, Option<Arc<Identity>>), GatewayError> {
+        if route
+            .policy
+            .is_exempt_preflight(&parts.method, &parts.headers, bodiless)
+        {
+            return Ok((true, None));
+        }
+        let identity = self.authenticate(parts, route, trusted_peer, trace).await?;
+        Ok((false, identity))
     }
 
     /// The request id (the client's own kept apart unless the peer is trusted) and the client
@@ -407,6 +436,29 @@ fn assertion_for(
         tracing::error!(error = %e, "identity assertion not signed");
         GatewayError::Internal("identity assertion could not be signed")
     })
+}
+
+/// How the request travels upstream: a gRPC call's deadline, and whether it goes over HTTP/2
+/// with prior knowledge to a plain-HTTP upstream (gRPC needs it; an `h2c` route asks for it;
+/// an upgrade cannot have it).
+fn transport(
+    grpc: bool,
+    route: &Route,
+    headers: &http::HeaderMap,
+    upgrade: &Option<HeaderValue>,
+) -> (Option<Duration>, bool) {
+    let timeout = grpc.then(|| call_timeout(headers, route.timeout));
+    let http2 = upgrade.is_none() && (grpc || route.upstream_protocol == UpstreamProtocol::H2c);
+    (timeout, http2)
+}
+
+/// A gRPC call's deadline: its `grpc-timeout`, bounded by the route's timeout (also when it
+/// sent none, or one that does not parse, which the spec reads as no deadline).
+fn call_timeout(headers: &http::HeaderMap, route_timeout: Duration) -> Duration {
+    headers
+        .get(&grpc::GRPC_TIMEOUT)
+        .and_then(grpc::parse_timeout)
+        .map_or(route_timeout, |asked| asked.min(route_timeout))
 }
 
 /// The upstream request: the client's method and body, the built target and headers.

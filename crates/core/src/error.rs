@@ -1,11 +1,12 @@
 //! `GatewayError` and the one table that maps it to a status and a JSON body.
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use tollgate_auth::Refusal;
 pub use tollgate_auth::refusal::json_error_with;
+use tollgate_http::grpc;
 use tollgate_http::host::HostError;
 use tollgate_http::path::PathError;
 
@@ -149,16 +150,41 @@ impl GatewayError {
         let (status, message) = self.status_and_message();
         let mut response =
             json_error_with(status, message, self.reason().as_deref(), request_id, body);
+        self.add_headers(response.headers_mut());
+        response
+    }
+
+    /// The answer for a client that made a gRPC call, which reads no HTTP status or JSON: a
+    /// trailers-only response (HTTP 200, no body) whose `grpc-status` is the code the status
+    /// maps to and whose `grpc-message` is the message and the reason.
+    pub fn to_grpc_response_with<B>(&self, body: impl FnOnce(Bytes) -> B) -> Response<B> {
+        let (status, message) = self.status_and_message();
+        let text = match self.reason() {
+            Some(reason) => format!("{message}: {reason}"),
+            None => message.to_owned(),
+        };
+        let mut response = Response::new(body(Bytes::new()));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(
+            grpc::GRPC_STATUS.clone(),
+            grpc::Code::for_status(status).header_value(),
+        );
+        headers.insert(grpc::GRPC_MESSAGE.clone(), grpc::message_value(&text));
+        self.add_headers(headers);
+        response
+    }
+
+    /// What an answer carries besides its body: `Retry-After` when capacity is short, and a
+    /// refusal's own headers (`WWW-Authenticate`).
+    fn add_headers(&self, headers: &mut http::HeaderMap) {
         if let GatewayError::UpstreamOverloaded { .. } = self {
             // Capacity frees as soon as requests in flight finish.
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let GatewayError::Refused(refusal) = self {
-            refusal.add_headers(response.headers_mut());
+            refusal.add_headers(headers);
         }
-        response
     }
 }
 
@@ -177,5 +203,20 @@ mod tests {
         assert_eq!(json["error"], "request body too large");
         assert_eq!(json["reason"], "limit is 10 bytes");
         assert_eq!(json["request_id"], "rid-1");
+    }
+
+    #[tokio::test]
+    async fn a_grpc_answer_is_trailers_only_with_the_code_and_reason() {
+        let response = GatewayError::BodyTooLarge { limit: 10 }
+            .to_grpc_response_with(http_body_util::Full::new);
+        assert_eq!(response.status(), StatusCode::OK);
+        let h = response.headers();
+        assert_eq!(h["content-type"], "application/grpc");
+        assert_eq!(h["grpc-status"], "8");
+        assert_eq!(
+            h["grpc-message"],
+            "request body too large: limit is 10 bytes"
+        );
+        assert!(http_body::Body::is_end_stream(response.body()));
     }
 }

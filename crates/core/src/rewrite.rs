@@ -20,14 +20,16 @@
 //! vendor credential, when a route has one, last.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use http::HeaderMap;
-use http::header::{HOST, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue, TE};
 use http::uri::Scheme;
 
 use tollgate_auth::extract::{self, TokenSources};
 use tollgate_config::{Route, Upstream};
 use tollgate_http::forwarded::{self, ClientIp};
+use tollgate_http::grpc;
 use tollgate_http::hop::remove_hop_by_hop;
 use tollgate_http::host::CanonicalHost;
 use tollgate_http::identity::{self, Identity};
@@ -66,6 +68,11 @@ pub struct Inputs<'a> {
     pub exempt_preflight: bool,
     /// The upgrade protocols to forward.
     pub upgrade: Option<HeaderValue>,
+    /// The request goes over HTTP/2 with prior knowledge, where the authority travels in
+    /// `:authority` alone.
+    pub http2: bool,
+    /// A gRPC call's deadline, to send on as its `grpc-timeout`.
+    pub grpc_timeout: Option<Duration>,
     /// The client certificate the TLS handshake verified, if any.
     pub certificate: Option<&'a tollgate_auth::certificate::ClientCertificate>,
 }
@@ -110,9 +117,16 @@ pub fn upstream_headers(headers: &mut HeaderMap, inputs: Inputs<'_>) {
         // Not even a trusted proxy's chain: the route's upstream is a third party.
         forwarded::remove_client_proxy_headers(headers, false);
     }
-    set_host(headers, inputs.route, host);
+    set_host(headers, inputs.route, host, inputs.http2);
     if let Some(protocols) = inputs.upgrade {
         tollgate_http::upgrade::set(headers, protocols);
+    }
+    if let Some(timeout) = inputs.grpc_timeout {
+        // gRPC servers refuse a call without `TE: trailers` (which hop-by-hop removal takes
+        // out: on HTTP/2 it is the one value allowed), and the upstream learns the deadline
+        // the gateway holds it to.
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(grpc::GRPC_TIMEOUT.clone(), grpc::timeout_value(timeout));
     }
 }
 
@@ -139,11 +153,18 @@ fn remove_method_overrides(headers: &mut HeaderMap) {
 
 /// The `Host` the upstream sees: the canonical client host when the route preserves it (or
 /// for echo, which has no authority of its own), else the upstream's own.
-fn set_host(headers: &mut HeaderMap, route: &Route, client_host: Option<&HeaderValue>) {
+fn set_host(
+    headers: &mut HeaderMap,
+    route: &Route,
+    client_host: Option<&HeaderValue>,
+    http2: bool,
+) {
     match (&route.upstream, client_host) {
         // An https upstream may speak HTTP/2, where the authority travels in `:authority`
         // alone; the client adds `Host` from the same URI when the connection is HTTP/1.1.
-        (Upstream::Http { scheme, .. }, _) if !route.preserve_host && *scheme == Scheme::HTTPS => {
+        (Upstream::Http { scheme, .. }, _)
+            if !route.preserve_host && (http2 || *scheme == Scheme::HTTPS) =>
+        {
             headers.remove(HOST);
         }
         (Upstream::Http { host, .. }, _) if !route.preserve_host => {
@@ -179,6 +200,7 @@ mod tests {
             max_body_bytes: 0,
             max_requests: None,
             preserve_host,
+            upstream_protocol: tollgate_config::UpstreamProtocol::Auto,
             upgrades: Vec::new(),
             allow_token_cookie: false,
             policy: RoutePolicy {
@@ -267,6 +289,8 @@ mod tests {
                 claim_headers: &[],
                 exempt_preflight: preflight,
                 upgrade: None,
+                http2: false,
+                grpc_timeout: None,
                 certificate: None,
             },
         );

@@ -115,6 +115,7 @@ mod tests {
             max_body_bytes: 0,
             max_requests: None,
             preserve_host: false,
+            upstream_protocol: tollgate_config::UpstreamProtocol::Auto,
             upgrades: Vec::new(),
             allow_token_cookie: false,
             policy: tollgate_auth::policy::RoutePolicy::public(),

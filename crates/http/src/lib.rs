@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod forwarded;
+pub mod grpc;
 pub mod hop;
 pub mod host;
 pub mod identity;

@@ -158,7 +158,7 @@ impl Gateway {
             Ok((response, upstream_time)) => (response, upstream_time, None),
             Err(error) => {
                 let rid = trace.request_id.to_str().unwrap_or_default();
-                let response = crate::outbound::body::error_response(&error, rid);
+                let response = crate::outbound::body::error_response_for(&error, rid, trace.grpc);
                 (response, None, Some(error))
             }
         };

@@ -20,10 +20,10 @@ use access::{
     check_issuer_names, parse_credentials, parse_rules, refuse_ignored_by_public, route_policy,
 };
 use tollgate_http::path::normalize_path;
-pub use upstream::Upstream;
+pub use upstream::{Upstream, UpstreamProtocol};
 use upstream::{
-    attach_upstream_auth, check_identity_assertion, parse_rewrite, parse_upgrades, parse_upstream,
-    parse_upstream_tls,
+    attach_upstream_auth, check_identity_assertion, check_upstream_protocol, parse_rewrite,
+    parse_upgrades, parse_upstream, parse_upstream_tls,
 };
 
 /// `[[routes]]`
@@ -55,6 +55,11 @@ pub struct RawRoute {
     /// Default false.
     #[serde(default)]
     pub preserve_host: bool,
+    /// How a plain-HTTP (`http://`) upstream is spoken to: `"auto"` (HTTP/1.1, and HTTP/2
+    /// with prior knowledge for gRPC calls) or `"h2c"` (HTTP/2 with prior knowledge for every
+    /// request but upgrades). An `https://` upstream is offered HTTP/2 by ALPN. Default `"auto"`.
+    #[serde(default)]
+    pub upstream_protocol: UpstreamProtocol,
     /// Protocols a client may upgrade to on this route (`Connection: upgrade`). Others are
     /// dropped from the request; `h2c` is refused. Default `["websocket"]`; `[]` for none.
     pub upgrades: Option<Vec<String>>,
@@ -166,6 +171,8 @@ pub struct Route {
     pub max_requests: Option<usize>,
     /// Forward the client's canonical host.
     pub preserve_host: bool,
+    /// How a plain-HTTP upstream is spoken to.
+    pub upstream_protocol: UpstreamProtocol,
     /// Protocols clients may upgrade to, lower case (never `h2c`).
     pub upgrades: Vec<String>,
     /// The upstream may set token cookies on the client.
@@ -267,6 +274,7 @@ fn validate_route(
     let upstream = parse_upstream(&route.upstream)
         .map_err(|e| invalid(file, &format!("{key}.upstream"), e))?;
     let upstream_tls = parse_upstream_tls(route, key, file)?;
+    check_upstream_protocol(route, &upstream, key, file)?;
     let rewrite = parse_rewrite(route, key, file)?;
     refuse_ignored_by_public(route, key, file)?;
     let credentials = parse_credentials(route, context.tls, key, file)?;
@@ -304,6 +312,7 @@ fn validate_route(
         max_body_bytes: route.max_body_bytes.unwrap_or(limits.max_body_bytes),
         max_requests,
         preserve_host: route.preserve_host,
+        upstream_protocol: route.upstream_protocol,
         upgrades,
         allow_token_cookie: route.allow_token_cookie,
         policy: route_policy(route, credentials, rules),

@@ -35,6 +35,35 @@ pub enum Upstream {
     },
 }
 
+/// How a plain-HTTP upstream is spoken to (`upstream_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, and HTTP/2 with prior knowledge for gRPC calls, which need it.
+    #[default]
+    Auto,
+    /// HTTP/2 with prior knowledge for every request but upgrades (which HTTP/2 cannot carry).
+    H2c,
+}
+
+/// Refuses `upstream_protocol = "h2c"` where there is no plain-HTTP upstream to speak it to.
+pub(super) fn check_upstream_protocol(
+    route: &RawRoute,
+    upstream: &Upstream,
+    key: &str,
+    file: &str,
+) -> Result<(), ConfigError> {
+    let plain = matches!(upstream, Upstream::Http { scheme, .. } if *scheme == Scheme::HTTP);
+    if route.upstream_protocol == UpstreamProtocol::H2c && !plain {
+        return Err(invalid(
+            file,
+            &format!("{key}.upstream_protocol"),
+            "\"h2c\" applies to an http:// upstream (an https:// one negotiates HTTP/2 by ALPN)",
+        ));
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for Upstream {
     /// `echo (built-in)` or the URL, for the route table and `tollgate explain`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -25,3 +25,16 @@ pub fn error_response(
 ) -> http::Response<ResponseBody> {
     error.to_response_with(request_id, full)
 }
+
+/// The gateway's answer for `error` to a client that made a gRPC call (`grpc`), which reads a
+/// `grpc-status` instead of the JSON answer.
+pub fn error_response_for(
+    error: &tollgate_core::GatewayError,
+    request_id: &str,
+    grpc: bool,
+) -> http::Response<ResponseBody> {
+    match grpc {
+        true => error.to_grpc_response_with(full),
+        false => error_response(error, request_id),
+    }
+}

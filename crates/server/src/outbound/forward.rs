@@ -43,6 +43,9 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 pub enum Via {
     /// A plain-HTTP upstream, through the pool of connections to it.
     Pool(Arc<Http1Pool>),
+    /// The same upstream over HTTP/2 with prior knowledge (chosen per request: gRPC calls and
+    /// `h2c` routes).
+    Http2(Arc<Http1Pool>),
     /// A TLS upstream, through the shared client, with the upstream's in-flight limit (which
     /// also bounds its connections: each request in flight holds at most one).
     Client(Box<UpstreamClient>, Arc<Limit>),
@@ -104,32 +107,33 @@ pub fn route_vias(
         .collect()
 }
 
-/// Sends the built upstream request and waits at most `timeout` for the response head. A
-/// `101` becomes a tunnel only when it switches to a protocol the core allowed and forwarded;
-/// any other `101` is the upstream's error.
+/// One exchange's way and bounds: the transport, how long the upstream has to answer (and
+/// may stay silent inside its body), and the route's body limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Leg<'a> {
+    /// The transport.
+    pub via: &'a Via,
+    /// The decision's timeout (the route's, or a gRPC call's shorter deadline).
+    pub timeout: Duration,
+    /// The route's `max_body_bytes`.
+    pub body_limit: u64,
+}
+
+/// Sends the built upstream request and waits at most the leg's timeout for the response
+/// head. A `101` becomes a tunnel only when it switches to a protocol the core allowed and
+/// forwarded; any other `101` is the upstream's error.
 pub async fn exchange(
-    via: &Via,
+    leg: Leg<'_>,
     request: Request<RequestBody>,
-    timeout: Duration,
     upgrade: Option<Tunnel>,
-    body_limit: u64,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
+    let Leg {
+        via,
+        timeout,
+        body_limit,
+    } = leg;
     let started = Instant::now();
-    let sent = async {
-        match via {
-            Via::Pool(pool) => pool.send(request, body_limit).await,
-            Via::Client(client, limit) => {
-                let permit = limit.acquire("upstream requests in flight")?;
-                match client.request(request).await {
-                    Ok(response) => {
-                        Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
-                    }
-                    Err(e) => Err(classify(Box::new(e), body_limit)),
-                }
-            }
-        }
-    };
-    let result = tokio::time::timeout(timeout, sent).await;
+    let result = tokio::time::timeout(timeout, send(via, request, body_limit)).await;
     let upstream_time = started.elapsed();
     let mut response = match result {
         Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
@@ -163,6 +167,27 @@ pub async fn exchange(
         Response::from_parts(parts, Either::Left(body.idle_timeout(timeout))),
         upstream_time,
     ))
+}
+
+/// Sends `request` by `via`; the response head, or why there is none.
+async fn send(
+    via: &Via,
+    request: Request<RequestBody>,
+    body_limit: u64,
+) -> Result<Response<super::pool::UpstreamBody>, GatewayError> {
+    match via {
+        Via::Pool(pool) => pool.send(request, body_limit).await,
+        Via::Http2(pool) => pool.send_http2(request, body_limit).await,
+        Via::Client(client, limit) => {
+            let permit = limit.acquire("upstream requests in flight")?;
+            match client.request(request).await {
+                Ok(response) => {
+                    Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
+                }
+                Err(e) => Err(classify(Box::new(e), body_limit)),
+            }
+        }
+    }
 }
 
 async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::{Either, Limited};
-use tollgate_config::{Config, Route, Upstream};
+use tollgate_config::{Config, Upstream};
 use tollgate_core::error::GatewayError;
 use tollgate_core::{Attached, Decision};
 
 use super::body::{RequestBody, ResponseBody};
-use super::forward::{self, Tunnel, UpstreamClient, Via};
+use super::forward::{self, Leg, Tunnel, UpstreamClient, Via};
 use super::limit::Limit;
 use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::ClientBody;
@@ -69,6 +69,8 @@ impl Forwarder {
             route,
             upgrade,
             credential,
+            timeout,
+            http2,
             ..
         } = decision;
         match route.upstream {
@@ -86,6 +88,19 @@ impl Forwarder {
             .get(route.index)
             .and_then(Option::as_ref)
             .ok_or(GatewayError::Internal("route has no upstream connection"))?;
+        let over_http2;
+        let via = match via {
+            Via::Pool(pool) if http2 => {
+                over_http2 = Via::Http2(pool.clone());
+                &over_http2
+            }
+            via => via,
+        };
+        let leg = Leg {
+            via,
+            timeout,
+            body_limit: route.max_body_bytes,
+        };
         let route_permit = match self.route_limits.get(route.index).and_then(Option::as_ref) {
             Some(limit) => Some(limit.acquire("route requests in flight")?),
             None => None,
@@ -94,7 +109,7 @@ impl Forwarder {
             protocols,
             client: client_upgrade,
         });
-        let (mut response, elapsed) = exchange(via, &route, credential, upstream, tunnel).await?;
+        let (mut response, elapsed) = exchange(leg, credential, upstream, tunnel).await?;
         if let (Some(permit), Either::Left(body)) = (route_permit, response.body_mut()) {
             body.watcher_mut().hold(permit);
         }
@@ -104,8 +119,7 @@ impl Forwarder {
 
 /// The exchange itself: with the vendor's credential (and its replay), or plain.
 async fn exchange(
-    via: &Via,
-    route: &Route,
+    leg: Leg<'_>,
     credential: Option<Attached>,
     upstream: Request<ClientBody>,
     tunnel: Option<Tunnel>,
@@ -115,15 +129,15 @@ async fn exchange(
         // request's future (moved into hyper's dispatcher once per request).
         Some(attached) => {
             Box::pin(super::vendor::forward_with_credential(
-                via, attached, upstream, route, tunnel,
+                leg, attached, upstream, tunnel,
             ))
             .await
         }
         None => {
-            let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+            let limit = usize::try_from(leg.body_limit).unwrap_or(usize::MAX);
             let request: Request<RequestBody> =
                 upstream.map(|body| Either::Left(Limited::new(body, limit)));
-            forward::exchange(via, request, route.timeout, tunnel, route.max_body_bytes).await
+            forward::exchange(leg, request, tunnel).await
         }
     }
 }

@@ -4,7 +4,9 @@
 //! checkout and return, and spawns a task per request to notice when the connection is free
 //! again: together 15% of the instructions tollgate spent on a proxied request (callgrind).
 //! Here each route holds its upstream's pool directly, and a connection goes back to it the
-//! moment the response body ends. TLS upstreams keep hyper-util's client (ALPN, HTTP/2).
+//! moment the response body ends. TLS upstreams keep hyper-util's client (ALPN, HTTP/2), and
+//! so do requests to this upstream over HTTP/2 with prior knowledge (gRPC, `h2c` routes), which
+//! all share one multiplexed connection.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,6 +15,8 @@ use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -45,6 +49,8 @@ pub struct Http1Pool {
     connections: Arc<Limit>,
     /// Longest wait for a new connection (`limits.upstream_connect_timeout`).
     connect_timeout: std::time::Duration,
+    /// The same upstream over HTTP/2 with prior knowledge (connects on first use).
+    h2c: Client<HttpConnector, RequestBody>,
 }
 
 impl std::fmt::Debug for Http1Pool {
@@ -69,6 +75,7 @@ impl Http1Pool {
             requests: Limit::new(limits.upstream_max_requests),
             connections: Limit::new(limits.upstream_max_connections),
             connect_timeout: limits.upstream_connect_timeout,
+            h2c: tollgate_client::build_h2c_client(limits.upstream_connect_timeout),
         })
     }
 
@@ -139,6 +146,22 @@ impl Http1Pool {
                 _ => return Err(super::forward::classify(Box::new(error), body_limit)),
             };
             debug!(pool = ?self, error = %error, "the upstream did not take the request; sending it again");
+        }
+    }
+
+    /// Sends `request` over HTTP/2 with prior knowledge, within the same limit of requests in
+    /// flight; the response keeps its permit until its body (and trailers) end.
+    pub async fn send_http2(
+        &self,
+        request: Request<RequestBody>,
+        body_limit: u64,
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
+        let permit = self.requests.acquire("upstream requests in flight")?;
+        match self.h2c.request(request).await {
+            Ok(response) => {
+                Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
+            }
+            Err(e) => Err(super::forward::classify(Box::new(e), body_limit)),
         }
     }
 

@@ -7,10 +7,9 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 
-use super::forward::{self, Tunnel, Via};
+use super::forward::{self, Leg, Tunnel};
 use crate::conn::body::ClientBody;
 use crate::outbound::body::ResponseBody;
-use tollgate_config::Route;
 use tollgate_core::Attached;
 use tollgate_core::GatewayError;
 use tollgate_core::credentials::AfterRejection;
@@ -20,10 +19,9 @@ use tollgate_core::credentials::AfterRejection;
 /// [`TokenCache::reject`]) and the request replayed once with a new one; within
 /// `relogin_interval` of the last such login the vendor's `401` is returned instead.
 pub async fn forward_with_credential(
-    via: &Via,
+    leg: Leg<'_>,
     attached: &Attached,
     request: Request<ClientBody>,
-    route: &Route,
     upgrade: Option<Tunnel>,
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
     let (parts, body) = request.into_parts();
@@ -31,21 +29,21 @@ pub async fn forward_with_credential(
         .cache
         .config()
         .replay_body_bytes
-        .min(route.max_body_bytes);
+        .min(leg.body_limit);
     let declared = http_body::Body::size_hint(&body).exact();
     let replayable = upgrade.is_none() && declared.is_some_and(|n| n <= keep);
     if !replayable {
-        let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+        let limit = usize::try_from(leg.body_limit).unwrap_or(usize::MAX);
         let request = Request::from_parts(parts, Either::Left(Limited::new(body, limit)));
-        return forward::exchange(via, request, route.timeout, upgrade, route.max_body_bytes).await;
+        return forward::exchange(leg, request, upgrade).await;
     }
     // The body is held whole before anything is sent, so the route's timeout bounds reading it
     // too: a client trickling its declared bytes gets 408, not an indefinite hold on the buffer.
     let collect = Limited::new(body, usize::try_from(keep).unwrap_or(usize::MAX)).collect();
-    let bytes = tokio::time::timeout(route.timeout, collect)
+    let bytes = tokio::time::timeout(leg.timeout, collect)
         .await
-        .map_err(|_| GatewayError::RequestBodyTimeout(route.timeout))?
-        .map_err(|e| forward::classify(e, route.max_body_bytes))?
+        .map_err(|_| GatewayError::RequestBodyTimeout(leg.timeout))?
+        .map_err(|e| forward::classify(e, leg.body_limit))?
         .to_bytes();
     let retry = Request::builder()
         .method(parts.method.clone())
@@ -53,7 +51,7 @@ pub async fn forward_with_credential(
         .version(parts.version);
     let retry_headers = parts.headers.clone();
     let request = Request::from_parts(parts, Either::Right(Full::new(bytes.clone())));
-    let first = forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await?;
+    let first = forward::exchange(leg, request, None).await?;
     if first.0.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
@@ -62,7 +60,7 @@ pub async fn forward_with_credential(
     }
     let fresh = attached
         .cache
-        .bearer(attached.cache.wait_within(route.timeout))
+        .bearer(attached.cache.wait_within(leg.timeout))
         .await
         .map_err(GatewayError::CredentialsUnavailable)?;
     let mut request = retry
@@ -71,5 +69,5 @@ pub async fn forward_with_credential(
     *request.headers_mut() = retry_headers;
     request.headers_mut().insert(AUTHORIZATION, fresh);
     tracing::info!(provider = %attached.cache.name(), "replaying request once with a fresh upstream token");
-    forward::exchange(via, request, route.timeout, None, route.max_body_bytes).await
+    forward::exchange(leg, request, None).await
 }
