@@ -93,7 +93,13 @@ impl Refusal {
         body: impl FnOnce(Bytes) -> B,
     ) -> Response<B> {
         let (status, message) = self.status_and_message();
-        let mut response = json_error_with(status, message, Some(&self.reason()), request_id, body);
+        let mut response = json_error_with(
+            status,
+            message,
+            Some(&self.reason()),
+            request_id.into(),
+            body,
+        );
         self.add_headers(response.headers_mut());
         response
     }
@@ -105,20 +111,42 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
 }
 
-/// A JSON error response `{"error", "reason"?, "request_id"}`, the body made by `body`.
+/// The ids an error answer names: the request's, and its trace's when traces are on.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerIds<'a> {
+    /// The gateway's request id.
+    pub request_id: &'a str,
+    /// The OpenTelemetry trace id.
+    pub trace_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for AnswerIds<'a> {
+    fn from(request_id: &'a str) -> Self {
+        Self {
+            request_id,
+            trace_id: None,
+        }
+    }
+}
+
+/// A JSON error response `{"error", "reason"?, "request_id", "trace_id"?}`, the body made by
+/// `body`.
 pub fn json_error_with<B>(
     status: StatusCode,
     error: &str,
     reason: Option<&str>,
-    request_id: &str,
+    ids: AnswerIds<'_>,
     body: impl FnOnce(Bytes) -> B,
 ) -> Response<B> {
     let json = serde_json::to_vec(&ErrorBody {
         error,
         reason,
-        request_id,
+        request_id: ids.request_id,
+        trace_id: ids.trace_id,
     })
     .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec());
     let mut response = Response::new(body(Bytes::from(json)));

@@ -27,6 +27,7 @@ mod roots;
 mod routes;
 pub mod signer;
 mod state;
+mod telemetry;
 pub mod tls;
 mod tokens;
 mod validate;
@@ -56,6 +57,7 @@ pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use roots::TrustRoots;
 pub use routes::{Route, Upstream, UpstreamProtocol};
 pub use state::StateConfig;
+pub use telemetry::TelemetryConfig;
 pub use tokens::TokensConfig;
 pub use validate::validate;
 pub use values::Secret;
@@ -133,6 +135,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// The key that signs identity assertions (`[assertion]`), loaded.
     pub assertion: Option<Arc<crate::signer::AssertionSigner>>,
+    /// OpenTelemetry traces (`[telemetry]`); `None`: off.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 impl Config {

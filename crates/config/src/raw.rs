@@ -16,6 +16,7 @@ pub use crate::log::RawLog;
 pub use crate::providers::{RawProvider, RawProviderKind};
 pub use crate::routes::{RawPolicy, RawRoute};
 pub use crate::state::RawState;
+pub use crate::telemetry::RawTelemetry;
 pub use crate::tokens::RawTokens;
 pub use crate::values::{HumanDuration, MAX_DURATION, SecretText, parse_duration};
 
@@ -55,4 +56,7 @@ pub struct RawConfig {
     /// The admin console.
     #[serde(default)]
     pub admin: RawAdmin,
+    /// OpenTelemetry traces. Default: off.
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
 }

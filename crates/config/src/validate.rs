@@ -22,6 +22,7 @@ use super::raw::RawConfig;
 use super::routes::{RouteContext, validate_routes};
 use super::signer::AssertionSigner;
 use super::state::validate_state;
+use super::telemetry::validate_telemetry;
 use super::tls::TlsConfig;
 use super::tokens::validate_tokens;
 use super::{Config, ConfigError, Invalid, IssuerConfig, ProviderConfig, Route, invalid};
@@ -115,6 +116,7 @@ pub fn validate(raw: RawConfig, file: &str, env: &Env) -> Result<Config, ConfigE
             raw.state.usage_flush_interval.0,
         )?,
         assertion,
+        telemetry: validate_telemetry(&raw.telemetry, file)?,
     })
 }
 

@@ -5,7 +5,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use tollgate_auth::Refusal;
-pub use tollgate_auth::refusal::json_error_with;
+pub use tollgate_auth::refusal::{AnswerIds, json_error_with};
 use tollgate_http::grpc;
 use tollgate_http::host::HostError;
 use tollgate_http::path::PathError;
@@ -144,12 +144,11 @@ impl GatewayError {
     /// answers with its own body type, byte for byte what the gateway sends).
     pub fn to_response_with<B>(
         &self,
-        request_id: &str,
+        ids: AnswerIds<'_>,
         body: impl FnOnce(Bytes) -> B,
     ) -> Response<B> {
         let (status, message) = self.status_and_message();
-        let mut response =
-            json_error_with(status, message, self.reason().as_deref(), request_id, body);
+        let mut response = json_error_with(status, message, self.reason().as_deref(), ids, body);
         self.add_headers(response.headers_mut());
         response
     }
@@ -196,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn body_is_json_with_request_id() {
         let response = GatewayError::BodyTooLarge { limit: 10 }
-            .to_response_with("rid-1", http_body_util::Full::new);
+            .to_response_with("rid-1".into(), http_body_util::Full::new);
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -18,14 +18,16 @@ use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::ClientBody;
 use crate::metrics::Metrics;
 use crate::observe::{Observers, Outcome};
+use crate::otel::{RequestSpan, Tracing};
 use crate::outbound::body::ResponseBody;
 use crate::outbound::forwarder::Forwarder;
 use tollgate_auth::Verifier;
 use tollgate_config::Config;
 use tollgate_config::Upstream;
 use tollgate_core::credentials::Providers;
+use tollgate_core::error::AnswerIds;
 use tollgate_core::forwarded::ClientIp;
-use tollgate_core::{Core, Trace};
+use tollgate_core::{Core, GatewayError, Trace};
 use tollgate_http::request_id::X_REQUEST_ID;
 use tollgate_state::usage::UsageLog;
 
@@ -39,6 +41,8 @@ pub struct Gateway {
     observers: Observers,
     /// The config this gateway serves (the console shows it and explains with it).
     config: Arc<Config>,
+    /// OpenTelemetry traces, when `[telemetry]` turns them on.
+    tracing: Option<Arc<Tracing>>,
 }
 
 /// Counts a request as in flight until dropped, also when the client goes away mid-request.
@@ -72,7 +76,16 @@ impl Gateway {
             forwarder: Forwarder::reusing(config, previous.map(|p| &p.forwarder)),
             observers: Observers::reusing(config, metrics, previous.map(|p| &p.observers)),
             config: Arc::new(config.clone()),
+            tracing: Tracing::reusing(
+                config.telemetry.as_ref(),
+                previous.and_then(|p| p.tracing.as_ref()),
+            ),
         }
+    }
+
+    /// The tracer, when traces are on.
+    pub fn tracing(&self) -> Option<&Arc<Tracing>> {
+        self.tracing.as_ref()
     }
 
     /// The config this gateway serves.
@@ -128,44 +141,31 @@ impl Gateway {
         // The client's socket hand-off, for the tunnel if the core allows an upgrade.
         let mut request = request;
         let client_upgrade = request.extensions_mut().remove::<ClientUpgrade>();
+        let span = self.tracing.as_ref().map(|t| t.start(request.headers()));
         let mut trace = Trace::default();
         let result = match self.core.decide(request, &peer, &mut trace).await {
             Ok((decision, upstream)) => {
-                let allow_token_cookie = decision.route.allow_token_cookie;
-                // A forward-auth answer is tollgate's own and is its identity headers; an
-                // upstream's answer may never carry any.
-                let own_answer = matches!(decision.route.upstream, Upstream::ForwardAuth);
-                let sent = self
-                    .forwarder
-                    .send(decision, upstream, client_upgrade)
-                    .await;
-                sent.map(|(mut response, upstream_time)| {
-                    if own_answer {
-                        return (response, upstream_time);
-                    }
-                    tollgate_core::response::filter(
-                        response.headers_mut(),
-                        self.core.verifier().claim_header_names(),
-                        self.core.verifier().sources(),
-                        allow_token_cookie,
-                    );
-                    (response, upstream_time)
-                })
+                self.forward(decision, upstream, client_upgrade, span.as_ref())
+                    .await
             }
             Err(refusal) => Err(refusal),
         };
+        let trace_id = span.as_ref().map(RequestSpan::trace_id);
         let (mut response, upstream_time, error) = match result {
             Ok((response, upstream_time)) => (response, upstream_time, None),
             Err(error) => {
-                let rid = trace.request_id.to_str().unwrap_or_default();
-                let response = crate::outbound::body::error_response_for(&error, rid, trace.grpc);
+                let ids = AnswerIds {
+                    request_id: trace.request_id.to_str().unwrap_or_default(),
+                    trace_id,
+                };
+                let response = crate::outbound::body::error_response_for(&error, ids, trace.grpc);
                 (response, None, Some(error))
             }
         };
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), trace.request_id.clone());
-        self.observers.observe(&Outcome {
+        let outcome = Outcome {
             trace: &trace,
             method: &method,
             status: response.status().as_u16(),
@@ -173,7 +173,52 @@ impl Gateway {
             elapsed: started.elapsed(),
             upstream: upstream_time,
             bytes_out: http_body::Body::size_hint(response.body()).exact(),
-        });
+            trace_id,
+        };
+        self.observers.observe(&outcome);
+        if let Some(span) = &span {
+            span.finish(&outcome);
+        }
         Ok(response)
+    }
+
+    /// Sends the built request by the route's transport, in a client span when traces are on,
+    /// and filters what the upstream may not say to the client.
+    async fn forward(
+        &self,
+        decision: tollgate_core::Decision,
+        mut upstream: Request<ClientBody>,
+        client_upgrade: Option<ClientUpgrade>,
+        span: Option<&RequestSpan>,
+    ) -> Result<(Response<ResponseBody>, Option<std::time::Duration>), GatewayError> {
+        let allow_token_cookie = decision.route.allow_token_cookie;
+        // A forward-auth answer is tollgate's own and is its identity headers; an upstream's
+        // answer may never carry any.
+        let own_answer = matches!(decision.route.upstream, Upstream::ForwardAuth);
+        let exchange = match (&self.tracing, span, &decision.route.upstream) {
+            (Some(tracing), Some(span), Upstream::Http { .. }) => {
+                let method = upstream.method().clone();
+                Some(tracing.upstream(span, &method, upstream.headers_mut()))
+            }
+            _ => None,
+        };
+        let sent = self
+            .forwarder
+            .send(decision, upstream, client_upgrade)
+            .await;
+        if let Some(exchange) = exchange {
+            let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
+            exchange.finish(status, sent.as_ref().err());
+        }
+        let (mut response, upstream_time) = sent?;
+        if !own_answer {
+            tollgate_core::response::filter(
+                response.headers_mut(),
+                self.core.verifier().claim_header_names(),
+                self.core.verifier().sources(),
+                allow_token_cookie,
+            );
+        }
+        Ok((response, upstream_time))
     }
 }

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod listen;
 pub mod metrics;
 pub mod observe;
+pub mod otel;
 pub mod outbound;
 pub mod reload;
 pub mod start;

@@ -304,7 +304,8 @@ fn log_listening(
     }
 }
 
-/// The task that, once stopped, drains, writes the token usage, then stops the admin listener.
+/// The task that, once stopped, drains, writes the token usage and the last spans, then stops
+/// the admin listener.
 fn spawn_drain(
     loops: Vec<JoinHandle<()>>,
     connections: Arc<Semaphore>,
@@ -321,6 +322,10 @@ fn spawn_drain(
         let usage = last.load().usage().clone();
         if let Err(e) = usage.flush(tollgate_state::clock::now()).await {
             warn!(error = %e, "token usage not written at shutdown");
+        }
+        // The spans of the last requests, still in the exporter's batch.
+        if let Some(tracing) = last.load().tracing().cloned() {
+            let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
         }
         let _ = admin_stop.send(true);
     })

@@ -37,6 +37,8 @@ pub struct Outcome<'a> {
     pub upstream: Option<Duration>,
     /// The response body's size, when known.
     pub bytes_out: Option<u64>,
+    /// The OpenTelemetry trace id, when traces are on.
+    pub trace_id: Option<&'a str>,
 }
 
 /// The observers of one gateway generation.
@@ -189,6 +191,7 @@ fn access_log(outcome: &Outcome<'_>, rid: &str) {
         duration_us: outcome.elapsed.as_micros() as u64,
         upstream_us: outcome.upstream.map(|d| d.as_micros() as u64),
         bytes_out: outcome.bytes_out,
+        trace_id: outcome.trace_id,
     }
     .log();
 }

@@ -23,18 +23,18 @@ pub fn error_response(
     error: &tollgate_core::GatewayError,
     request_id: &str,
 ) -> http::Response<ResponseBody> {
-    error.to_response_with(request_id, full)
+    error.to_response_with(request_id.into(), full)
 }
 
-/// The gateway's answer for `error` to a client that made a gRPC call (`grpc`), which reads a
-/// `grpc-status` instead of the JSON answer.
+/// The gateway's answer for `error` naming `ids`, or for a client that made a gRPC call
+/// (`grpc`), which reads a `grpc-status` instead of the JSON answer.
 pub fn error_response_for(
     error: &tollgate_core::GatewayError,
-    request_id: &str,
+    ids: tollgate_core::error::AnswerIds<'_>,
     grpc: bool,
 ) -> http::Response<ResponseBody> {
     match grpc {
         true => error.to_grpc_response_with(full),
-        false => error_response(error, request_id),
+        false => error.to_response_with(ids, full),
     }
 }

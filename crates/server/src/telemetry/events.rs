@@ -29,6 +29,8 @@ pub struct AccessLine<'a> {
     pub upstream_us: Option<u64>,
     /// The response body's size, when known.
     pub bytes_out: Option<u64>,
+    /// The OpenTelemetry trace id, when traces are on.
+    pub trace_id: Option<&'a str>,
 }
 
 impl AccessLine<'_> {
@@ -51,7 +53,7 @@ impl AccessLine<'_> {
     }
 
     /// The fields, in tracing's order.
-    fn fields(&self) -> [(&'static str, Option<Value<'_>>); 10] {
+    fn fields(&self) -> [(&'static str, Option<Value<'_>>); 11] {
         [
             ("request_id", Some(Value::Str(self.request_id))),
             ("client", self.client.map(Value::Display)),
@@ -63,6 +65,7 @@ impl AccessLine<'_> {
             ("duration_us", Some(Value::Number(self.duration_us))),
             ("upstream_us", self.upstream_us.map(Value::Number)),
             ("bytes_out", self.bytes_out.map(Value::Number)),
+            ("trace_id", self.trace_id.map(Value::Str)),
         ]
     }
 
@@ -80,6 +83,7 @@ impl AccessLine<'_> {
             duration_us = self.duration_us,
             upstream_us = self.upstream_us,
             bytes_out = self.bytes_out,
+            trace_id = self.trace_id,
         );
     }
 }

@@ -18,6 +18,7 @@ fn access_lines() -> Vec<AccessLine<'static>> {
         duration_us: 49,
         upstream_us: None,
         bytes_out: Some(477),
+        trace_id: None,
     };
     let hostile = AccessLine {
         client_request_id: Some("id \"quoted\" \\ back"),
@@ -26,6 +27,7 @@ fn access_lines() -> Vec<AccessLine<'static>> {
         status: 502,
         upstream_us: Some(1_234_567),
         bytes_out: None,
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
         ..plain
     };
     let bare = AccessLine {

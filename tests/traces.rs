@@ -1,0 +1,221 @@
+//! OpenTelemetry traces, witnessed by an OTLP/HTTP receiver that decodes every export with the
+//! official `opentelemetry-proto` package (`tests/otel/receiver.py`), and by an upstream that
+//! records the raw bytes it received.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use support::recording::{RecordingUpstream, head_of};
+use support::*;
+
+const ISS: &str = "https://auth.example.com";
+
+/// The receiver, its spans as they arrive, stopped when dropped.
+struct Receiver {
+    child: Child,
+    port: u16,
+    spans: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let mut child = python::script("tests/otel/receiver.py")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let sink = spans.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }
+        });
+        Self { child, port, spans }
+    }
+
+    /// The spans received, once there are at least `n`; panics after [`TIMEOUT`].
+    async fn wait(&self, n: usize) -> Vec<Value> {
+        within(async {
+            loop {
+                let spans = self.spans.lock().unwrap().clone();
+                if spans.len() >= n {
+                    return spans;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn span<'a>(spans: &'a [Value], trace_id: &str, kind: &str) -> &'a Value {
+    spans
+        .iter()
+        .find(|s| s["trace_id"] == trace_id && s["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} span in trace {trace_id}: {spans:#?}"))
+}
+
+/// The `traceparent` an upstream request head carried.
+fn traceparent(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("traceparent: "))
+        .unwrap_or_else(|| panic!("no traceparent in {head}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_continue_the_clients_trace_reach_the_collector_and_name_no_secret() {
+    if !python::has_module("opentelemetry.proto", "opentelemetry-proto") {
+        return;
+    }
+    let receiver = Receiver::start();
+    let upstream = RecordingUpstream::start().await;
+    // sample_ratio = 0: only traces the client sampled are recorded.
+    let gw = spawn_gateway(&format!(
+        r#"
+[telemetry]
+otlp_endpoint = "http://127.0.0.1:{port}"
+sample_ratio = 0.0
+service_name = "gateway-under-test"
+resource = {{ "deployment.environment" = "test" }}
+
+[[issuers]]
+issuer = "{ISS}"
+algorithms = ["HS256"]
+secret = "{SECRET}"
+service_tokens = true
+
+[[routes]]
+name = "orders"
+prefix = "/orders"
+upstream = "{upstream}"
+policy = "service"
+"#,
+        port = receiver.port,
+        upstream = upstream.url()
+    ))
+    .await;
+    let service = hs256(&service_claims(ISS, "billing"));
+    let user = hs256(&access_claims(ISS, "alice"));
+    let sampled = |trace: &str| format!("00-{trace}-00f067aa0ba902b7-01");
+    let allowed = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let refused = "0af7651916cd43dd8448eb211c80319c";
+
+    let bearer = |t: &str| format!("Bearer {t}");
+    let reply = get(
+        &gw.url("/orders/42?secret=x"),
+        &[
+            ("authorization", &bearer(&service)),
+            ("traceparent", &sampled(allowed)),
+            ("tracestate", "vendor=opaque"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = get(
+        &gw.url("/orders/42"),
+        &[
+            ("authorization", &bearer(&user)),
+            ("traceparent", &sampled(refused)),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.json()["trace_id"],
+        refused,
+        "the refusal names its trace"
+    );
+    // Not sampled by the client, and the ratio is 0: a trace id is still given and passed on,
+    // flagged unsampled, and nothing is recorded.
+    let reply = get(
+        &gw.url("/orders/7"),
+        &[("authorization", &bearer(&service))],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+
+    let raw = upstream.raw();
+    let first = traceparent(&head_of(&raw, 0));
+    assert!(
+        first.starts_with(&format!("00-{allowed}-")) && first.ends_with("-01"),
+        "{first}"
+    );
+    assert!(
+        !head_of(&raw, 0).contains("00f067aa0ba902b7"),
+        "the parent is the gateway's span"
+    );
+    assert!(
+        head_of(&raw, 0)
+            .lines()
+            .any(|l| l == "tracestate: vendor=opaque"),
+        "{raw}"
+    );
+    let unsampled = traceparent(&head_of(&raw, 1));
+    assert!(
+        unsampled.ends_with("-00") && !unsampled.contains(allowed),
+        "{unsampled}"
+    );
+    assert!(
+        !head_of(&raw, 1).contains("tracestate"),
+        "none to send: {raw}"
+    );
+
+    gw.stop().await; // flushes the exporter
+    let spans = receiver.wait(3).await;
+    assert_eq!(
+        spans.len(),
+        3,
+        "server + client, server; none unsampled: {spans:#?}"
+    );
+
+    let server = span(&spans, allowed, "SERVER");
+    assert_eq!(
+        server["parent_span_id"], "00f067aa0ba902b7",
+        "continues the client's"
+    );
+    assert_eq!(server["name"], "GET orders");
+    let a = &server["attributes"];
+    assert_eq!(a["http.route"], "orders");
+    assert_eq!(a["url.path"], "/orders/42", "the path, never the query");
+    assert_eq!(a["http.response.status_code"], 200);
+    assert_eq!(a["tollgate.decision"], "allowed");
+    assert_eq!(a["tollgate.caller.service"], "billing");
+    assert_eq!(a["tollgate.caller.issuer"], ISS);
+    assert_eq!(server["resource"]["service.name"], "gateway-under-test");
+    assert_eq!(server["resource"]["deployment.environment"], "test");
+
+    let client = span(&spans, allowed, "CLIENT");
+    assert_eq!(client["parent_span_id"], server["span_id"]);
+    assert_eq!(client["attributes"]["http.response.status_code"], 200);
+    let sent_parent = first.split('-').nth(2).unwrap();
+    assert_eq!(
+        client["span_id"], sent_parent,
+        "the upstream's parent is the client span"
+    );
+
+    let denied = span(&spans, refused, "SERVER");
+    assert_eq!(denied["attributes"]["tollgate.decision"], "forbidden");
+    assert_eq!(denied["attributes"]["http.response.status_code"], 403);
+
+    let everything = serde_json::to_string(&spans).unwrap();
+    for secret in [service.as_str(), user.as_str(), SECRET, "secret=x"] {
+        assert!(!everything.contains(secret), "a span carries {secret:?}");
+    }
+}
