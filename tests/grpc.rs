@@ -346,22 +346,5 @@ fn check_refuses_h2c_where_there_is_no_plain_http_upstream() {
 
 #[test]
 fn the_books_grpc_configuration_passes_check() {
-    let blocks = book_toml_blocks("grpc.md");
-    assert!(!blocks.is_empty());
-    let dir = tempfile::tempdir().unwrap();
-    for block in &blocks {
-        let path = dir.path().join("grpc.toml");
-        std::fs::write(&path, block).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .env_remove("TOLLGATE_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tollgate check refused:\n{block}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert!(book_configs_pass_check("grpc.md") >= 1);
 }

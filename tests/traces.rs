@@ -219,3 +219,8 @@ policy = "service"
         assert!(!everything.contains(secret), "a span carries {secret:?}");
     }
 }
+
+#[test]
+fn the_books_tracing_configuration_passes_check() {
+    assert!(book_configs_pass_check("tracing.md") >= 1);
+}

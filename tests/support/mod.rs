@@ -863,3 +863,27 @@ pub fn book_toml_blocks(chapter: &str) -> Vec<String> {
     }
     blocks
 }
+
+/// Runs `tollgate check` on every ```toml block of the book's `chapter`, as pasted; panics
+/// naming the first one refused. Returns how many blocks there were.
+pub fn book_configs_pass_check(chapter: &str) -> usize {
+    let blocks = book_toml_blocks(chapter);
+    let dir = tempfile::tempdir().unwrap();
+    for block in &blocks {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, block).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .env_remove("TOLLGATE_CONFIG")
+            .output()
+            .expect("binary runs");
+        assert!(
+            out.status.success(),
+            "tollgate check refused this block of {chapter}:\n{block}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    blocks.len()
+}
