@@ -57,6 +57,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLGATE_PORT=18084; TOLLGATE_ADMIN=18085
 NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088; NGINX_H2C=18089
+# The same tollgate with traces on, at two sample ratios: data, admin and TLS ports each.
+TRACED_1PCT=(18090 18091 18092); TRACED_ALL=(18093 18094 18095)
 SECRET="bench-secret-0123456789-0123456789-0123456789"
 
 wait_port() {
@@ -87,6 +89,8 @@ CONF
     listen 127.0.0.1:$UPSTREAM;
     client_max_body_size 0;
     location = /login { default_type application/json; return 200 '{"statusCode":200,"accessToken":"vendor-token"}'; }
+    # The OTLP collector of the traced tollgates: takes every export, keeps nothing.
+    location = /v1/traces { default_type application/x-protobuf; return 200 ""; }
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
@@ -352,6 +356,21 @@ start_tollgate() { # sets TG
   wait_port $TOLLGATE_PORT
 }
 start_tollgate
+# traced PORTS RATIO: starts a copy of tollgate.toml on other ports with traces exported to the
+# upstream nginx at RATIO; sets TRACED_PID.
+traced() {
+  local ports=("${@:1:3}") ratio=$4 conf="$WORK/tollgate-traced-$4.toml"
+  sed -e "s/:$TOLLGATE_PORT\"/:${ports[0]}\"/; s/:$TOLLGATE_ADMIN\"/:${ports[1]}\"/; s/:$TOLLGATE_TLS\"/:${ports[2]}\"/" \
+    "$WORK/tollgate.toml" > "$conf"
+  printf '[telemetry]\notlp_endpoint = "http://127.0.0.1:%s"\nsample_ratio = %s\n' "$UPSTREAM" "$ratio" >> "$conf"
+  taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$conf" 2>>"$WORK/tollgate-traced.log" & TRACED_PID=$!; PIDS+=($TRACED_PID)
+  wait_port "${ports[0]}"
+}
+if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, traces" =~ $ONLY ]]; then
+  echo "tollgate with traces" >&2
+  traced "${TRACED_1PCT[@]}" 0.01; TG_1PCT=$TRACED_PID
+  traced "${TRACED_ALL[@]}" 1.0; TG_ALL=$TRACED_PID
+fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib $TG)
 
@@ -366,6 +385,8 @@ for round in $(seq 1 "$REPEAT"); do
   measure "haproxy proxy" $HAPROXY_PLAIN / $HAPROXY_PID
   measure "haproxy jwt (HS256)" $HAPROXY_JWT / $HAPROXY_JWT_PID "$HS_TOKEN"
   measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
+  [ -n "${TG_1PCT:-}" ] && measure "tollgate HS256, traces sampled at 0.01" "${TRACED_1PCT[0]}" /svc/x "$TG_1PCT" "$HS_TOKEN"
+  [ -n "${TG_ALL:-}" ] && measure "tollgate HS256, traces sampled at 1.0" "${TRACED_ALL[0]}" /svc/x "$TG_ALL" "$HS_TOKEN"
   CLOSE=1 measure "tollgate HS256 (new connection per request)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure_h2c "tollgate h2c HS256" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
@@ -441,7 +462,7 @@ idle_row() { # name kind port start-command pid-variable
   IDLE+=("$name|$kind|$(idle_cost "$port" "$pid" "$kind")")
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID"; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
+kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID" ${TG_1PCT:-} ${TG_ALL:-}; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
 echo "$IDLE_CONNS idle connections per kind" >&2
 nginx_proxy() { start_nginx proxy.conf $NGINX_PROXY; }
 nginx_tls() { start_nginx tls.conf $NGINX_TLS; }

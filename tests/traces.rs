@@ -86,6 +86,9 @@ async fn spans_continue_the_clients_trace_reach_the_collector_and_name_no_secret
     }
     let receiver = Receiver::start();
     let upstream = RecordingUpstream::start().await;
+    // A slow vendor login, so the first vendor request waits for it.
+    let vendor = AuthServer::start(AuthReply::Field("accessToken")).await;
+    vendor.set_delay(std::time::Duration::from_millis(300));
     // sample_ratio = 0: only traces the client sampled are recorded.
     let gw = spawn_gateway(&format!(
         r#"
@@ -101,14 +104,29 @@ algorithms = ["HS256"]
 secret = "{SECRET}"
 service_tokens = true
 
+[[providers]]
+name = "vendor"
+kind = "login"
+auth_url = "{vendor}"
+email = "svc@example.com"
+password = "hunter2-vendor-password"
+
 [[routes]]
 name = "orders"
 prefix = "/orders"
 upstream = "{upstream}"
 policy = "service"
+
+[[routes]]
+name = "vendor"
+prefix = "/vendor"
+upstream = "{upstream}"
+policy = "service"
+upstream_auth = "vendor"
 "#,
         port = receiver.port,
-        upstream = upstream.url()
+        upstream = upstream.url(),
+        vendor = vendor.url(),
     ))
     .await;
     let service = hs256(&service_claims(ISS, "billing"));
@@ -116,6 +134,8 @@ policy = "service"
     let sampled = |trace: &str| format!("00-{trace}-00f067aa0ba902b7-01");
     let allowed = "4bf92f3577b34da6a3ce929d0e0e4736";
     let refused = "0af7651916cd43dd8448eb211c80319c";
+    let repeated = "11111111111111111111111111111111";
+    let vendored = "22222222222222222222222222222222";
 
     let bearer = |t: &str| format!("Bearer {t}");
     let reply = get(
@@ -177,12 +197,54 @@ policy = "service"
         "none to send: {raw}"
     );
 
+    // The same token again is found in the cache: no verification span. A vendor route's
+    // first request waits for the slow login.
+    for (path, trace) in [("/orders/8", repeated), ("/vendor/1", vendored)] {
+        let (token, parent) = (bearer(&service), sampled(trace));
+        let headers = [("authorization", token.as_str()), ("traceparent", &parent)];
+        let reply = get(&gw.url(path), &headers).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+
     gw.stop().await; // flushes the exporter
-    let spans = receiver.wait(3).await;
+    let spans = receiver.wait(10).await;
+    // allowed: server, client, verify; refused: server, verify; repeated: server, client;
+    // vendored: server, client, vendor credential; unsampled: none.
+    assert_eq!(spans.len(), 10, "{spans:#?}");
+    let names = |trace: &str| {
+        let mut names: Vec<String> = spans
+            .iter()
+            .filter(|s| s["trace_id"] == trace)
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(allowed), ["GET", "GET orders", "verify token"]);
+    assert_eq!(names(refused), ["GET orders", "verify token"]);
+    assert_eq!(names(repeated), ["GET", "GET orders"], "a cache hit");
+    assert_eq!(names(vendored), ["GET", "GET vendor", "vendor credential"]);
+    let named = |trace: &str, name: &str| {
+        let found = spans
+            .iter()
+            .find(|s| s["trace_id"] == trace && s["name"] == name);
+        found.unwrap().clone()
+    };
+    let waited = named(vendored, "vendor credential");
     assert_eq!(
-        spans.len(),
-        3,
-        "server + client, server; none unsampled: {spans:#?}"
+        waited["parent_span_id"],
+        named(vendored, "GET vendor")["span_id"]
+    );
+    let waited_ms = waited["duration_ns"].as_u64().unwrap() / 1_000_000;
+    assert!(
+        (200..5_000).contains(&waited_ms),
+        "the login takes 300 ms: {waited_ms}"
+    );
+    let verified = named(allowed, "verify token");
+    assert_eq!(verified["kind"], "INTERNAL");
+    assert_eq!(
+        verified["parent_span_id"],
+        named(allowed, "GET orders")["span_id"]
     );
 
     let server = span(&spans, allowed, "SERVER");
@@ -215,7 +277,13 @@ policy = "service"
     assert_eq!(denied["attributes"]["http.response.status_code"], 403);
 
     let everything = serde_json::to_string(&spans).unwrap();
-    for secret in [service.as_str(), user.as_str(), SECRET, "secret=x"] {
+    for secret in [
+        service.as_str(),
+        user.as_str(),
+        SECRET,
+        "secret=x",
+        "hunter2-vendor-password",
+    ] {
         assert!(!everything.contains(secret), "a span carries {secret:?}");
     }
 }

@@ -22,6 +22,8 @@ pub struct Verdict {
     /// and audit); `None` when nothing was verified, or on a public route for a token it does
     /// not trust.
     pub caller: Option<Arc<Identity>>,
+    /// A token was checked now rather than found in the verified-token cache (for traces).
+    pub checked: bool,
 }
 
 /// Verifies the caller of a request with `parts` and applies `policy`.
@@ -42,9 +44,12 @@ pub async fn judge_as(
         return Verdict {
             decision: Err(Refusal::MethodNotAllowed(allowed.join(", ").into())),
             caller: None,
+            checked: false,
         };
     }
-    let (decision, caller) = match verify_credentials(verifier, parts, policy.credentials).await {
+    let mut checked = false;
+    let verified = verify_credentials(verifier, parts, policy.credentials, &mut checked).await;
+    let (decision, caller) = match verified {
         Ok(identity) => authorize(policy, identity),
         Err(Unverified::Mismatch(identity)) => (
             Err(Refusal::Forbidden(Forbidden::CertificateMismatch)),
@@ -59,7 +64,11 @@ pub async fn judge_as(
             Some(identity),
         ),
     };
-    Verdict { decision, caller }
+    Verdict {
+        decision,
+        caller,
+        checked,
+    }
 }
 
 /// Why no identity came out of the credentials.
@@ -78,6 +87,7 @@ async fn verify_credentials(
     verifier: &Verifier,
     parts: &Parts,
     credentials: Credentials,
+    checked: &mut bool,
 ) -> Result<Arc<Identity>, Unverified> {
     let certificate = || match parts.extensions.get::<Arc<ClientCertificate>>() {
         None => Err(Unverified::Refused(AuthError::CertificateRequired)),
@@ -93,7 +103,7 @@ async fn verify_credentials(
             Err(_) => Err(Unverified::Refused(AuthError::MalformedHeader)),
             Ok(tokens) if tokens.is_empty() => Err(Unverified::Refused(AuthError::Missing)),
             Ok(tokens) => verifier
-                .verify_all(&tokens)
+                .verify_all(&tokens, checked)
                 .await
                 .map_err(|rejected| match rejected {
                     Rejected::Invalid(e) => Unverified::Refused(e),

@@ -140,7 +140,9 @@ impl AuthLayer {
         &self,
         parts: &mut http::request::Parts,
     ) -> Result<Option<Arc<Identity>>, Refusal> {
-        let Verdict { decision, caller } = decide::judge(&self.verifier, &self.policy, parts).await;
+        let Verdict {
+            decision, caller, ..
+        } = decide::judge(&self.verifier, &self.policy, parts).await;
         self.events
             .request_judged(&self.policy, caller.as_deref(), decision.as_ref().err());
         decision.map(|()| {

@@ -443,22 +443,34 @@ impl Verifier {
     }
 
     /// Verifies every presented credential; all must be valid. The identity is the first's.
-    pub async fn verify_all(&self, tokens: &[&str]) -> Result<Arc<Identity>, Rejected> {
+    /// `checked` turns true when a token was not in the verified-token cache and was checked
+    /// now (signature, claims or introspection), valid or not.
+    pub async fn verify_all(
+        &self,
+        tokens: &[&str],
+        checked: &mut bool,
+    ) -> Result<Arc<Identity>, Rejected> {
         let (first, rest) = tokens.split_first().ok_or(AuthError::Missing)?;
-        let identity = self.verify_revealing(first).await?;
+        let identity = self.verify_revealing(first, checked).await?;
         for token in rest {
-            self.verify_revealing(token).await?;
+            self.verify_revealing(token, checked).await?;
         }
         Ok(identity)
     }
 
     /// Verifies one token.
     pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        self.verify_revealing(token).await.map_err(Rejected::error)
+        self.verify_revealing(token, &mut false)
+            .await
+            .map_err(Rejected::error)
     }
 
     /// Verifies one token; a revoked one names its holder.
-    async fn verify_revealing(&self, token: &str) -> Result<Arc<Identity>, Rejected> {
+    async fn verify_revealing(
+        &self,
+        token: &str,
+        checked: &mut bool,
+    ) -> Result<Arc<Identity>, Rejected> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge.into());
         }
@@ -470,6 +482,7 @@ impl Verifier {
                 Err(_) => Err(Rejected::Revoked(hit)),
             };
         }
+        *checked = true;
         if token.bytes().filter(|b| *b == b'.').count() != 2 {
             return self.introspect(token, now).await;
         }

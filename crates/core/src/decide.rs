@@ -12,14 +12,14 @@
 //! client's request again: what the policy judged is exactly what is forwarded.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{HeaderValue, Request, Uri, Version};
 
 use crate::credentials::events::CredentialEvents;
-use crate::credentials::{Providers, TokenCache};
+use crate::credentials::{ProviderState, Providers, TokenCache};
 use crate::error::GatewayError;
 use crate::rewrite;
 use crate::routing::{RouteTable, forward_path};
@@ -52,6 +52,31 @@ pub struct Core {
     verifier: Verifier,
     providers: Providers,
     assertion: Option<Arc<AssertionSigner>>,
+    /// Note the slow steps' times in the [`Trace`] (traces are on).
+    timing: bool,
+}
+
+/// When one slow step of a decision ran and how long it took, for the request's trace.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// When it started.
+    pub started: SystemTime,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Step {
+    /// The wall time, for the span, and the monotonic clock, for its length.
+    fn start() -> (SystemTime, Instant) {
+        (SystemTime::now(), Instant::now())
+    }
+
+    fn end((started, clock): (SystemTime, Instant)) -> Self {
+        Self {
+            started,
+            took: clock.elapsed(),
+        }
+    }
 }
 
 /// What was decided about a request, for the transports and the observers.
@@ -113,6 +138,10 @@ pub struct Trace {
     pub auth: Option<AuthOutcome>,
     /// The request is a gRPC call, so a refusal is answered the gRPC way.
     pub grpc: bool,
+    /// A token checked now, not found in the verified-token cache (noted when traces are on).
+    pub verification: Option<Step>,
+    /// The wait for a vendor credential that was not cached (noted when traces are on).
+    pub credential: Option<Step>,
 }
 
 impl Default for Trace {
@@ -125,6 +154,8 @@ impl Default for Trace {
             route: None,
             auth: None,
             grpc: false,
+            verification: None,
+            credential: None,
         }
     }
 }
@@ -159,6 +190,7 @@ impl Core {
                 previous.map(|p| &p.providers),
             ),
             assertion: config.assertion.clone(),
+            timing: config.telemetry.is_some(),
         }
     }
 
@@ -252,7 +284,8 @@ impl Core {
         );
         self.assert_identity(&route, identity.as_deref(), trace, &target, &mut parts)?;
         let credential = if attach_credential {
-            self.attach_credential(&route, &mut parts.headers).await?
+            self.attach_credential(&route, &mut parts.headers, trace)
+                .await?
         } else {
             None
         };
@@ -362,15 +395,18 @@ impl Core {
         &self,
         route: &Route,
         headers: &mut http::HeaderMap,
+        trace: &mut Trace,
     ) -> Result<Option<Attached>, GatewayError> {
         let Some(cache) = route.upstream_auth.and_then(|i| self.providers.get(i)) else {
             return Ok(None);
         };
+        let waits = self.timing && !matches!(cache.state(), ProviderState::Valid(_));
+        let noted = waits.then(Step::start);
         // Boxed: the token cache's future is large, and inline it would grow every request's
         // future, vendor route or not.
-        let bearer = Box::pin(cache.bearer(cache.wait_within(route.timeout)))
-            .await
-            .map_err(GatewayError::CredentialsUnavailable)?;
+        let bearer = Box::pin(cache.bearer(cache.wait_within(route.timeout))).await;
+        trace.credential = noted.map(Step::end);
+        let bearer = bearer.map_err(GatewayError::CredentialsUnavailable)?;
         headers.insert(AUTHORIZATION, bearer.clone());
         Ok(Some(Attached {
             cache: cache.clone(),
@@ -394,10 +430,13 @@ impl Core {
             _ => None,
         };
         let method = original.as_ref().unwrap_or(&parts.method);
+        let noted = self.timing.then(Step::start);
         let Verdict {
             mut decision,
             caller,
+            checked,
         } = decide::judge_as(&self.verifier, &route.policy, parts, method).await;
+        trace.verification = noted.filter(|_| checked).map(Step::end);
         if matches!(route.upstream, Upstream::ForwardAuth)
             && let Err(Refusal::MethodNotAllowed(_)) = decision
         {

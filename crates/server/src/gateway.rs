@@ -176,8 +176,8 @@ impl Gateway {
             trace_id,
         };
         self.observers.observe(&outcome);
-        if let Some(span) = &span {
-            span.finish(&outcome);
+        if let (Some(span), Some(tracing)) = (&span, &self.tracing) {
+            span.finish(tracing, &outcome);
         }
         Ok(response)
     }

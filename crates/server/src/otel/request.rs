@@ -9,6 +9,7 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer 
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use tollgate_auth::Refusal;
+use tollgate_core::Step;
 
 use super::Tracing;
 use crate::observe::Outcome;
@@ -68,19 +69,39 @@ impl Tracing {
     }
 }
 
+impl Tracing {
+    /// A span under `parent` for a step that already ran.
+    fn step(&self, parent: &Context, name: &'static str, step: Step) {
+        let mut span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(step.started)
+            .start_with_context(&self.tracer, parent);
+        span.end_with_timestamp(step.started + step.took);
+    }
+}
+
 impl RequestSpan {
     /// The trace id, 32 hex digits.
     pub fn trace_id(&self) -> &str {
         &self.trace_id
     }
 
-    /// Ends the server span with what the request came to.
-    pub fn finish(&self, outcome: &Outcome<'_>) {
+    /// Ends the server span with what the request came to, after the spans of the slow steps
+    /// the core noted (a token checked now, a vendor credential waited for).
+    pub fn finish(&self, tracing: &Tracing, outcome: &Outcome<'_>) {
         let span = self.cx.span();
         if !span.is_recording() {
             return;
         }
         let trace = outcome.trace;
+        if let Some(step) = trace.verification {
+            tracing.step(&self.cx, "verify token", step);
+        }
+        if let Some(step) = trace.credential {
+            tracing.step(&self.cx, "vendor credential", step);
+        }
         let route = trace.route.as_ref().map(|r| r.name.clone());
         span.update_name(match &route {
             Some(route) => format!("{} {route}", outcome.method),
