@@ -252,6 +252,7 @@ fn metrics(c: &mut Criterion) {
                 &http::Method::GET,
                 200,
                 std::time::Duration::from_micros(900),
+                None,
             );
             handles.upstream.observe(black_box(0.0008));
             metrics.in_flight.dec();

@@ -81,7 +81,9 @@ fn traceparent(head: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spans_continue_the_clients_trace_reach_the_collector_and_name_no_secret() {
-    if !python::has_module("opentelemetry.proto", "opentelemetry-proto") {
+    if !python::has_module("opentelemetry.proto", "opentelemetry-proto")
+        || !python::has_module("prometheus_client", "prometheus_client")
+    {
         return;
     }
     let receiver = Receiver::start();
@@ -205,6 +207,43 @@ upstream_auth = "vendor"
         let reply = get(&gw.url(path), &headers).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.text());
     }
+
+    // Exemplars: OpenMetrics names sampled traces on the latency buckets, as read by the
+    // Prometheus client library's own OpenMetrics parser; the classic format has none.
+    let metrics = |accept: &'static str| {
+        let url = format!("http://{}/metrics", gw.admin.unwrap());
+        async move { get(&url, &[("accept", accept)]).await.text() }
+    };
+    let openmetrics = metrics("application/openmetrics-text; version=1.0.0").await;
+    let exemplars = python::run(
+        "import sys\n\
+         from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+         for f in text_string_to_metric_families(sys.stdin.read()):\n\
+         \x20   for s in f.samples:\n\
+         \x20       if s.exemplar: print(s.name, s.exemplar.labels['trace_id'])\n",
+        openmetrics.as_bytes(),
+    );
+    let unsampled_id = unsampled.split('-').nth(1).unwrap();
+    assert!(
+        exemplars
+            .lines()
+            .all(|l| l.starts_with("tollgate_request_duration_seconds_bucket ")),
+        "{exemplars}"
+    );
+    assert!(
+        [allowed, refused, repeated, vendored]
+            .iter()
+            .any(|t| exemplars.contains(t)),
+        "{exemplars}"
+    );
+    assert!(
+        !exemplars.contains(unsampled_id),
+        "an unsampled trace leads nowhere"
+    );
+    assert!(
+        !metrics("text/plain").await.contains(" # {"),
+        "no exemplar in text 0.0.4"
+    );
 
     gw.stop().await; // flushes the exporter
     let spans = receiver.wait(10).await;

@@ -174,6 +174,7 @@ impl Gateway {
             upstream: upstream_time,
             bytes_out: http_body::Body::size_hint(response.body()).exact(),
             trace_id,
+            sampled_trace: span.as_ref().and_then(RequestSpan::sampled_trace_id),
         };
         self.observers.observe(&outcome);
         if let (Some(span), Some(tracing)) = (&span, &self.tracing) {

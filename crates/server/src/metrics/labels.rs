@@ -54,6 +54,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// The exemplar of a latency observation: the trace of a sampled request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    /// The OpenTelemetry trace id, 32 hex digits.
+    pub trace_id: String,
+}
+
 /// `route`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {

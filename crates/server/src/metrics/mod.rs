@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -25,17 +26,21 @@ use prometheus_client::registry::Registry;
 pub use labels::{
     AuthLabels, IssuerLabel, IssuerReason, MethodLabel, NameResult, ProtocolLabel, ProviderLabel,
     ProviderReason, ReasonLabel, RequestLabels, ResultLabel, RouteLabel, ServiceLabel,
-    ServiceResult, ServiceSeen, UpstreamErrorLabels,
+    ServiceResult, ServiceSeen, TraceExemplar, UpstreamErrorLabels,
 };
 pub use record::ConnectionGuard;
+
+/// A latency histogram whose buckets keep the trace of their last sampled request
+/// (OpenMetrics exemplars; the classic text format leaves them out).
+pub type LatencyWithExemplars = HistogramWithExemplars<TraceExemplar>;
 use services::ServiceRegistry;
 
 /// A route's histograms, resolved once when the gateway is built so that requests skip the
 /// label lookup (a hash and a lock) for them.
 #[derive(Clone, Debug)]
 pub struct RouteHandles {
-    /// `request_duration_seconds{route}`
-    pub duration: Histogram,
+    /// `request_duration_seconds{route}`, with the trace of a sampled request as exemplar
+    pub duration: LatencyWithExemplars,
     /// `upstream_duration_seconds{route}`
     pub upstream: Histogram,
 }
@@ -45,8 +50,8 @@ pub struct Metrics {
     registry: Registry,
     /// Requests by route, method, status.
     pub requests: Family<RequestLabels, Counter>,
-    /// Request duration by route.
-    pub request_duration: Family<RouteLabel, Histogram>,
+    /// Request duration by route; exemplars name sampled traces.
+    pub request_duration: Family<RouteLabel, LatencyWithExemplars>,
     /// Upstream response-head duration by route.
     pub upstream_duration: Family<RouteLabel, Histogram>,
     /// Requests being handled.
@@ -174,6 +179,8 @@ fn to_text_format(openmetrics: &str) -> String {
         } else {
             counter_family(line)
         };
+        // An exemplar (` # {trace_id="..."} 0.0123`) is OpenMetrics only.
+        let line = line.split_once(" # {").map_or(*line, |(sample, _)| sample);
         match family {
             Some(name) if !name.ends_with("_total") => {
                 let prefix = if line.starts_with("# HELP ") {

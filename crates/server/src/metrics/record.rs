@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
     Metrics, NameResult, ProtocolLabel, ProviderLabel, ReasonLabel, RequestLabels, ResultLabel,
-    RouteHandles, RouteLabel,
+    RouteHandles, RouteLabel, TraceExemplar,
 };
 
 impl Metrics {
@@ -29,7 +29,11 @@ impl Metrics {
         method: &http::Method,
         status: u16,
         duration: Duration,
+        exemplar: Option<&str>,
     ) {
+        let exemplar = exemplar.map(|trace_id| TraceExemplar {
+            trace_id: trace_id.to_owned(),
+        });
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.clone(),
@@ -38,13 +42,15 @@ impl Metrics {
             })
             .inc();
         match handles {
-            Some(handles) => handles.duration.observe(duration.as_secs_f64()),
+            Some(handles) => handles
+                .duration
+                .observe(duration.as_secs_f64(), exemplar, None),
             None => self
                 .request_duration
                 .get_or_create(&RouteLabel {
                     route: route.clone(),
                 })
-                .observe(duration.as_secs_f64()),
+                .observe(duration.as_secs_f64(), exemplar, None),
         }
     }
 

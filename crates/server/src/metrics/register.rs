@@ -12,9 +12,17 @@ use super::Metrics;
 use super::services::ServiceRegistry;
 
 /// The buckets of every duration histogram.
+/// 100 µs … ~13 s
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.5, 14)
+}
+
 fn latency_histogram() -> Histogram {
-    // 100 µs … ~13 s
-    Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+    Histogram::new(latency_buckets())
+}
+
+fn latency_with_exemplars() -> super::LatencyWithExemplars {
+    super::LatencyWithExemplars::new(latency_buckets())
 }
 
 impl Metrics {
@@ -38,7 +46,7 @@ impl Metrics {
     fn unregistered() -> Self {
         Self {
             requests: Family::default(),
-            request_duration: Family::new_with_constructor(latency_histogram),
+            request_duration: Family::new_with_constructor(latency_with_exemplars),
             upstream_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             request_panics: Counter::default(),

@@ -39,6 +39,8 @@ pub struct Outcome<'a> {
     pub bytes_out: Option<u64>,
     /// The OpenTelemetry trace id, when traces are on.
     pub trace_id: Option<&'a str>,
+    /// The trace id again when the trace is recorded (sampled): the latency exemplar.
+    pub sampled_trace: Option<&'a str>,
 }
 
 /// The observers of one gateway generation.
@@ -103,6 +105,7 @@ impl Observers {
             outcome.method,
             outcome.status,
             outcome.elapsed,
+            outcome.sampled_trace,
         );
         if let (Some(upstream), Some(handles)) = (outcome.upstream, handles) {
             handles.upstream.observe(upstream.as_secs_f64());

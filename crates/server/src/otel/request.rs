@@ -88,6 +88,15 @@ impl RequestSpan {
         &self.trace_id
     }
 
+    /// The trace id when this request's spans are recorded and exported.
+    pub fn sampled_trace_id(&self) -> Option<&str> {
+        self.cx
+            .span()
+            .span_context()
+            .is_sampled()
+            .then_some(self.trace_id.as_str())
+    }
+
     /// Ends the server span with what the request came to, after the spans of the slow steps
     /// the core noted (a token checked now, a vendor credential waited for).
     pub fn finish(&self, tracing: &Tracing, outcome: &Outcome<'_>) {
