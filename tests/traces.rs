@@ -331,3 +331,34 @@ upstream_auth = "vendor"
 fn the_books_tracing_configuration_passes_check() {
     assert!(book_configs_pass_check("tracing.md") >= 1);
 }
+
+/// The real binary: the access line names the trace, and SIGTERM exports the last spans.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_line_names_the_trace_and_sigterm_exports_the_last_spans() {
+    if !python::has_module("opentelemetry.proto", "opentelemetry-proto") {
+        return;
+    }
+    let receiver = Receiver::start();
+    let config = format!(
+        "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{}\"\n\n{}",
+        receiver.port,
+        public_route("/echo", "echo", "name = \"echo\"")
+    );
+    let mut gw = GatewayProcess::spawn(&config, &[]);
+    let trace = "5ea5ea5ea5ea5ea5ea5ea5ea5ea5ea5e";
+    let parent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let reply = get(&gw.url("/echo/1"), &[("traceparent", &parent)]).await;
+    assert_eq!(reply.status, 200);
+    gw.signal("TERM");
+    assert!(gw.wait_exit().success());
+    let spans = receiver.wait(1).await;
+    assert_eq!(span(&spans, trace, "SERVER")["name"], "GET echo");
+    let access: Vec<serde_json::Value> = gw
+        .logs()
+        .iter()
+        .filter(|l| l.contains(r#""target":"access""#))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["trace_id"], trace, "{}", access[0]);
+}

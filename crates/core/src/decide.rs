@@ -138,10 +138,24 @@ pub struct Trace {
     pub auth: Option<AuthOutcome>,
     /// The request is a gRPC call, so a refusal is answered the gRPC way.
     pub grpc: bool,
-    /// A token checked now, not found in the verified-token cache (noted when traces are on).
+    /// The slow steps, noted when traces are on (boxed: every request's future holds a
+    /// `Trace`, and hyper moves that future once per request).
+    pub steps: Option<Box<Steps>>,
+}
+
+/// The slow steps of a decision, for the request's trace.
+#[derive(Debug, Default)]
+pub struct Steps {
+    /// A token checked now, not found in the verified-token cache.
     pub verification: Option<Step>,
-    /// The wait for a vendor credential that was not cached (noted when traces are on).
+    /// The wait for a vendor credential that was not cached.
     pub credential: Option<Step>,
+}
+
+impl Trace {
+    fn steps(&mut self) -> &mut Steps {
+        self.steps.get_or_insert_with(Box::default)
+    }
 }
 
 impl Default for Trace {
@@ -154,8 +168,7 @@ impl Default for Trace {
             route: None,
             auth: None,
             grpc: false,
-            verification: None,
-            credential: None,
+            steps: None,
         }
     }
 }
@@ -405,7 +418,9 @@ impl Core {
         // Boxed: the token cache's future is large, and inline it would grow every request's
         // future, vendor route or not.
         let bearer = Box::pin(cache.bearer(cache.wait_within(route.timeout))).await;
-        trace.credential = noted.map(Step::end);
+        if let Some(noted) = noted {
+            trace.steps().credential = Some(Step::end(noted));
+        }
         let bearer = bearer.map_err(GatewayError::CredentialsUnavailable)?;
         headers.insert(AUTHORIZATION, bearer.clone());
         Ok(Some(Attached {
@@ -436,7 +451,9 @@ impl Core {
             caller,
             checked,
         } = decide::judge_as(&self.verifier, &route.policy, parts, method).await;
-        trace.verification = noted.filter(|_| checked).map(Step::end);
+        if let Some(noted) = noted.filter(|_| checked) {
+            trace.steps().verification = Some(Step::end(noted));
+        }
         if matches!(route.upstream, Upstream::ForwardAuth)
             && let Err(Refusal::MethodNotAllowed(_)) = decision
         {

@@ -11,6 +11,6 @@ pub mod response;
 pub mod rewrite;
 pub mod routing;
 
-pub use decide::{Attached, AuthOutcome, Core, CoreEvents, Decision, Step, Trace};
+pub use decide::{Attached, AuthOutcome, Core, CoreEvents, Decision, Step, Steps, Trace};
 pub use error::GatewayError;
 pub use tollgate_http::{forwarded, host, upgrade};

@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 
@@ -18,7 +18,7 @@ use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::ClientBody;
 use crate::metrics::Metrics;
 use crate::observe::{Observers, Outcome};
-use crate::otel::{RequestSpan, Tracing};
+use crate::otel::{RequestSpan, Tracing, UpstreamSpan};
 use crate::outbound::body::ResponseBody;
 use crate::outbound::forwarder::Forwarder;
 use tollgate_auth::Verifier;
@@ -143,14 +143,77 @@ impl Gateway {
         let client_upgrade = request.extensions_mut().remove::<ClientUpgrade>();
         let span = self.tracing.as_ref().map(|t| t.start(request.headers()));
         let mut trace = Trace::default();
+        // The send is awaited here, not in a helper: an async helper taking the request would
+        // hold it a second time in this future, which hyper moves once per request.
         let result = match self.core.decide(request, &peer, &mut trace).await {
-            Ok((decision, upstream)) => {
-                self.forward(decision, upstream, client_upgrade, span.as_ref())
-                    .await
+            Ok((decision, mut upstream)) => {
+                let allow_token_cookie = decision.route.allow_token_cookie;
+                // A forward-auth answer is tollgate's own and is its identity headers; an
+                // upstream's answer may never carry any.
+                let own_answer = matches!(decision.route.upstream, Upstream::ForwardAuth);
+                let exchange = self.exchange_span(span.as_ref(), &decision, &mut upstream);
+                let sent = self
+                    .forwarder
+                    .send(decision, upstream, client_upgrade)
+                    .await;
+                if let Some(exchange) = exchange {
+                    let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
+                    exchange.finish(status, sent.as_ref().err());
+                }
+                sent.map(|sent| self.filtered(sent, own_answer, allow_token_cookie))
             }
             Err(refusal) => Err(refusal),
         };
-        let trace_id = span.as_ref().map(RequestSpan::trace_id);
+        Ok(self.conclude(result, &trace, &method, started, span.as_ref()))
+    }
+
+    /// The upstream exchange's span, when traces are on and there is an upstream; its context
+    /// goes into the upstream request's headers.
+    fn exchange_span(
+        &self,
+        span: Option<&RequestSpan>,
+        decision: &tollgate_core::Decision,
+        upstream: &mut Request<ClientBody>,
+    ) -> Option<UpstreamSpan> {
+        match (&self.tracing, span, &decision.route.upstream) {
+            (Some(tracing), Some(span), Upstream::Http { .. }) => {
+                let method = upstream.method().clone();
+                Some(tracing.upstream(span, &method, upstream.headers_mut()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The response without what the upstream may not say to the client (identity headers,
+    /// token cookies unless allowed); tollgate's own forward-auth answer is left as it is.
+    fn filtered(
+        &self,
+        (mut response, upstream_time): (Response<ResponseBody>, Option<Duration>),
+        own_answer: bool,
+        allow_token_cookie: bool,
+    ) -> (Response<ResponseBody>, Option<Duration>) {
+        if !own_answer {
+            tollgate_core::response::filter(
+                response.headers_mut(),
+                self.core.verifier().claim_header_names(),
+                self.core.verifier().sources(),
+                allow_token_cookie,
+            );
+        }
+        (response, upstream_time)
+    }
+
+    /// The answer to send (the upstream's, or the error's in JSON or gRPC form) with its
+    /// request id; the observers and the request's span hear the outcome once.
+    fn conclude(
+        &self,
+        result: Result<(Response<ResponseBody>, Option<Duration>), GatewayError>,
+        trace: &Trace,
+        method: &http::Method,
+        started: Instant,
+        span: Option<&RequestSpan>,
+    ) -> Response<ResponseBody> {
+        let trace_id = span.map(RequestSpan::trace_id);
         let (mut response, upstream_time, error) = match result {
             Ok((response, upstream_time)) => (response, upstream_time, None),
             Err(error) => {
@@ -166,60 +229,20 @@ impl Gateway {
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), trace.request_id.clone());
         let outcome = Outcome {
-            trace: &trace,
-            method: &method,
+            trace,
+            method,
             status: response.status().as_u16(),
             error: error.as_ref(),
             elapsed: started.elapsed(),
             upstream: upstream_time,
             bytes_out: http_body::Body::size_hint(response.body()).exact(),
             trace_id,
-            sampled_trace: span.as_ref().and_then(RequestSpan::sampled_trace_id),
+            sampled_trace: span.and_then(RequestSpan::sampled_trace_id),
         };
         self.observers.observe(&outcome);
-        if let (Some(span), Some(tracing)) = (&span, &self.tracing) {
+        if let (Some(span), Some(tracing)) = (span, &self.tracing) {
             span.finish(tracing, &outcome);
         }
-        Ok(response)
-    }
-
-    /// Sends the built request by the route's transport, in a client span when traces are on,
-    /// and filters what the upstream may not say to the client.
-    async fn forward(
-        &self,
-        decision: tollgate_core::Decision,
-        mut upstream: Request<ClientBody>,
-        client_upgrade: Option<ClientUpgrade>,
-        span: Option<&RequestSpan>,
-    ) -> Result<(Response<ResponseBody>, Option<std::time::Duration>), GatewayError> {
-        let allow_token_cookie = decision.route.allow_token_cookie;
-        // A forward-auth answer is tollgate's own and is its identity headers; an upstream's
-        // answer may never carry any.
-        let own_answer = matches!(decision.route.upstream, Upstream::ForwardAuth);
-        let exchange = match (&self.tracing, span, &decision.route.upstream) {
-            (Some(tracing), Some(span), Upstream::Http { .. }) => {
-                let method = upstream.method().clone();
-                Some(tracing.upstream(span, &method, upstream.headers_mut()))
-            }
-            _ => None,
-        };
-        let sent = self
-            .forwarder
-            .send(decision, upstream, client_upgrade)
-            .await;
-        if let Some(exchange) = exchange {
-            let status = sent.as_ref().ok().map(|(r, _)| r.status().as_u16());
-            exchange.finish(status, sent.as_ref().err());
-        }
-        let (mut response, upstream_time) = sent?;
-        if !own_answer {
-            tollgate_core::response::filter(
-                response.headers_mut(),
-                self.core.verifier().claim_header_names(),
-                self.core.verifier().sources(),
-                allow_token_cookie,
-            );
-        }
-        Ok((response, upstream_time))
+        response
     }
 }

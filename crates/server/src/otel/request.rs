@@ -105,11 +105,13 @@ impl RequestSpan {
             return;
         }
         let trace = outcome.trace;
-        if let Some(step) = trace.verification {
-            tracing.step(&self.cx, "verify token", step);
-        }
-        if let Some(step) = trace.credential {
-            tracing.step(&self.cx, "vendor credential", step);
+        if let Some(steps) = &trace.steps {
+            if let Some(step) = steps.verification {
+                tracing.step(&self.cx, "verify token", step);
+            }
+            if let Some(step) = steps.credential {
+                tracing.step(&self.cx, "vendor credential", step);
+            }
         }
         let route = trace.route.as_ref().map(|r| r.name.clone());
         span.update_name(match &route {
