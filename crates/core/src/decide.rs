@@ -263,12 +263,18 @@ impl Core {
         attach_credential: bool,
     ) -> Result<(Decision, Request<B>), GatewayError> {
         let (mut parts, body) = request.into_parts();
-        trace.grpc = grpc::is_call(parts.version, &parts.headers);
-        let (trusted_peer, client) = self.identify_client(&parts.headers, peer, trace);
+        let (trusted_peer, client) = self.identify_client(&parts, peer, trace);
         let (host, route) = self.route(&parts, trace)?;
-        let (exempt_preflight, identity) = self
-            .caller(&parts, &route, trusted_peer, body.is_end_stream(), trace)
-            .await?;
+        let exempt_preflight =
+            route
+                .policy
+                .is_exempt_preflight(&parts.method, &parts.headers, body.is_end_stream());
+        let identity = if exempt_preflight {
+            None
+        } else {
+            self.authenticate(&parts, &route, trusted_peer, trace)
+                .await?
+        };
         let upgrade = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
         let (grpc_timeout, http2) = transport(trace.grpc, &route, &parts.headers, &upgrade);
         let path = trace.path.as_deref().unwrap_or("/");
@@ -296,12 +302,9 @@ impl Core {
             },
         );
         self.assert_identity(&route, identity.as_deref(), trace, &target, &mut parts)?;
-        let credential = if attach_credential {
-            self.attach_credential(&route, &mut parts.headers, trace)
-                .await?
-        } else {
-            None
-        };
+        let credential = self
+            .attach_credential(&route, &mut parts.headers, trace, attach_credential)
+            .await?;
         let decision = Decision {
             timeout: grpc_timeout.unwrap_or(route.timeout),
             route,
@@ -313,34 +316,18 @@ impl Core {
         Ok((decision, upstream_request(parts, body, target)))
     }
 
-    /// Whether the request is a CORS preflight the route lets through without a token, and
-    /// else the verified caller (or the refusal).
-    async fn caller(
-        &self,
-        parts: &Parts,
-        route: &Route,
-        trusted_peer: bool,
-        bodiless: bool,
-        trace: &mut Trace,
-    ) -> Result<(bool, Option<Arc<Identity>>), GatewayError> {
-        if route
-            .policy
-            .is_exempt_preflight(&parts.method, &parts.headers, bodiless)
-        {
-            return Ok((true, None));
-        }
-        let identity = self.authenticate(parts, route, trusted_peer, trace).await?;
-        Ok((false, identity))
-    }
-
-    /// The request id (the client's own kept apart unless the peer is trusted) and the client
-    /// address, into `trace`; whether the peer is a trusted proxy, and the address.
+    /// The request id (the client's own kept apart unless the peer is trusted), the client
+    /// address, and whether the client makes a gRPC call (so that even a refusal of its first
+    /// step is answered in gRPC's terms), into `trace`; whether the peer is a trusted proxy,
+    /// and the address.
     fn identify_client(
         &self,
-        headers: &http::HeaderMap,
+        parts: &Parts,
         peer: &ClientIp,
         trace: &mut Trace,
     ) -> (bool, HeaderValue) {
+        let headers = &parts.headers;
+        trace.grpc = grpc::is_call(parts.version, headers);
         let trusted_peer = self.trusted_proxies.contains(peer.ip());
         let (request_id, client_request_id) = request_id::choose(headers, trusted_peer);
         trace.request_id = request_id;
@@ -403,16 +390,21 @@ impl Core {
         Ok((host, route))
     }
 
-    /// Attaches the route's vendor bearer token, if it has a provider.
+    /// Attaches the route's vendor bearer token, if it has a provider, unless the decision is
+    /// made offline (`online` false: `explain`, which contacts nothing).
     async fn attach_credential(
         &self,
         route: &Route,
         headers: &mut http::HeaderMap,
         trace: &mut Trace,
+        online: bool,
     ) -> Result<Option<Attached>, GatewayError> {
         let Some(cache) = route.upstream_auth.and_then(|i| self.providers.get(i)) else {
             return Ok(None);
         };
+        if !online {
+            return Ok(None);
+        }
         let waits = self.timing && !matches!(cache.state(), ProviderState::Valid(_));
         let noted = waits.then(Step::start);
         // Boxed: the token cache's future is large, and inline it would grow every request's
@@ -494,6 +486,7 @@ fn assertion_for(
     })
 }
 
+#[inline]
 /// How the request travels upstream: a gRPC call's deadline, and whether it goes over HTTP/2
 /// with prior knowledge to a plain-HTTP upstream (gRPC needs it; an `h2c` route asks for it;
 /// an upgrade cannot have it).

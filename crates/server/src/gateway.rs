@@ -169,6 +169,7 @@ impl Gateway {
 
     /// The upstream exchange's span, when traces are on and there is an upstream; its context
     /// goes into the upstream request's headers.
+    #[inline]
     fn exchange_span(
         &self,
         span: Option<&RequestSpan>,
@@ -186,6 +187,7 @@ impl Gateway {
 
     /// The response without what the upstream may not say to the client (identity headers,
     /// token cookies unless allowed); tollgate's own forward-auth answer is left as it is.
+    #[inline]
     fn filtered(
         &self,
         (mut response, upstream_time): (Response<ResponseBody>, Option<Duration>),
@@ -205,6 +207,7 @@ impl Gateway {
 
     /// The answer to send (the upstream's, or the error's in JSON or gRPC form) with its
     /// request id; the observers and the request's span hear the outcome once.
+    #[inline]
     fn conclude(
         &self,
         result: Result<(Response<ResponseBody>, Option<Duration>), GatewayError>,

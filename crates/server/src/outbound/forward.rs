@@ -133,31 +133,23 @@ pub async fn exchange(
         body_limit,
     } = leg;
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout, send(via, request, body_limit)).await;
+    // Matched in place rather than in a helper: each async layer costs every request a poll
+    // and a move of the request.
+    let sent = async {
+        match via {
+            Via::Pool(pool) => pool.send(request, body_limit).await,
+            Via::Http2(pool) => pool.send_http2(request, body_limit).await,
+            Via::Client(client, limit) => send_tls(client, limit, request, body_limit).await,
+        }
+    };
+    let result = tokio::time::timeout(timeout, sent).await;
     let upstream_time = started.elapsed();
     let mut response = match result {
         Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
         Ok(result) => result?,
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let agreed = upgrade.and_then(|u| {
-            upgrade::upstream_agreed(response.headers(), &u.protocols)
-                .then_some(u.client)
-                .flatten()
-        });
-        let Some(client_side) = agreed else {
-            return Err(GatewayError::UpstreamFailed(
-                "upstream switched to a protocol that was not requested".into(),
-            ));
-        };
-        let upstream_side = hyper::upgrade::on(&mut response);
-        tokio::spawn(tunnel(client_side, upstream_side));
-        let (parts, body) = response.into_parts();
-        // Connection and Upgrade stay: they are what a 101 means.
-        return Ok((
-            Response::from_parts(parts, Either::Left(body)),
-            upstream_time,
-        ));
+        return switched(response, upgrade, upstream_time);
     }
     remove_hop_by_hop(response.headers_mut());
     let (parts, body) = response.into_parts();
@@ -169,25 +161,47 @@ pub async fn exchange(
     ))
 }
 
-/// Sends `request` by `via`; the response head, or why there is none.
-async fn send(
-    via: &Via,
+/// Sends `request` on the shared TLS client, within the upstream's limit of requests in
+/// flight.
+async fn send_tls(
+    client: &UpstreamClient,
+    limit: &Arc<Limit>,
     request: Request<RequestBody>,
     body_limit: u64,
 ) -> Result<Response<super::pool::UpstreamBody>, GatewayError> {
-    match via {
-        Via::Pool(pool) => pool.send(request, body_limit).await,
-        Via::Http2(pool) => pool.send_http2(request, body_limit).await,
-        Via::Client(client, limit) => {
-            let permit = limit.acquire("upstream requests in flight")?;
-            match client.request(request).await {
-                Ok(response) => {
-                    Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
-                }
-                Err(e) => Err(classify(Box::new(e), body_limit)),
-            }
-        }
+    let permit = limit.acquire("upstream requests in flight")?;
+    match client.request(request).await {
+        Ok(response) => Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit)))),
+        Err(e) => Err(classify(Box::new(e), body_limit)),
     }
+}
+
+/// A `101`: a tunnel when it switches to a protocol the core allowed and forwarded (the
+/// client's socket and the upstream's are joined in a task of their own), else the upstream's
+/// error.
+fn switched(
+    mut response: Response<super::pool::UpstreamBody>,
+    upgrade: Option<Tunnel>,
+    upstream_time: Duration,
+) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
+    let agreed = upgrade.and_then(|u| {
+        upgrade::upstream_agreed(response.headers(), &u.protocols)
+            .then_some(u.client)
+            .flatten()
+    });
+    let Some(client_side) = agreed else {
+        return Err(GatewayError::UpstreamFailed(
+            "upstream switched to a protocol that was not requested".into(),
+        ));
+    };
+    let upstream_side = hyper::upgrade::on(&mut response);
+    tokio::spawn(tunnel(client_side, upstream_side));
+    let (parts, body) = response.into_parts();
+    // Connection and Upgrade stay: they are what a 101 means.
+    Ok((
+        Response::from_parts(parts, Either::Left(body)),
+        upstream_time,
+    ))
 }
 
 async fn tunnel(client: ClientUpgrade, upstream: hyper::upgrade::OnUpgrade) {
