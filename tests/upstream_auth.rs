@@ -295,6 +295,29 @@ async fn failing_auth_api_gives_503_with_bounded_retries() {
     assert_eq!(vendor.upstream.hits(), 0);
 }
 
+/// Refused credentials are refused again: repeating them only risks locking the vendor account.
+/// What can pass on a retry (the vendor's 5xx, 429) is retried `max_retries` (2) times.
+#[tokio::test]
+async fn refused_credentials_are_not_retried_but_vendor_trouble_is() {
+    let cases = [
+        (AuthReply::Status(401), 1),
+        (AuthReply::Status(403), 1),
+        (AuthReply::BodyStatus(401), 1),
+        (AuthReply::Status(429), 3),
+        (AuthReply::Status(503), 3),
+    ];
+    for (reply, attempts) in cases {
+        let shown = format!("{reply:?}");
+        let auth = AuthServer::start(reply).await;
+        let vendor = Vendor::start().await;
+        let gw = spawn_gateway(&config(&auth, &vendor, "")).await;
+        let reply = get(&gw.url("/vendor/x"), &[]).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{shown}");
+        assert_eq!(auth.logins(), attempts, "{shown}");
+        gw.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn auth_api_recovers_after_the_cooldown() {
     let auth = AuthServer::start(AuthReply::Status(503)).await;

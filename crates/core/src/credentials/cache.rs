@@ -443,8 +443,10 @@ impl TokenCache {
             .saturating_add(Duration::from_secs(2))
     }
 
+    /// Logs in, trying again (with backoff) up to `max_retries` times what can succeed on a
+    /// retry. Attempts are counted from 1 in the log.
     async fn login_with_retries(&self) -> Result<provider::Fetched, ProviderError> {
-        let mut attempt = 0u32;
+        let mut attempt = 1u32;
         loop {
             let started = Instant::now();
             let result = provider::fetch_once(&self.client, &self.config).await;
@@ -461,11 +463,15 @@ impl TokenCache {
                             error!(provider = %self.config.name, error = %other, attempt, "auth API error")
                         }
                     }
-                    if attempt >= self.config.max_retries {
-                        warn!(provider = %self.config.name, attempts = attempt + 1, "giving up on upstream token for now");
+                    if !e.retryable() {
+                        warn!(provider = %self.config.name, attempts = attempt, "the auth API refused the login; not retrying it");
                         return Err(e);
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
+                    if attempt > self.config.max_retries {
+                        warn!(provider = %self.config.name, attempts = attempt, "giving up on upstream token for now");
+                        return Err(e);
+                    }
+                    tokio::time::sleep(backoff(attempt - 1)).await;
                     attempt += 1;
                 }
             }

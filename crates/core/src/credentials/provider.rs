@@ -43,6 +43,22 @@ pub enum ProviderError {
     NoToken(String),
 }
 
+impl ProviderError {
+    /// Whether trying again can succeed: no answer, a timeout, or the vendor's own trouble
+    /// (5xx, 408, 429). A refusal of the credentials (401, 403, any other 4xx or a failed
+    /// `statusCode`) or an answer that cannot be read would be refused again, and repeating a
+    /// bad password risks locking the vendor account.
+    pub fn retryable(&self) -> bool {
+        let transient = |code: u16| code >= 500 || code == 408 || code == 429;
+        match self {
+            ProviderError::Unreachable(_) | ProviderError::Timeout(_) => true,
+            ProviderError::Status(status) => transient(status.as_u16()),
+            ProviderError::BodyStatus(code) => u16::try_from(*code).is_ok_and(transient),
+            ProviderError::InvalidBody(_) | ProviderError::NoToken(_) => false,
+        }
+    }
+}
+
 pub use tollgate_state::vendor_token::Fetched;
 
 /// Makes one attempt, bounded by the provider's timeout.
