@@ -272,15 +272,64 @@ fn health_subcommand_probes_the_admin_listener() {
         let running = tollgate::start(config).await.unwrap();
         (running.admin_addr.unwrap(), running)
     });
-    let up = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["health", "--url", &format!("http://{addr}/healthz")])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
+    // Run in a directory without a config file, so nothing is found by default.
+    let dir = tempfile::tempdir().unwrap();
+    let health = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command
+            .arg("health")
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_ADMIN_LISTEN");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (url, base, bare) = (
+        format!("http://{addr}/healthz"),
+        format!("http://{addr}"),
+        addr.to_string(),
     );
+    for args in [["--url", &url], ["--url", &base], ["--url", &bare]] {
+        assert_eq!(health(&args, &[]), (Some(0), String::new()), "{args:?}");
+    }
+    let listen = [("TOLLGATE_ADMIN_LISTEN", bare.as_str())];
+    assert_eq!(
+        health(&[], &listen),
+        (Some(0), String::new()),
+        "the variable"
+    );
+    let (code, stderr) = health(&[], &[]);
+    assert_eq!(code, Some(1), "127.0.0.1:9901 by default: {stderr}");
+    assert!(stderr.contains("http://127.0.0.1:9901/healthz"), "{stderr}");
+    // From a config: only server.admin_listen is read and interpolated, so a secret the probe
+    // never has (the vendor password) is not needed; 0.0.0.0 is probed on loopback.
+    let config = dir.path().join("probe.toml");
+    let everywhere = format!("0.0.0.0:{}", addr.port());
+    std::fs::write(
+        &config,
+        "[server]\nadmin_listen = \"${ADMIN:-127.0.0.1:9}\"\n\
+         [[providers]]\nname = \"v\"\nkind = \"login\"\nauth_url = \"https://v.example/login\"\n\
+         email = \"a@b.c\"\npassword = \"${VENDOR_PASSWORD}\"\n",
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let admin = [("ADMIN", everywhere.as_str())];
+    assert_eq!(
+        health(&["--config", path], &admin),
+        (Some(0), String::new())
+    );
+    let (code, stderr) = health(&["--config", path], &[]);
+    assert_eq!(code, Some(1), "the config's default, port 9: {stderr}");
+    assert!(stderr.contains("127.0.0.1:9/healthz"), "{stderr}");
+    std::fs::write(&config, "[server]\nadmin_listen = \"\"\n").unwrap();
+    let (code, stderr) = health(&["--config", path], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("turns the admin listener off"), "{stderr}");
 }
 
 /// `text` with the commented lines that start with one of `blocks` (after indentation and

@@ -89,9 +89,15 @@ pub struct ServeArgs {
 
 #[derive(clap::Args)]
 pub struct HealthArgs {
-    /// The endpoint to probe.
-    #[arg(long, default_value = "http://127.0.0.1:9901/healthz")]
-    pub url: String,
+    /// The admin listener to probe: a URL (`/healthz` when it has no path) or `host:port`.
+    /// Default: the config's `server.admin_listen`, else $TOLLGATE_ADMIN_LISTEN, else
+    /// 127.0.0.1:9901.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The config whose admin address is probed (only `server.admin_listen` is read)
+    /// [default: config/tollgate.toml when it exists].
+    #[arg(long, short, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

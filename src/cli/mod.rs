@@ -145,14 +145,73 @@ fn generate(args: &GenerateArgs) -> ExitCode {
 }
 
 fn health(args: &HealthArgs) -> ExitCode {
+    let url = match health_url(args) {
+        Ok(url) => url,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(tollgate_server::admin::probe(&args.url)) {
+    match runtime.block_on(tollgate_server::admin::probe(&url)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(reason) => fail(format!("{}: {reason}", args.url)),
+        Err(reason) => fail(format!("{url}: {reason}")),
     }
+}
+
+/// The health URL: `--url` (a bare `host:port` or a URL without a path gets `/healthz`), else
+/// the admin address of `--config` (or the default config file, when there is one), else
+/// `$TOLLGATE_ADMIN_LISTEN`, else 127.0.0.1:9901. An unspecified address (`0.0.0.0`, `::`) is
+/// probed on loopback.
+fn health_url(args: &HealthArgs) -> Result<String, String> {
+    if let Some(url) = &args.url {
+        let url = match url.contains("://") {
+            true => url.clone(),
+            false => format!("http://{url}"),
+        };
+        let has_path = url
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.find('/').is_some_and(|i| rest.len() > i + 1));
+        return Ok(match has_path {
+            true => url,
+            false => format!("{}/healthz", url.trim_end_matches('/')),
+        });
+    }
+    let default = std::path::Path::new(args::DEFAULT_CONFIG);
+    let file = args
+        .config
+        .as_deref()
+        .or(default.exists().then_some(default));
+    let address = match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let shown = file.display().to_string();
+            tollgate::config::admin_address(&text, &shown, &tollgate::Env::from_process())
+                .map_err(|e| e.to_string())?
+                .ok_or(format!(
+                    "{shown} turns the admin listener off (server.admin_listen = \"\")"
+                ))?
+        }
+        None => std::env::var("TOLLGATE_ADMIN_LISTEN")
+            .unwrap_or_else(|_| "127.0.0.1:9901".to_owned())
+            .parse()
+            .map_err(|e| format!("TOLLGATE_ADMIN_LISTEN: {e}"))?,
+    };
+    Ok(format!("http://{}/healthz", loopback_for(address)))
+}
+
+/// `address`, with an unspecified IP (listen on every interface) replaced by loopback.
+fn loopback_for(address: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, address.port())
 }
 
 /// The async runtime: one worker per CPU this process may run on. With a single CPU (a pod

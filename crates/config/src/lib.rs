@@ -50,7 +50,7 @@ pub use issuers::{
     DEVELOPMENT_SECRET, IssuerConfig, JwksConfig, MIN_SECRET_BYTES, SigningKeyConfig, TokenTypes,
 };
 pub use limits::Limits;
-pub use listeners::AdminLimits;
+pub use listeners::{AdminLimits, admin_address};
 pub use log::{LogConfig, LogFormat};
 pub use outbound::{RawUpstreamTls, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};

@@ -124,6 +124,31 @@ pub(super) fn validate_admin_listen(
     }
 }
 
+/// The admin address the config file `text` names in `server.admin_listen`, with only that value
+/// interpolated, so that a health probe needs none of the variables other sections use (secrets
+/// a probe never sees); `None` when the file turns the admin listener off.
+pub fn admin_address(
+    text: &str,
+    file: &str,
+    env: &super::Env,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    let key = "server.admin_listen";
+    let written = match table.get("server").and_then(|s| s.get("admin_listen")) {
+        None => default_admin_listen(),
+        Some(toml::Value::String(value)) => value.clone(),
+        Some(_) => return Err(invalid(file, key, "expected a string")),
+    };
+    let value = super::env::interpolate(&written, env).map_err(|e| invalid(file, key, e))?;
+    match value.trim() {
+        "" => Ok(None),
+        addr => Ok(Some(parse_addr(addr).map_err(|e| invalid(file, key, e))?)),
+    }
+}
+
 /// Checks `server.trusted_proxies`: networks or single addresses.
 pub(super) fn validate_trusted_proxies(
     server: &RawServer,
