@@ -17,7 +17,7 @@ use support::{
     SECRET, TestGateway, access_claims, get, hs256, key_path, python, service_claims,
     spawn_gateway, within,
 };
-use tollgate::keygen::{KeyAlgorithm, generate};
+use tollgate::keygen::{KeyAlgorithm, KeyUse, generate};
 
 /// The README's Rust example: the claims of a genuine assertion for the request this service
 /// received, or why not.
@@ -63,7 +63,8 @@ struct Keys {
 fn keys() -> Keys {
     let dir = tempfile::tempdir().unwrap();
     let mut paths = ["a", "b"].map(|sub| {
-        let generated = generate(KeyAlgorithm::EdDsa, &dir.path().join(sub), None).unwrap();
+        let out = dir.path().join(sub);
+        let generated = generate(KeyAlgorithm::EdDsa, &out, None, KeyUse::Assertion).unwrap();
         generated.files[0].path.to_str().unwrap().to_owned()
     });
     Keys {

@@ -720,6 +720,68 @@ fn generated_keys_load_in_a_config_and_sign_verifiable_tokens() {
     }
 }
 
+/// Without `--kid` a key pair still gets one (its RFC 7638 thumbprint), in its JWKS and in the
+/// config, so a verifier that picks keys by `kid` (PyJWT's `PyJWKSet`) finds it; `--for
+/// assertion` prints an `[assertion]` section, not an `[[issuers]]` entry, and refuses HS256.
+#[test]
+fn generated_keys_always_have_a_kid_and_can_be_for_the_assertion() {
+    let work = tempfile::tempdir().unwrap();
+    let args = [
+        "keys",
+        "generate",
+        "--alg",
+        "EdDSA",
+        "--out",
+        "keys",
+        "--for",
+        "assertion",
+    ];
+    let stdout = tollgate(work.path(), &args, None).ok().to_owned();
+    assert!(!stdout.contains("[[issuers]]"), "{stdout}");
+    let section = &stdout[stdout.find("[assertion]").expect("an [assertion] section")..];
+    let parsed: toml::Table = section.parse().unwrap();
+    let kid = parsed["assertion"]["kid"]
+        .as_str()
+        .expect("a kid")
+        .to_owned();
+    let jwks: JwkSet =
+        serde_json::from_slice(&std::fs::read(work.path().join("keys/jwks.json")).unwrap())
+            .unwrap();
+    let jwk = jwks.find(&kid).expect("the same kid in jwks.json");
+    assert_eq!(
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap(),
+        kid,
+        "the thumbprint"
+    );
+    // The section as printed signs assertions for a route.
+    let config = format!(
+        "{section}\n{}\n[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:9\"\nidentity_assertion = true\n",
+        signing_issuer("HS256", "")
+    );
+    std::fs::write(work.path().join("tollgate.toml"), config).unwrap();
+    run(work.path(), &["check"], None).ok();
+
+    let secret = [
+        "keys",
+        "generate",
+        "--alg",
+        "HS256",
+        "--out",
+        "hs",
+        "--for",
+        "assertion",
+    ];
+    let refused = tollgate(work.path(), &secret, None);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("needs a private key"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!work.path().join("hs").exists(), "nothing written");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_publishes_the_signing_keys_public_jwks_only() {
     let toml = format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use tollgate::keygen::KeyAlgorithm;
+use tollgate::keygen::{KeyAlgorithm, KeyUse};
 use tollgate::tokens::{self, OutputFormat};
 
 use super::token::parse_ttl;
@@ -228,9 +228,14 @@ pub struct GenerateArgs {
     /// Directory to write into (created if missing); existing files are never overwritten.
     #[arg(long)]
     pub out: PathBuf,
-    /// Key id written in token headers and the JWKS.
+    /// Key id written in token headers and the JWKS [default: the key's RFC 7638 thumbprint].
     #[arg(long)]
     pub kid: Option<String>,
+    /// What the key signs: tokens (`issuer`, printed as an `[[issuers]]` entry) or the
+    /// identity assertion (`assertion`, printed as an `[assertion]` section).
+    #[arg(long = "for", default_value = "issuer", value_name = "USE",
+          value_parser = PossibleValuesParser::new(["issuer", "assertion"]).try_map(|s| s.parse::<KeyUse>()))]
+    pub key_use: KeyUse,
 }
 
 #[derive(clap::Args, Default)]

@@ -129,7 +129,8 @@ fn explain(args: &ExplainArgs, env: &Env) -> ExitCode {
 }
 
 fn generate(args: &GenerateArgs) -> ExitCode {
-    let generated = match tollgate::keygen::generate(args.alg, &args.out, args.kid.as_deref()) {
+    let kid = args.kid.as_deref();
+    let generated = match tollgate::keygen::generate(args.alg, &args.out, kid, args.key_use) {
         Ok(generated) => generated,
         Err(e) => return fail(e),
     };
@@ -137,8 +138,16 @@ fn generate(args: &GenerateArgs) -> ExitCode {
         let mode = if file.private { ", mode 0600" } else { "" };
         println!("wrote {} ({}{mode})", file.path.display(), file.description);
     }
+    let how = match args.key_use {
+        tollgate::keygen::KeyUse::Issuer => {
+            "use your own issuer value; [tokens] issuer picks the signer"
+        }
+        tollgate::keygen::KeyUse::Assertion => {
+            "upstreams verify the assertion with jwks.json, also served at the admin listener's /.well-known/jwks.json"
+        }
+    };
     println!(
-        "\nadd to the config (use your own issuer value; [tokens] issuer picks the signer):\n\n{}",
+        "\nadd to the config ({how}):\n\n{}",
         generated.config_snippet
     );
     ExitCode::SUCCESS

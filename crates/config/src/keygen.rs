@@ -59,6 +59,11 @@ pub enum KeygenError {
     /// `--kid` was given for an HMAC secret.
     #[error("--kid does not apply to HS256: tollgate matches HMAC secrets without a key id")]
     KidWithSecret,
+    /// An HMAC secret was asked for the identity assertion.
+    #[error(
+        "the identity assertion needs a private key (EdDSA, ES256 or RS256): upstreams verify it with the public key, and a shared secret would let them forge it"
+    )]
+    SecretForAssertion,
     /// A file to be written already exists.
     #[error("{}: already exists; refusing to overwrite a key (choose another --out)", path.display())]
     Exists {
@@ -120,16 +125,39 @@ pub struct WrittenFile {
     pub private: bool,
 }
 
+/// What a generated key is for: signing tokens (`[[issuers]]`) or the identity assertion
+/// (`[assertion]`); it decides the config printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyUse {
+    /// An issuer's signing key (or HMAC secret).
+    #[default]
+    Issuer,
+    /// The key that signs the identity assertion.
+    Assertion,
+}
+
+impl FromStr for KeyUse {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "issuer" => Ok(KeyUse::Issuer),
+            "assertion" => Ok(KeyUse::Assertion),
+            other => Err(format!("{other:?}: use issuer or assertion")),
+        }
+    }
+}
+
 /// What [`generate`] wrote, and the config that uses it.
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
     /// The algorithm.
     pub algorithm: KeyAlgorithm,
-    /// The key id, if one was given.
+    /// The key id: the one given, else the key's RFC 7638 thumbprint; `None` for a secret.
     pub kid: Option<String>,
     /// Files written, private first.
     pub files: Vec<WrittenFile>,
-    /// An `[[issuers]]` entry that signs with the new key.
+    /// The `[[issuers]]` entry or the `[assertion]` section that uses the new key.
     pub config_snippet: String,
 }
 
@@ -206,15 +234,21 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
-/// Generates a key for `alg` into `dir` (created with mode 0700 if missing). Refuses to
-/// overwrite any file, checking all of them before writing the first.
+/// Generates a key for `alg` and `key_use` into `dir` (created with mode 0700 if missing).
+/// Refuses to overwrite any file, checking all of them before writing the first. A key pair
+/// always gets a key id (the RFC 7638 thumbprint unless `kid` names one), in its JWKS and in
+/// the config, so that verifiers that pick keys by `kid` find it.
 pub fn generate(
     alg: KeyAlgorithm,
     dir: &Path,
     kid: Option<&str>,
+    key_use: KeyUse,
 ) -> Result<GeneratedKey, KeygenError> {
     if alg == KeyAlgorithm::Hs256 && kid.is_some() {
         return Err(KeygenError::KidWithSecret);
+    }
+    if alg == KeyAlgorithm::Hs256 && key_use == KeyUse::Assertion {
+        return Err(KeygenError::SecretForAssertion);
     }
     let dir = std::path::absolute(dir).map_err(|source| KeygenError::CreateDir {
         path: dir.to_owned(),
@@ -237,8 +271,8 @@ pub fn generate(
             path: existing.path.clone(),
         });
     }
-    let contents = match alg {
-        KeyAlgorithm::Hs256 => vec![random_secret()],
+    let (contents, kid) = match alg {
+        KeyAlgorithm::Hs256 => (vec![random_secret()], None),
         KeyAlgorithm::Rs256 => pair_files(alg, rsa_pair, kid)?,
         KeyAlgorithm::Es256 => pair_files(alg, p256_pair, kid)?,
         KeyAlgorithm::EdDsa => pair_files(alg, ed25519_pair, kid)?,
@@ -261,8 +295,8 @@ pub fn generate(
     }
     Ok(GeneratedKey {
         algorithm: alg,
-        kid: kid.map(str::to_owned),
-        config_snippet: config_snippet(alg, &planned[0].path, kid),
+        config_snippet: config_snippet(alg, &planned[0].path, kid.as_deref(), key_use),
+        kid,
         files: planned,
     })
 }
@@ -335,19 +369,43 @@ fn random_secret() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes).into_bytes())
 }
 
-/// Generates a key pair and renders its three files: private PEM, public PEM, JWKS.
+/// Generates a key pair and renders its three files (private PEM, public PEM, JWKS), with its
+/// key id: `kid`, else the public key's RFC 7638 SHA-256 thumbprint.
 fn pair_files(
     alg: KeyAlgorithm,
     make: fn() -> GenerateResult,
     kid: Option<&str>,
-) -> Result<Vec<Secret>, KeygenError> {
+) -> Result<(Vec<Secret>, Option<String>), KeygenError> {
     let pair = make().map_err(|source| KeygenError::Generate { alg, source })?;
-    let jwks = jwks_document(&pair.private_pem, alg.jwt_algorithm(), kid)?;
-    Ok(vec![
+    let kid = match kid {
+        Some(kid) => kid.to_owned(),
+        None => thumbprint(&pair.private_pem, alg.jwt_algorithm())?,
+    };
+    let jwks = jwks_document(&pair.private_pem, alg.jwt_algorithm(), Some(&kid))?;
+    let files = vec![
         pair.private_pem,
         Secret::new(pair.public_pem.into_bytes()),
         jwks,
-    ])
+    ];
+    Ok((files, Some(kid)))
+}
+
+/// The RFC 7638 SHA-256 thumbprint of the private key's public half.
+fn thumbprint(private_pem: &Secret, alg: Algorithm) -> Result<String, KeygenError> {
+    let signing = SigningKeyConfig {
+        algorithm: alg,
+        kid: None,
+        pem: private_pem.clone(),
+        file: "(generated)".to_owned(),
+        active_from: None,
+    };
+    let key = encoding_key(&signing)?;
+    Jwk::from_encoding_key(&key, alg)
+        .and_then(|jwk| jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256))
+        .map_err(|source| KeygenError::Key {
+            file: signing.file.clone(),
+            source,
+        })
 }
 
 type GenerateResult = Result<KeyPair, Box<dyn std::error::Error + Send + Sync>>;
@@ -441,8 +499,17 @@ fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 
-fn config_snippet(alg: KeyAlgorithm, private_file: &Path, kid: Option<&str>) -> String {
+fn config_snippet(
+    alg: KeyAlgorithm,
+    private_file: &Path,
+    kid: Option<&str>,
+    key_use: KeyUse,
+) -> String {
     let file = toml_string(&private_file.to_string_lossy());
+    if key_use == KeyUse::Assertion {
+        let kid = kid.map_or_else(String::new, |k| format!("kid = {}\n", toml_string(k)));
+        return format!("[assertion]\nkey_file = {file}\nalgorithm = \"{alg}\"\n{kid}");
+    }
     let key = match alg {
         KeyAlgorithm::Hs256 => format!("secret_file = {file}"),
         _ => {
@@ -475,7 +542,7 @@ mod tests {
     fn hmac_secret_is_private_printable_and_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("keys");
-        let generated = generate(KeyAlgorithm::Hs256, &out, None).unwrap();
+        let generated = generate(KeyAlgorithm::Hs256, &out, None, KeyUse::Issuer).unwrap();
         let path = &generated.files[0].path;
         let secret = std::fs::read_to_string(path).unwrap();
         assert_eq!(secret.len(), 64);
@@ -484,11 +551,11 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(!generated.config_snippet.contains(&secret));
         assert!(matches!(
-            generate(KeyAlgorithm::Hs256, &out, None),
+            generate(KeyAlgorithm::Hs256, &out, None, KeyUse::Issuer),
             Err(KeygenError::Exists { .. })
         ));
         assert!(matches!(
-            generate(KeyAlgorithm::Hs256, dir.path(), Some("k")),
+            generate(KeyAlgorithm::Hs256, dir.path(), Some("k"), KeyUse::Issuer),
             Err(KeygenError::KidWithSecret)
         ));
     }
@@ -508,6 +575,7 @@ mod tests {
             KeyAlgorithm::Es256,
             Path::new("/k/a \"b\"/es256.key"),
             Some("k1"),
+            KeyUse::Issuer,
         );
         let parsed: toml::Table = snippet.parse().unwrap();
         let issuer = &parsed["issuers"][0];
