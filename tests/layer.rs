@@ -303,19 +303,43 @@ async fn refusals_are_the_gateway_binary_refusals() {
 
 #[tokio::test]
 async fn the_axum_example_answers_as_documented() {
-    const DEV: &str = "tollgate-development-secret-do-not-use-in-production";
-    let mint_dev = |claims: &serde_json::Value| {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            claims,
-            &jsonwebtoken::EncodingKey::from_secret(DEV.as_bytes()),
-        )
-        .unwrap()
-    };
-    let mut user_claims = access_claims("tollgate", "u1");
-    user_claims["role"] = "admin".into();
-    let user = bearer(&mint_dev(&user_claims));
-    let billing = bearer(&mint_dev(&service_claims("tollgate", "billing")));
+    // The tokens come from the example's own commands, run as written (the built binary for
+    // `./target/release/tollgate`, from the repository, on the default config); no command may
+    // build something on the side or overwrite a shell variable such as $USER.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let source =
+        std::fs::read_to_string(format!("{root}/crates/auth/examples/axum_service.rs")).unwrap();
+    let mut tokens = std::collections::HashMap::new();
+    for line in source.lines().filter_map(|l| l.strip_prefix("//! ")) {
+        assert!(
+            !line.contains("cargo run -q"),
+            "a silent debug build: {line}"
+        );
+        let Some((name, command)) = line.split_once("=$(./target/release/tollgate ") else {
+            continue;
+        };
+        assert!(
+            !["USER", "HOME", "PATH"].contains(&name),
+            "overwrites ${name}"
+        );
+        let args: Vec<&str> = command.trim_end_matches(')').split_whitespace().collect();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(&args)
+            .current_dir(root)
+            .env_remove("TOLLGATE_CONFIG")
+            .env_remove("TOLLGATE_JWT_SECRET")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        tokens.insert(name.to_owned(), token);
+    }
+    let user = bearer(&tokens["USER_TOKEN"]);
+    let billing = bearer(&tokens["BILLING_TOKEN"]);
 
     // The example reads TOLLGATE_JWT_SECRET, which the tests leave unset: the development secret.
     let auth = AuthLayer::from_toml(example::CONFIG).unwrap();

@@ -3,12 +3,13 @@
 //!
 //! ```sh
 //! cargo run -p tollgate-auth --example axum_service   # listens on 127.0.0.1:3000 (LISTEN overrides)
-//! USER=$(cargo run -q -- token issue-access --user-id u1 --role admin)
-//! BILLING=$(cargo run -q -- token issue billing)
+//! cargo build --release                              # the tollgate CLI, which mints tokens
+//! USER_TOKEN=$(./target/release/tollgate token issue-access --user-id u1 --role admin)
+//! BILLING_TOKEN=$(./target/release/tollgate token issue billing)
 //! curl localhost:3000/health                                             # ok
-//! curl -H "Authorization: Bearer $USER" localhost:3000/me                # hello u1 (admin)
-//! curl -H "Authorization: Bearer $BILLING" localhost:3000/me             # 403 user access token required
-//! curl -H "Authorization: Bearer $BILLING" localhost:3000/internal/invoices   # invoices for billing
+//! curl -H "Authorization: Bearer $USER_TOKEN" localhost:3000/me          # hello u1 (admin)
+//! curl -H "Authorization: Bearer $BILLING_TOKEN" localhost:3000/me       # 403 user access token required
+//! curl -H "Authorization: Bearer $BILLING_TOKEN" localhost:3000/internal/invoices   # invoices for billing
 //! curl localhost:3000/internal/invoices                                  # 401 token missing
 //! ```
 
