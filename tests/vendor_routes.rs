@@ -231,3 +231,90 @@ fn retries_and_attempt_timeouts_have_upper_bounds() {
         "{err}"
     );
 }
+
+/// The Upstream credentials chapter's worked example, pasted: its `.env`, `check`, `serve`,
+/// `token issue` and `curl` run as written against `config/examples/vendor.toml` (copied into
+/// a scratch directory), with the vendor's two URLs pointed at local stand-ins. The `curl`
+/// must name the port the example config listens on.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vendor_worked_example_works_when_pasted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chapter = std::fs::read_to_string(root.join("docs/src/upstream-credentials.md")).unwrap();
+    let worked = &chapter[chapter.find("## Worked example").unwrap()..];
+    let script = worked
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let config = std::fs::read_to_string(root.join("config/examples/vendor.toml")).unwrap();
+    let port = config
+        .split("${TOLLGATE_LISTEN:-127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("the example's default port");
+    assert!(
+        script.contains(&format!("localhost:{port}/vendor/")),
+        "the curl must call the port vendor.toml listens on ({port}):\n{script}"
+    );
+
+    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
+    let vendor = MockUpstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config/examples")).unwrap();
+    std::fs::write(dir.path().join("config/examples/vendor.toml"), &config).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tollgate"), bin.join("tollgate")).unwrap();
+    let listen = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let free = listen.local_addr().unwrap().port().to_string();
+    drop(listen);
+    let script = script
+        .replace("https://api.vendor.example", &vendor.url())
+        .replace("https://auth.vendor.example/api/login", &auth.url())
+        .replace(&format!("localhost:{port}"), &format!("127.0.0.1:{free}"))
+        // `serve` runs in the foreground when pasted; here it goes to the background until the
+        // script ends, and the next line waits for its port.
+        .replace(
+            "tollgate serve --config config/examples/vendor.toml\n",
+            "tollgate serve --config config/examples/vendor.toml 2>serve.log &\n\
+             trap 'kill $!' EXIT\n\
+             for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$TOLLGATE_LISTEN_PORT) 2>/dev/null && break; sleep 0.1; done\n",
+        );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || {
+            std::process::Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .current_dir(dir)
+                .env("PATH", path)
+                .env("TOLLGATE_LISTEN", format!("127.0.0.1:{free}"))
+                .env("TOLLGATE_LISTEN_PORT", &free)
+                .env("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")
+                .env_remove("TOLLGATE_CONFIG")
+                .env_remove("TOLLGATE_JWT_SECRET")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = vendor.last();
+    assert_eq!(seen.uri, "/v1/items", "{stdout}");
+    assert_eq!(
+        seen.headers["authorization"], "Bearer tok-1",
+        "the vendor's token"
+    );
+}
