@@ -52,12 +52,16 @@ pub fn serve(args: &ServeArgs, env: &Env) -> ExitCode {
 /// both; with the file, its path and the watcher that notices changes.
 fn serve_config(args: &ServeArgs, env: &Env) -> Result<(Config, Option<WatchedFile>), ExitCode> {
     match (&args.upstream, &args.config) {
-        (Some(_), Some(path)) => Err(fail(format!(
-            "--upstream builds its own one-route config, and a config file was also given \
-                 ({}, from --config or TOLLGATE_CONFIG): use one or the other (to front an \
-                 upstream with your file's settings, add a [[routes]] entry to it)",
-            path.display()
-        ))),
+        (Some(_), Some(path)) => {
+            // A config error like any other: exit 2.
+            eprintln!(
+                "error: --upstream builds its own one-route config, and a config file was also \
+                 given ({}, from --config or TOLLGATE_CONFIG): use one or the other (to front \
+                 an upstream with your file's settings, add a [[routes]] entry to it)",
+                path.display()
+            );
+            Err(ExitCode::from(2))
+        }
         (Some(upstream), None) => {
             let text =
                 tollgate::config::local::upstream_config(upstream, &args.prefix, &args.policy);
