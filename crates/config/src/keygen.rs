@@ -250,27 +250,7 @@ pub fn generate(
     if alg == KeyAlgorithm::Hs256 && key_use == KeyUse::Assertion {
         return Err(KeygenError::SecretForAssertion);
     }
-    let dir = std::path::absolute(dir).map_err(|source| KeygenError::CreateDir {
-        path: dir.to_owned(),
-        source,
-    })?;
-    if dir.to_str().is_none() {
-        return Err(KeygenError::NonUtf8Path { path: dir });
-    }
-    let planned: Vec<WrittenFile> = alg
-        .files()
-        .into_iter()
-        .map(|(name, description, private)| WrittenFile {
-            path: dir.join(name),
-            description,
-            private,
-        })
-        .collect();
-    if let Some(existing) = planned.iter().find(|f| f.path.symlink_metadata().is_ok()) {
-        return Err(KeygenError::Exists {
-            path: existing.path.clone(),
-        });
-    }
+    let (dir, planned) = plan(alg, dir)?;
     let (contents, kid) = match alg {
         KeyAlgorithm::Hs256 => (vec![random_secret()], None),
         KeyAlgorithm::Rs256 => pair_files(alg, rsa_pair, kid)?,
@@ -299,6 +279,32 @@ pub fn generate(
         kid,
         files: planned,
     })
+}
+
+/// The absolute directory and the files `alg` writes there, none of which may exist yet.
+fn plan(alg: KeyAlgorithm, dir: &Path) -> Result<(PathBuf, Vec<WrittenFile>), KeygenError> {
+    let dir = std::path::absolute(dir).map_err(|source| KeygenError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if dir.to_str().is_none() {
+        return Err(KeygenError::NonUtf8Path { path: dir });
+    }
+    let planned: Vec<WrittenFile> = alg
+        .files()
+        .into_iter()
+        .map(|(name, description, private)| WrittenFile {
+            path: dir.join(name),
+            description,
+            private,
+        })
+        .collect();
+    if let Some(existing) = planned.iter().find(|f| f.path.symlink_metadata().is_ok()) {
+        return Err(KeygenError::Exists {
+            path: existing.path.clone(),
+        });
+    }
+    Ok((dir, planned))
 }
 
 /// Loads a configured signing key as a `jsonwebtoken` key.

@@ -12,23 +12,24 @@
 //! client's request again: what the policy judged is exactly what is forwarded.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
-use http::{HeaderValue, Request, Uri, Version};
+use http::{HeaderValue, Request, Uri};
 
 use crate::credentials::events::CredentialEvents;
 use crate::credentials::{ProviderState, Providers, TokenCache};
 use crate::error::GatewayError;
 use crate::rewrite;
-use crate::routing::{RouteTable, forward_path};
+use crate::routing::RouteTable;
+use crate::trace::{AuthOutcome, Step, Trace};
+use crate::upstream::{transport, upstream_request, upstream_target};
 use tollgate_auth::decide::{self, Verdict};
-use tollgate_auth::extract;
 use tollgate_auth::policy::Forbidden;
 use tollgate_auth::{Refusal, Verifier};
 use tollgate_config::signer::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
-use tollgate_config::{Config, Route, Upstream, UpstreamProtocol};
+use tollgate_config::{Config, Route, Upstream};
 use tollgate_http::forwarded::{self, ClientIp, TrustedProxies};
 use tollgate_http::grpc;
 use tollgate_http::host::{self, CanonicalHost};
@@ -54,29 +55,6 @@ pub struct Core {
     assertion: Option<Arc<AssertionSigner>>,
     /// Note the slow steps' times in the [`Trace`] (traces are on).
     timing: bool,
-}
-
-/// When one slow step of a decision ran and how long it took, for the request's trace.
-#[derive(Debug, Clone, Copy)]
-pub struct Step {
-    /// When it started.
-    pub started: SystemTime,
-    /// How long it took.
-    pub took: Duration,
-}
-
-impl Step {
-    /// The wall time, for the span, and the monotonic clock, for its length.
-    fn start() -> (SystemTime, Instant) {
-        (SystemTime::now(), Instant::now())
-    }
-
-    fn end((started, clock): (SystemTime, Instant)) -> Self {
-        Self {
-            started,
-            took: clock.elapsed(),
-        }
-    }
 }
 
 /// What was decided about a request, for the transports and the observers.
@@ -107,70 +85,6 @@ pub struct Attached {
     pub cache: Arc<TokenCache>,
     /// The `Authorization` value sent.
     pub bearer: HeaderValue,
-}
-
-/// What authentication found: the caller (also when refused by policy or revoked) and the
-/// refusal, if any. For the observers; the decision itself is in the `Result`.
-#[derive(Debug, Clone)]
-pub struct AuthOutcome {
-    /// The verified caller, if any.
-    pub caller: Option<Arc<Identity>>,
-    /// Why the request was refused, if it was.
-    pub refusal: Option<Refusal>,
-}
-
-/// What the observers (metrics, audit, usage, access log) report, filled in as the core gets
-/// to it (also for refusals). The core only writes it: nothing is recorded while deciding.
-#[derive(Debug)]
-pub struct Trace {
-    /// The request id the gateway uses.
-    pub request_id: HeaderValue,
-    /// A well-formed id an untrusted client sent, kept apart so it cannot pose as ours.
-    pub client_request_id: Option<HeaderValue>,
-    /// The client's address.
-    pub client: Option<HeaderValue>,
-    /// The normalised path: never the query, which may carry credentials.
-    pub path: Option<String>,
-    /// The matched route.
-    pub route: Option<Arc<Route>>,
-    /// What authentication found; `None` when the request did not get that far (or was an
-    /// exempt preflight).
-    pub auth: Option<AuthOutcome>,
-    /// The request is a gRPC call, so a refusal is answered the gRPC way.
-    pub grpc: bool,
-    /// The slow steps, noted when traces are on (boxed: every request's future holds a
-    /// `Trace`, and hyper moves that future once per request).
-    pub steps: Option<Box<Steps>>,
-}
-
-/// The slow steps of a decision, for the request's trace.
-#[derive(Debug, Default)]
-pub struct Steps {
-    /// A token checked now, not found in the verified-token cache.
-    pub verification: Option<Step>,
-    /// The wait for a vendor credential that was not cached.
-    pub credential: Option<Step>,
-}
-
-impl Trace {
-    fn steps(&mut self) -> &mut Steps {
-        self.steps.get_or_insert_with(Box::default)
-    }
-}
-
-impl Default for Trace {
-    fn default() -> Self {
-        Self {
-            request_id: HeaderValue::from_static("-"),
-            client_request_id: None,
-            client: None,
-            path: None,
-            route: None,
-            auth: None,
-            grpc: false,
-            steps: None,
-        }
-    }
 }
 
 impl Core {
@@ -487,78 +401,6 @@ fn assertion_for(
 }
 
 #[inline]
-/// How the request travels upstream: a gRPC call's deadline, and whether it goes over HTTP/2
-/// with prior knowledge to a plain-HTTP upstream (gRPC needs it; an `h2c` route asks for it;
-/// an upgrade cannot have it).
-fn transport(
-    grpc: bool,
-    route: &Route,
-    headers: &http::HeaderMap,
-    upgrade: &Option<HeaderValue>,
-) -> (Option<Duration>, bool) {
-    let timeout = grpc.then(|| call_timeout(headers, route.timeout));
-    let http2 = upgrade.is_none() && (grpc || route.upstream_protocol == UpstreamProtocol::H2c);
-    (timeout, http2)
-}
-
-/// A gRPC call's deadline: its `grpc-timeout`, bounded by the route's timeout (also when it
-/// sent none, or one that does not parse, which the spec reads as no deadline).
-fn call_timeout(headers: &http::HeaderMap, route_timeout: Duration) -> Duration {
-    headers
-        .get(&grpc::GRPC_TIMEOUT)
-        .and_then(grpc::parse_timeout)
-        .map_or(route_timeout, |asked| asked.min(route_timeout))
-}
-
-/// The upstream request: the client's method and body, the built target and headers.
-fn upstream_request<B>(parts: Parts, body: B, target: Uri) -> Request<B> {
-    let mut upstream = Request::new(body);
-    *upstream.method_mut() = parts.method;
-    *upstream.uri_mut() = target;
-    // The upstream client negotiates its own protocol (ALPN for TLS, HTTP/1.1 otherwise).
-    *upstream.version_mut() = Version::HTTP_11;
-    *upstream.headers_mut() = parts.headers;
-    upstream
-}
-
-/// The upstream target: the route's upstream, its base path, the normalised (and rewritten)
-/// path, and the query without credentials. Origin form for echo.
-fn upstream_target(
-    route: &Route,
-    path: &str,
-    uri: &Uri,
-    sources: &extract::TokenSources,
-) -> Result<Uri, GatewayError> {
-    let path = forward_path(route, path);
-    let query = rewrite::upstream_query(uri.query(), route, sources);
-    let (scheme, authority, base_path) = match &route.upstream {
-        Upstream::Http {
-            scheme,
-            authority,
-            base_path,
-            ..
-        } => (Some(scheme), Some(authority), base_path.as_str()),
-        Upstream::Echo | Upstream::ForwardAuth => (None, None, ""),
-    };
-    let mut pq = String::with_capacity(
-        base_path.len() + path.len() + query.as_ref().map_or(0, |q| q.len() + 1),
-    );
-    pq.push_str(base_path);
-    pq.push_str(&path);
-    if let Some(query) = query {
-        pq.push('?');
-        pq.push_str(&query);
-    }
-    let mut builder = Uri::builder();
-    if let (Some(scheme), Some(authority)) = (scheme, authority) {
-        builder = builder.scheme(scheme.clone()).authority(authority.clone());
-    }
-    builder
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))
-}
-
 /// Refuses a declared body over the limit before anything is sent upstream.
 fn check_declared_length(parts: &Parts, limit: u64) -> Result<(), GatewayError> {
     let declared = parts

@@ -10,7 +10,10 @@ pub mod error;
 pub mod response;
 pub mod rewrite;
 pub mod routing;
+pub mod trace;
+mod upstream;
 
-pub use decide::{Attached, AuthOutcome, Core, CoreEvents, Decision, Step, Steps, Trace};
+pub use decide::{Attached, Core, CoreEvents, Decision};
 pub use error::GatewayError;
 pub use tollgate_http::{forwarded, host, upgrade};
+pub use trace::{AuthOutcome, Step, Steps, Trace};
