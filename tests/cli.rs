@@ -194,3 +194,88 @@ fn token_issue_without_services_points_at_all() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--all"), "{stderr}");
 }
+
+/// Runs the binary in `dir` with `HOME` (and no XDG_CONFIG_HOME, no TOLLGATE_CONFIG) set, as
+/// an installed binary runs outside the checkout.
+fn installed(args: &[&str], dir: &std::path::Path, home: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("TOLLGATE_JWT_SECRET")
+        .env("HOME", home)
+        .output()
+        .expect("binary runs")
+}
+
+/// Without a config named, the documented places are looked at in order; when none exists,
+/// each is named. `tollgate init` writes a starter config there that works at once.
+#[test]
+fn the_config_is_found_in_the_documented_places_and_init_writes_a_working_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let (dir, home) = (work.path().join("anywhere"), work.path().join("home"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let user_config = home.join(".config/tollgate/tollgate.toml");
+
+    let none = installed(&["check"], &dir, &home);
+    assert_eq!(none.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    for place in [
+        "config/tollgate.toml",
+        "/etc/tollgate/tollgate.toml",
+        &user_config.display().to_string(),
+    ] {
+        assert!(stderr.contains(place), "{place} not named: {stderr}");
+    }
+    assert!(stderr.contains("tollgate init"), "{stderr}");
+
+    // The user's config dir is found from anywhere.
+    let target = user_config.to_str().unwrap();
+    let init = installed(&["init", target], &dir, &home);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mode = std::fs::metadata(&user_config)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "it holds a secret");
+    let written = std::fs::read_to_string(&user_config).unwrap();
+    assert!(!written.contains("development-secret"), "{written}");
+    let check = installed(&["check"], &dir, &home);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(stdout.starts_with(&format!("{target}: ok")), "{stdout}");
+    // A token issued with it verifies with it: the generated secret signs.
+    let issued = installed(&["token", "issue", "my-service"], &dir, &home);
+    let token = String::from_utf8_lossy(&issued.stdout).trim().to_owned();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let verified = installed(&["token", "verify", &token], &dir, &home);
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("valid, service token for my-service"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // ./config/tollgate.toml comes first; init never overwrites.
+    assert!(installed(&["init"], &dir, &home).status.success());
+    let local = installed(&["check"], &dir, &home);
+    assert!(String::from_utf8_lossy(&local.stdout).starts_with("config/tollgate.toml: ok"));
+    let again = installed(&["init"], &dir, &home);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+}

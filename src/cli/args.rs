@@ -35,6 +35,8 @@ pub enum Command {
     Keys(KeysCommand),
     /// Exit 0 when the admin health endpoint answers 200 (for container health checks).
     Health(HealthArgs),
+    /// Write a starter config with a newly generated signing secret.
+    Init(InitArgs),
     /// Explain, step by step, why a request would be allowed or refused and what would be sent
     /// upstream, without sending anything (exit 0 allowed, 1 refused, 2 config error).
     Explain(ExplainArgs),
@@ -71,7 +73,8 @@ pub struct ExplainArgs {
 /// Where `serve` gets its config: a file, or `--upstream` for a one-route local proxy.
 #[derive(clap::Args, Default)]
 pub struct ServeArgs {
-    /// Path to the config file [default: config/tollgate.toml].
+    /// Path to the config file [default: the first of ./config/tollgate.toml,
+    /// /etc/tollgate/tollgate.toml, ~/.config/tollgate/tollgate.toml that exists].
     #[arg(long, short, env = "TOLLGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Front this URL without a config file: one route on the defaults (development secret
@@ -240,7 +243,14 @@ pub struct GenerateArgs {
 
 #[derive(clap::Args, Default)]
 pub struct ConfigArg {
-    /// Path to the config file.
-    #[arg(long, short, default_value = DEFAULT_CONFIG, env = "TOLLGATE_CONFIG")]
-    pub config: PathBuf,
+    /// Path to the config file [default: the first of ./config/tollgate.toml,
+    /// /etc/tollgate/tollgate.toml, ~/.config/tollgate/tollgate.toml that exists].
+    #[arg(long, short, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// Where to write the starter config [default: config/tollgate.toml].
+    pub path: Option<PathBuf>,
 }

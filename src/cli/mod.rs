@@ -1,6 +1,7 @@
 //! The `tollgate` command line: arguments, then one function per subcommand.
 
 mod args;
+mod find;
 mod serve;
 mod token;
 
@@ -32,6 +33,7 @@ pub fn run() -> ExitCode {
         Some(Command::Token(TokenCommand::Usage(args))) => token::usage(&args, &env),
         Some(Command::Keys(KeysCommand::Generate(args))) => generate(&args),
         Some(Command::Health(args)) => health(&args),
+        Some(Command::Init(args)) => find::init(args.path.as_deref()),
         None => serve::serve(
             &ServeArgs {
                 config: std::env::var_os("TOLLGATE_CONFIG").map(PathBuf::from),
@@ -45,7 +47,17 @@ pub fn run() -> ExitCode {
 }
 
 fn load(arg: &ConfigArg, env: &Env) -> Result<Config, ExitCode> {
-    Config::load(&arg.config, env).map_err(|e| {
+    let path = config_file(arg)?;
+    Config::load(&path, env).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// The config file `arg` names or the search finds; exit 2 (naming every place looked) when
+/// there is none.
+fn config_file(arg: &ConfigArg) -> Result<PathBuf, ExitCode> {
+    find::config_path(arg.config.as_deref()).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
@@ -56,7 +68,8 @@ fn check(arg: &ConfigArg, env: &Env) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    println!("{}: ok", arg.config.display());
+    let path = config_file(arg).unwrap_or_default();
+    println!("{}: ok", path.display());
     for (i, issuer) in config.issuers.iter().enumerate() {
         if issuer.uses_development_secret() {
             eprintln!(
@@ -189,11 +202,8 @@ fn health_url(args: &HealthArgs) -> Result<String, String> {
             false => format!("{}/healthz", url.trim_end_matches('/')),
         });
     }
-    let default = std::path::Path::new(args::DEFAULT_CONFIG);
-    let file = args
-        .config
-        .as_deref()
-        .or(default.exists().then_some(default));
+    let found = find::config_path(args.config.as_deref()).ok();
+    let file = found.as_deref();
     let address = match file {
         Some(file) => {
             let text = std::fs::read_to_string(file)

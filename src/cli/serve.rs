@@ -74,15 +74,16 @@ fn serve_config(args: &ServeArgs, env: &Env) -> Result<(Config, Option<WatchedFi
             }
         }
         (None, path) => {
-            let arg = ConfigArg {
-                config: path
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-            };
+            let file = super::config_file(&ConfigArg {
+                config: path.clone(),
+            })?;
             // Baseline taken before the config is read, so a change made while starting is
             // not missed (at worst the same config is applied twice).
-            let watcher = ConfigWatcher::new(&arg.config, POLL_INTERVAL);
-            load(&arg, env).map(|config| (config, Some((arg.config, watcher))))
+            let watcher = ConfigWatcher::new(&file, POLL_INTERVAL);
+            let arg = ConfigArg {
+                config: Some(file.clone()),
+            };
+            load(&arg, env).map(|config| (config, Some((file, watcher))))
         }
     }
 }

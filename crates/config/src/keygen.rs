@@ -368,6 +368,11 @@ pub fn published_jwks(issuers: &[IssuerConfig], assertion: Option<&Jwk>) -> Opti
         .map(Bytes::from)
 }
 
+/// A new HMAC secret as text: 48 random bytes from the OS, base64url (64 characters).
+pub fn new_secret_text() -> String {
+    String::from_utf8_lossy(random_secret().expose()).into_owned()
+}
+
 /// 48 random bytes from the OS, base64url without padding: 64 printable characters.
 fn random_secret() -> Secret {
     let mut bytes = [0u8; HMAC_SECRET_BYTES];
