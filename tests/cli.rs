@@ -279,3 +279,90 @@ fn the_config_is_found_in_the_documented_places_and_init_writes_a_working_one() 
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
 }
+
+/// The token commands run offline: they read the issuers, identity, tokens, state and log
+/// sections only, so the variables of the console, the providers or the routes (a vendor
+/// password, the console token) need not be set. `check` still needs them all.
+#[test]
+fn token_commands_need_only_the_variables_of_the_sections_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+admin_listen = "127.0.0.1:0"
+
+[admin]
+console = true
+token = "${{TOLLGATE_ADMIN_TOKEN}}"
+
+[state]
+path = "{state}"
+
+[[issuers]]
+issuer = "tollgate"
+algorithms = ["HS256"]
+secret = "${{SIGNING_SECRET}}"
+
+[[providers]]
+name = "vendor"
+kind = "login"
+auth_url = "${{API_AUTH_URL}}"
+email = "${{API_AUTH_EMAIL}}"
+password = "${{API_AUTH_PASSWORD}}"
+
+[[routes]]
+prefix = "/vendor"
+upstream = "${{VENDOR_API_URL}}"
+policy = "service"
+upstream_auth = "vendor"
+"#,
+        state = dir.path().join("revocations.json").display()
+    );
+    std::fs::write(dir.path().join("t.toml"), config).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .args(["--config", "t.toml"])
+            .current_dir(dir.path())
+            .env_remove("TOLLGATE_CONFIG")
+            .env(
+                "SIGNING_SECRET",
+                "a-secret-of-more-than-thirty-two-bytes-for-hs256",
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, token, stderr) = run(&["token", "issue", "billing"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, verdict, stderr) = run(&["token", "verify", &token]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        verdict.contains("valid, service token for billing"),
+        "{verdict}"
+    );
+    let (code, _, stderr) = run(&["token", "issue-access", "--user-id", "alice"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(&["token", "revoke", &token]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, listed, stderr) = run(&["token", "revoked"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("jti ")).count(),
+        1,
+        "{listed}"
+    );
+    let (code, _, stderr) = run(&["token", "usage"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(&["check"]);
+    assert_eq!(code, Some(2), "check reads everything");
+    assert!(
+        stderr.contains("TOLLGATE_ADMIN_TOKEN") || stderr.contains("API_AUTH"),
+        "{stderr}"
+    );
+}

@@ -54,6 +54,19 @@ fn load(arg: &ConfigArg, env: &Env) -> Result<Config, ExitCode> {
     })
 }
 
+/// The sections the token commands read: they run offline, so the listeners, routes,
+/// providers, console and traces (and the variables those name) are not theirs to need.
+const OFFLINE_SECTIONS: &[&str] = &["issuers", "identity", "tokens", "state", "log"];
+
+/// Loads only [`OFFLINE_SECTIONS`] of the config `arg` names; exit 2 on error.
+fn load_offline(arg: &ConfigArg, env: &Env) -> Result<Config, ExitCode> {
+    let path = config_file(arg)?;
+    Config::load_sections(&path, env, OFFLINE_SECTIONS).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
 /// The config file `arg` names or the search finds; exit 2 (naming every place looked) when
 /// there is none.
 fn config_file(arg: &ConfigArg) -> Result<PathBuf, ExitCode> {

@@ -8,7 +8,7 @@ use tollgate::tokens::{self, AccessSubject, SecretMeta, Signer};
 use tollgate::{Config, Env};
 
 use super::args::{ConfigArg, IssueAccessArgs, IssueArgs, RevokeArgs, UsageArgs, VerifyArgs};
-use super::{fail, load, runtime};
+use super::{fail, load_offline, runtime};
 
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     tollgate::config::raw::parse_duration(text)
@@ -16,7 +16,7 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 }
 
 pub fn signer(config: &ConfigArg, env: &Env) -> Result<(Config, Signer), ExitCode> {
-    let config = load(config, env)?;
+    let config = load_offline(config, env)?;
     let signer = Signer::from_config(&config).map_err(fail)?;
     Ok((config, signer))
 }
@@ -71,7 +71,7 @@ pub fn issue_access(args: &IssueAccessArgs, env: &Env) -> ExitCode {
 }
 
 pub fn verify(args: &VerifyArgs, env: &Env) -> ExitCode {
-    let config = match load(&args.config, env) {
+    let config = match load_offline(&args.config, env) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -102,7 +102,7 @@ pub fn verify(args: &VerifyArgs, env: &Env) -> ExitCode {
 
 pub fn revoke(args: &RevokeArgs, env: &Env) -> ExitCode {
     use tollgate::revocation::{self, Target};
-    let config = match load(&args.config, env) {
+    let config = match load_offline(&args.config, env) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -143,7 +143,7 @@ pub fn revoke(args: &RevokeArgs, env: &Env) -> ExitCode {
 }
 
 pub fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
-    let config = match load(arg, env) {
+    let config = match load_offline(arg, env) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -191,7 +191,7 @@ pub fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
 }
 
 pub fn usage(args: &UsageArgs, env: &Env) -> ExitCode {
-    let config = match load(&args.config, env) {
+    let config = match load_offline(&args.config, env) {
         Ok(config) => config,
         Err(code) => return code,
     };

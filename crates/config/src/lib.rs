@@ -150,6 +150,21 @@ impl Config {
         Self::from_toml(&text, &file, env)
     }
 
+    /// Reads the config at `path` keeping only the top-level `sections`: for commands that run
+    /// offline (issuing or revoking tokens), which need neither listeners nor routes,
+    /// providers or the console, nor the variables those name (a vendor password, the
+    /// console's token). What is kept is interpolated and validated as usual.
+    pub fn load_sections(path: &Path, env: &Env, sections: &[&str]) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut table = validate::parse_table(&text, &file)?;
+        table.retain(|key, _| sections.contains(&key));
+        validate(validate::raw_from_table(table, &file, env)?, &file, env)
+    }
+
     /// Interpolates and validates config text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str, env: &Env) -> Result<Self, ConfigError> {
         let raw = validate::parse_raw(text, file, env)?;

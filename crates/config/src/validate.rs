@@ -30,10 +30,23 @@ use tollgate_http::forwarded::TrustedProxies;
 
 /// Parses TOML, interpolates `${VAR}` in every string value and deserializes [`RawConfig`].
 pub(super) fn parse_raw(text: &str, file: &str, env: &Env) -> Result<RawConfig, ConfigError> {
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    raw_from_table(parse_table(text, file)?, file, env)
+}
+
+/// The TOML table of config text.
+pub(super) fn parse_table(text: &str, file: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
         file: file.to_owned(),
         message: e.to_string().trim().to_owned(),
-    })?;
+    })
+}
+
+/// Interpolates `${VAR}` in every string value of `table` and deserializes [`RawConfig`].
+pub(super) fn raw_from_table(
+    mut table: toml::Table,
+    file: &str,
+    env: &Env,
+) -> Result<RawConfig, ConfigError> {
     for (key, value) in table.iter_mut() {
         interpolate_value(value, key.clone(), env, file)?;
     }
