@@ -86,3 +86,47 @@ async fn metrics_are_served_in_the_format_asked_for_and_parse_with_prometheus_cl
         );
     }
 }
+
+/// Before any request, every series whose labels the config fixes is there at zero, as the
+/// Prometheus parser reads it: a dashboard shows 0, not "no data", and `rate()` has a start.
+#[tokio::test]
+async fn series_the_config_fixes_are_zero_before_the_first_request() {
+    if !python::has_module("prometheus_client", "prometheus_client") {
+        return;
+    }
+    let jwks = JwksServer::start(Some(&[("k1", "rsa.key", jsonwebtoken::Algorithm::RS256)])).await;
+    let gw = spawn_gateway(&format!(
+        "[[issuers]]\nname = \"idp\"\nissuer = \"https://idp.test\"\nalgorithms = [\"RS256\"]\njwks_url = \"{}\"\n\
+         [[providers]]\nname = \"vendor\"\nkind = \"login\"\nauth_url = \"http://127.0.0.1:9/login\"\nemail = \"a@b.c\"\npassword = \"pw\"\n\
+         [[routes]]\nname = \"orders\"\nprefix = \"/orders\"\nupstream = \"echo\"\n",
+        jwks.url()
+    ))
+    .await;
+    let (_, text) = scrape(&gw, None).await;
+    let samples = python::run(
+        "import sys\n\
+         from prometheus_client.parser import text_string_to_metric_families\n\
+         for f in text_string_to_metric_families(sys.stdin.read()):\n\
+         \x20   for s in f.samples:\n\
+         \x20       print(s.name, ','.join(f'{k}={v}' for k, v in sorted(s.labels.items())), s.value)\n",
+        text.as_bytes(),
+    );
+    // Zero until something happens (the key set fetch and the vendor login run at start, so
+    // only their presence is certain).
+    for wanted in [
+        "tollgate_auth_decisions_total result=allowed,route=orders,token_type=service 0",
+        "tollgate_upstream_errors_total kind=connect,route=orders 0",
+        "tollgate_upstream_errors_total kind=timeout,route=orders 0",
+        "tollgate_upstream_logins_suppressed_total provider=vendor 0",
+        "tollgate_connections_open protocol=http1 0",
+        "tollgate_connections_closed_total reason=idle 0",
+        "tollgate_upstream_logins_total name=vendor,result=failure ",
+        "tollgate_jwks_fetches_total name=idp,result=failure ",
+    ] {
+        let present = samples.lines().any(|l| match wanted.ends_with(' ') {
+            true => l.starts_with(wanted),
+            false => l == wanted,
+        });
+        assert!(present, "{wanted} missing:\n{samples}");
+    }
+}

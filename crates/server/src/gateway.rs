@@ -71,6 +71,7 @@ impl Gateway {
     /// connection pool and the caches of unchanged issuers and providers.
     pub fn reusing(config: &Config, metrics: Arc<Metrics>, previous: Option<&Gateway>) -> Self {
         metrics.set_service_registry(&config.tokens.services);
+        metrics.declare(config);
         Self {
             core: Core::new(config, metrics.clone(), previous.map(|p| &p.core)),
             forwarder: Forwarder::reusing(config, previous.map(|p| &p.forwarder)),

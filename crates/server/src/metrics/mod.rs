@@ -7,6 +7,7 @@
 //! what the gateway counts per request and per connection, `services` the bounded service
 //! label, `events` what the verifier, the vendor credentials and the state stores report.
 
+mod declare;
 mod events;
 mod labels;
 mod record;

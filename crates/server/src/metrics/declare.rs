@@ -1,0 +1,74 @@
+//! Series whose labels the config fixes, created at zero when a gateway is built: a Prometheus
+//! family shows nothing until its first sample, so a dashboard would show "no data" and an
+//! alert on `rate(...) > 0` could not tell a healthy gateway from a missing one.
+
+use tollgate_config::Config;
+
+use super::{
+    AuthLabels, Metrics, NameResult, ProtocolLabel, ProviderLabel, ReasonLabel, ResultLabel,
+    UpstreamErrorLabels,
+};
+
+/// Why the gateway closes a client connection (`connections_closed_total{reason}`).
+const CLOSE_REASONS: [&str; 4] = ["idle", "max_age", "client_ip_limit", "tls_handshake"];
+/// The kinds of `upstream_errors_total`.
+const UPSTREAM_ERRORS: [&str; 4] = ["connect", "timeout", "reset", "overloaded"];
+/// `success` and `failure`.
+const RESULTS: [&str; 2] = ["success", "failure"];
+
+impl Metrics {
+    /// Creates at zero every series whose labels `config` fixes: per route, its allowed
+    /// decisions and its upstream error kinds; per JWKS issuer, its fetches; per provider, its
+    /// logins; the connection protocols and close reasons; TLS reloads when there is TLS.
+    /// Series already there keep their values (a reload declares again).
+    pub fn declare(&self, config: &Config) {
+        for route in &config.routes {
+            for token_type in ["access", "service", "none"] {
+                let _ = self.auth_decisions.get_or_create(&AuthLabels {
+                    route: route.name.clone(),
+                    result: "allowed",
+                    token_type,
+                });
+            }
+            for kind in UPSTREAM_ERRORS {
+                let _ = self.upstream_errors.get_or_create(&UpstreamErrorLabels {
+                    route: route.name.clone(),
+                    kind,
+                });
+            }
+        }
+        for issuer in config.issuers.iter().filter(|i| i.jwks.is_some()) {
+            for result in RESULTS {
+                let name = issuer.name.clone();
+                let _ = self
+                    .jwks_fetches
+                    .get_or_create(&NameResult { name, result });
+            }
+        }
+        for provider in &config.providers {
+            for result in RESULTS {
+                let name = provider.name.clone();
+                let _ = self
+                    .upstream_logins
+                    .get_or_create(&NameResult { name, result });
+            }
+            let provider = provider.name.clone();
+            let _ = self
+                .upstream_logins_suppressed
+                .get_or_create(&ProviderLabel { provider });
+        }
+        for protocol in ["http1", "http2"] {
+            let _ = self.connections.get_or_create(&ProtocolLabel { protocol });
+        }
+        for reason in CLOSE_REASONS {
+            let _ = self
+                .connections_closed
+                .get_or_create(&ReasonLabel { reason });
+        }
+        if config.tls.is_some() {
+            for result in RESULTS {
+                let _ = self.tls_reloads.get_or_create(&ResultLabel { result });
+            }
+        }
+    }
+}
