@@ -349,8 +349,8 @@ async fn a_broken_client_body_is_a_client_error_not_an_upstream_failure() {
             &text,
             "tollgate_upstream_errors_total{route=\"up\",kind=\"reset\"}"
         ),
-        None,
-        "{text}"
+        Some(0.0),
+        "declared at zero, never counted: {text}"
     );
     assert!(text.contains("status=\"400\""), "{text}");
 }
