@@ -139,7 +139,7 @@ pub async fn exchange(
         match via {
             Via::Pool(pool) => pool.send(request, body_limit).await,
             Via::Http2(pool) => pool.send_http2(request, body_limit).await,
-            Via::Client(client, limit) => send_tls(client, limit, request, body_limit).await,
+            Via::Client(client, limit) => send_by_client(client, limit, request, body_limit).await,
         }
     };
     let result = tokio::time::timeout(timeout, sent).await;
@@ -161,14 +161,18 @@ pub async fn exchange(
     ))
 }
 
-/// Sends `request` on the shared TLS client, within the upstream's limit of requests in
-/// flight.
-async fn send_tls(
-    client: &UpstreamClient,
+/// Sends `request` on one of hyper-util's pooled clients (the TLS client, or a plain
+/// upstream's HTTP/2 one), within the upstream's limit of requests in flight; the response
+/// keeps its permit until its body (and trailers) end.
+pub(super) async fn send_by_client<C>(
+    client: &Client<C, RequestBody>,
     limit: &Arc<Limit>,
     request: Request<RequestBody>,
     body_limit: u64,
-) -> Result<Response<super::pool::UpstreamBody>, GatewayError> {
+) -> Result<Response<super::pool::UpstreamBody>, GatewayError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let permit = limit.acquire("upstream requests in flight")?;
     match client.request(request).await {
         Ok(response) => Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit)))),

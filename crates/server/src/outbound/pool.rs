@@ -150,19 +150,13 @@ impl Http1Pool {
     }
 
     /// Sends `request` over HTTP/2 with prior knowledge, within the same limit of requests in
-    /// flight; the response keeps its permit until its body (and trailers) end.
+    /// flight.
     pub async fn send_http2(
         &self,
         request: Request<RequestBody>,
         body_limit: u64,
     ) -> Result<Response<UpstreamBody>, GatewayError> {
-        let permit = self.requests.acquire("upstream requests in flight")?;
-        match self.h2c.request(request).await {
-            Ok(response) => {
-                Ok(response.map(|body| Watched::new(body, ReturnToPool::holding(permit))))
-            }
-            Err(e) => Err(super::forward::classify(Box::new(e), body_limit)),
-        }
+        super::forward::send_by_client(&self.h2c, &self.requests, request, body_limit).await
     }
 
     fn checkout(&self) -> Option<http1::SendRequest<RequestBody>> {
