@@ -32,6 +32,15 @@ pub enum ConfigError {
     },
 }
 
+/// The TOML table of config text `file`, or why it is not TOML (here for the same reason as
+/// [`invalid`]: `listeners` reads one value of a file without importing `validate`).
+pub(crate) fn parse_table(text: &str, file: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })
+}
+
 /// The [`ConfigError::Invalid`] for `key` in `file`. Here rather than in `validate` so that the
 /// section modules `validate` calls can build it without importing `validate` back.
 pub(crate) fn invalid(file: &str, key: &str, reason: impl std::fmt::Display) -> ConfigError {

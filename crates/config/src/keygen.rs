@@ -388,36 +388,40 @@ fn pair_files(
     kid: Option<&str>,
 ) -> Result<(Vec<Secret>, Option<String>), KeygenError> {
     let pair = make().map_err(|source| KeygenError::Generate { alg, source })?;
+    let key_error = |source| KeygenError::Key {
+        file: GENERATED.to_owned(),
+        source,
+    };
+    let signing = SigningKeyConfig {
+        algorithm: alg.jwt_algorithm(),
+        kid: None,
+        pem: pair.private_pem.clone(),
+        file: GENERATED.to_owned(),
+        active_from: None,
+    };
+    let mut jwk =
+        public_jwk(&encoding_key(&signing)?, alg.jwt_algorithm(), None).map_err(key_error)?;
+    // RFC 7638 hashes the key's required members only, so the kid set below does not change it.
     let kid = match kid {
         Some(kid) => kid.to_owned(),
-        None => thumbprint(&pair.private_pem, alg.jwt_algorithm())?,
+        None => jwk
+            .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .map_err(key_error)?,
     };
-    let jwks = jwks_document(&pair.private_pem, alg.jwt_algorithm(), Some(&kid))?;
+    jwk.common.key_id = Some(kid.clone());
+    let mut jwks = serde_json::to_string_pretty(&JwkSet { keys: vec![jwk] })
+        .map_err(|e| key_error(e.into()))?;
+    jwks.push('\n');
     let files = vec![
         pair.private_pem,
         Secret::new(pair.public_pem.into_bytes()),
-        jwks,
+        Secret::new(jwks.into_bytes()),
     ];
     Ok((files, Some(kid)))
 }
 
-/// The RFC 7638 SHA-256 thumbprint of the private key's public half.
-fn thumbprint(private_pem: &Secret, alg: Algorithm) -> Result<String, KeygenError> {
-    let signing = SigningKeyConfig {
-        algorithm: alg,
-        kid: None,
-        pem: private_pem.clone(),
-        file: "(generated)".to_owned(),
-        active_from: None,
-    };
-    let key = encoding_key(&signing)?;
-    Jwk::from_encoding_key(&key, alg)
-        .and_then(|jwk| jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256))
-        .map_err(|source| KeygenError::Key {
-            file: signing.file.clone(),
-            source,
-        })
-}
+/// What the generated key is called in errors (it has no file yet).
+const GENERATED: &str = "(generated)";
 
 type GenerateResult = Result<KeyPair, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -458,30 +462,6 @@ fn ed25519_pair() -> GenerateResult {
         private_pem: Secret::new(private.as_bytes().to_vec()),
         public_pem: public.to_public_key_pem(LineEnding::LF)?,
     })
-}
-
-fn jwks_document(
-    private_pem: &Secret,
-    alg: Algorithm,
-    kid: Option<&str>,
-) -> Result<Secret, KeygenError> {
-    let signing = SigningKeyConfig {
-        algorithm: alg,
-        kid: kid.map(str::to_owned),
-        pem: private_pem.clone(),
-        file: "(generated)".to_owned(),
-        active_from: None,
-    };
-    let key_error = |source| KeygenError::Key {
-        file: signing.file.clone(),
-        source,
-    };
-    let key = encoding_key(&signing)?;
-    let jwk = public_jwk(&key, alg, kid).map_err(key_error)?;
-    let mut text = serde_json::to_string_pretty(&JwkSet { keys: vec![jwk] })
-        .map_err(|e| key_error(e.into()))?;
-    text.push('\n');
-    Ok(Secret::new(text.into_bytes()))
 }
 
 fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), KeygenError> {

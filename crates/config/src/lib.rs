@@ -142,11 +142,7 @@ pub struct Config {
 impl Config {
     /// Reads, interpolates and validates the config file at `path`.
     pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (text, file) = read(path)?;
         Self::from_toml(&text, &file, env)
     }
 
@@ -155,12 +151,8 @@ impl Config {
     /// providers or the console, nor the variables those name (a vendor password, the
     /// console's token). What is kept is interpolated and validated as usual.
     pub fn load_sections(path: &Path, env: &Env, sections: &[&str]) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        let mut table = validate::parse_table(&text, &file)?;
+        let (text, file) = read(path)?;
+        let mut table = error::parse_table(&text, &file)?;
         table.retain(|key, _| sections.contains(&key));
         validate(validate::raw_from_table(table, &file, env)?, &file, env)
     }
@@ -169,6 +161,15 @@ impl Config {
     pub fn from_toml(text: &str, file: &str, env: &Env) -> Result<Self, ConfigError> {
         let raw = validate::parse_raw(text, file, env)?;
         validate(raw, file, env)
+    }
+}
+
+/// The text of the config file at `path`, and its name for errors.
+fn read(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, file)),
+        Err(source) => Err(ConfigError::Read { file, source }),
     }
 }
 

@@ -132,10 +132,7 @@ pub fn admin_address(
     file: &str,
     env: &super::Env,
 ) -> Result<Option<SocketAddr>, ConfigError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        file: file.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })?;
+    let table = super::error::parse_table(text, file)?;
     let key = "server.admin_listen";
     let written = match table.get("server").and_then(|s| s.get("admin_listen")) {
         None => default_admin_listen(),

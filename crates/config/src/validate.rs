@@ -30,15 +30,7 @@ use tollgate_http::forwarded::TrustedProxies;
 
 /// Parses TOML, interpolates `${VAR}` in every string value and deserializes [`RawConfig`].
 pub(super) fn parse_raw(text: &str, file: &str, env: &Env) -> Result<RawConfig, ConfigError> {
-    raw_from_table(parse_table(text, file)?, file, env)
-}
-
-/// The TOML table of config text.
-pub(super) fn parse_table(text: &str, file: &str) -> Result<toml::Table, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        file: file.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })
+    raw_from_table(super::error::parse_table(text, file)?, file, env)
 }
 
 /// Interpolates `${VAR}` in every string value of `table` and deserializes [`RawConfig`].
