@@ -12,9 +12,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 use serde_json::Value;
 use support::tls::TestCerts;
 use support::*;
@@ -22,41 +19,19 @@ use support::*;
 const ISS: &str = "https://auth.example.com";
 
 /// The grpcio server, stopped when dropped.
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
+struct GrpcServer(python::Server);
 
 impl GrpcServer {
     /// Serves h2c, or TLS with `certs`' leaf.
     fn start(certs: Option<&TestCerts>) -> Self {
-        let mut command = python::script("tests/grpc/server.py");
-        if let Some(certs) = certs {
-            command.args([&certs.cert_file, &certs.key_file]);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server prints its port");
-        Self { child, port }
+        let tls = certs.map(|c| [c.cert_file.as_path(), c.key_file.as_path()]);
+        let (server, _) =
+            python::Server::start("tests/grpc/server.py", tls.as_ref().map_or(&[], |t| t));
+        Self(server)
     }
 
     fn url(&self, scheme: &str) -> String {
-        format!("{scheme}://localhost:{}", self.port)
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("{scheme}://localhost:{}", self.0.port)
     }
 }
 

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -16,20 +14,13 @@ const ISS: &str = "https://auth.example.com";
 
 /// The receiver, its spans as they arrive, stopped when dropped.
 struct Receiver {
-    child: Child,
-    port: u16,
+    server: python::Server,
     spans: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
     fn start() -> Self {
-        let mut child = python::script("tests/otel/receiver.py")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let (server, lines) = python::Server::start("tests/otel/receiver.py", &[]);
         let spans = Arc::new(Mutex::new(Vec::new()));
         let sink = spans.clone();
         std::thread::spawn(move || {
@@ -39,7 +30,7 @@ impl Receiver {
                     .push(serde_json::from_str(&line).unwrap());
             }
         });
-        Self { child, port, spans }
+        Self { server, spans }
     }
 
     /// The spans received, once there are at least `n`; panics after [`TIMEOUT`].
@@ -54,13 +45,6 @@ impl Receiver {
             }
         })
         .await
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -126,7 +110,7 @@ upstream = "{upstream}"
 policy = "service"
 upstream_auth = "vendor"
 "#,
-        port = receiver.port,
+        port = receiver.server.port,
         upstream = upstream.url(),
         vendor = vendor.url(),
     ))
@@ -341,7 +325,7 @@ async fn the_access_line_names_the_trace_and_sigterm_exports_the_last_spans() {
     let receiver = Receiver::start();
     let config = format!(
         "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{}\"\n\n{}",
-        receiver.port,
+        receiver.server.port,
         public_route("/echo", "echo", "name = \"echo\"")
     );
     let mut gw = GatewayProcess::spawn(&config, &[]);

@@ -55,3 +55,46 @@ pub fn script(path: &str) -> Command {
     command.arg(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")));
     command
 }
+
+/// A Python server started from a script that prints its port on its first line (and may go
+/// on printing); killed when dropped. Its stdin stays open, for scripts that serve until it
+/// closes.
+pub struct Server {
+    child: std::process::Child,
+    /// The port it printed.
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `script` with `args`; returns the server and the rest of its output, line by line.
+    pub fn start(
+        script: &str,
+        args: &[&std::path::Path],
+    ) -> (
+        Self,
+        std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    ) {
+        use std::io::BufRead;
+        let mut child = self::script(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let port = first
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {first:?}, not its port"));
+        (Self { child, port }, lines)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
