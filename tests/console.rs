@@ -55,6 +55,14 @@ policy = "service"
 services = ["billing"]
 
 [[routes]]
+name = "quarterly-finance-reports"
+prefix = "/reports/quarterly/finance"
+host = "reports.internal.example.com"
+upstream = "{upstream}/api/v2/reports-service/quarterly/finance"
+policy = "service"
+services = ["billing", "orders", "ledger"]
+
+[[routes]]
 prefix = "/vendor"
 upstream = "{upstream}"
 policy = "public"
@@ -107,6 +115,7 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
     let traffic = |n: usize| {
         let url = gw.url("/internal/x");
         let vendor = gw.url("/vendor/x");
+        let nowhere = gw.url("/nowhere");
         let (billing, orders) = (billing.clone(), orders.clone());
         async move {
             for _ in 0..n {
@@ -124,6 +133,7 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
                 );
                 assert_eq!(get(&url, &[]).await.status, 401);
                 assert_eq!(get(&vendor, &[]).await.status, 200);
+                assert_eq!(get(&nowhere, &[]).await.status, 404);
             }
         }
     };
@@ -160,6 +170,11 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
     assert!(
         tokens.contains("ledger") && tokens.contains("never"),
         "{tokens}"
+    );
+    let header = report["traffic_header"].to_string();
+    assert!(
+        header.contains("allowed since start") && header.contains("refused since start"),
+        "{header}"
     );
     let steps = report["explain_steps"].to_string();
     assert!(steps.contains("service not allowed"), "{steps}");

@@ -21,7 +21,7 @@ args = json.load(sys.stdin)
 credential = "Basic " + base64.b64encode(b"admin:" + args["token"].encode()).decode()
 options = Options()
 for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--window-size=1300,1500"):
+             "--window-size=1400,1500"):
     options.add_argument(flag)
 options.binary_location = args.get("chromium", "/usr/bin/chromium")
 driver = webdriver.Chrome(service=Service(args.get("chromedriver", "/usr/bin/chromedriver")),
@@ -61,6 +61,30 @@ try:
     # The traffic panel needs two samples for a rate: wait for a non-zero one.
     wait.until(lambda _: any(r and r[0] == "/internal" and float(r[1] or 0) > 0 for r in rows("traffic")))
     report["traffic"] = rows("traffic")
+
+    # A request that matched no route is not "0 refused": its 404s are counted by status.
+    try:
+        wait.until(lambda _: any(r and r[0] == "(no route)" and "404: " in r[4] for r in rows("traffic")))
+    except Exception:
+        raise SystemExit(f"the no-route row shows no 404s: {rows('traffic')}")
+    report["traffic"] = rows("traffic")
+    report["traffic_header"] = driver.execute_script(
+        "return [...document.querySelectorAll('#panel-traffic th')].map(th => th.textContent)")
+
+    # Laid out for a 1400 px window: no panel scrolls sideways, no time breaks over two lines.
+    layout = driver.execute_script("""
+        const overflowing = [...document.querySelectorAll('section')]
+            .filter((s) => s.scrollWidth > s.clientWidth)
+            .map((s) => s.id + ' ' + s.scrollWidth + '>' + s.clientWidth);
+        const wrapped = [...document.querySelectorAll('td.time')].filter((td) => {
+            const range = document.createRange();
+            range.selectNodeContents(td);
+            return range.getClientRects().length > 1;
+        }).map((td) => td.textContent);
+        return {overflowing, wrapped, times: document.querySelectorAll('td.time').length};
+    """)
+    if layout["overflowing"] or layout["wrapped"] or layout["times"] == 0:
+        raise SystemExit(f"layout at 1400 px: {layout}")
 
     driver.find_element(By.ID, "explain-target").clear()
     driver.find_element(By.ID, "explain-target").send_keys("/internal/x")

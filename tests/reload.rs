@@ -82,6 +82,40 @@ async fn sighup_and_file_changes_reload_routes() {
 }
 
 #[tokio::test]
+async fn a_sighup_right_after_an_edit_reloads_once() {
+    let gw = GatewayProcess::spawn(&routes(&["/a"]), &[]);
+    let path = config_path(&gw);
+    let server = std::fs::read_to_string(&path).unwrap();
+    let server = &server[..server.find("[[routes]]").unwrap()];
+    let reloads = || {
+        gw.logs()
+            .iter()
+            .filter(|l| l.contains("reloading config"))
+            .count()
+    };
+
+    // The watcher polls once a second; the signal arrives before it looks.
+    std::fs::write(&path, format!("{server}{}", routes(&["/a", "/b"]))).unwrap();
+    gw.signal("HUP");
+    eventually_status(&gw.url("/b/x"), 200).await;
+    // Two more polls: the watcher must take the signalled content as already applied.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let lines: Vec<String> = gw
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("reloading config"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("SIGHUP"), "{lines:#?}");
+
+    // A later edit without a signal is still noticed, once.
+    std::fs::write(&path, format!("{server}{}", routes(&["/c"]))).unwrap();
+    eventually_status(&gw.url("/c/x"), 200).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reloads(), 2);
+}
+
+#[tokio::test]
 async fn kubernetes_configmap_symlink_swap_is_picked_up() {
     // Kubernetes mounts tollgate.toml -> ..data/tollgate.toml, ..data -> ..<timestamp>/ and
     // updates by pointing ..data at a new directory.

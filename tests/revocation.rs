@@ -237,7 +237,7 @@ async fn token_usage_tells_which_service_tokens_are_still_presented() {
     let expiring = issue_for(&fleet, "orders", "10d");
     let leaked = issue(&fleet, "orders");
     let billing = issue(&fleet, "billing");
-    let stranger = hs256(&service_claims("tollgate", "stranger"));
+    let stranger = hs256(&service_claims("tollgate", "stranger-from-another-team"));
     for token in [&expiring, &leaked, &billing, &billing, &stranger] {
         assert_eq!(status_and_reason(&fleet, token).await.0, 200);
     }
@@ -248,7 +248,9 @@ async fn token_usage_tells_which_service_tokens_are_still_presented() {
     let rows = within(async {
         loop {
             let rows = usage(&fleet);
-            if rows["orders"]["tokens_in_use"] == 1 && rows.contains_key("stranger") {
+            if rows["orders"]["tokens_in_use"] == 1
+                && rows.contains_key("stranger-from-another-team")
+            {
                 return rows;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -266,14 +268,29 @@ async fn token_usage_tells_which_service_tokens_are_still_presented() {
     assert_eq!(rows["billing"]["expiring_soon"], 0);
     assert_eq!(rows["ledger"]["tokens_in_use"], 0, "registered, never seen");
     assert!(rows["ledger"]["last_seen"].is_null());
-    assert_eq!(rows["stranger"]["registered"], false);
+    assert_eq!(rows["stranger-from-another-team"]["registered"], false);
     assert_eq!(rows.len(), 4, "{rows:?}");
 
     let (ok, table, _) = cli(&fleet, &["token", "usage"]);
     assert!(ok);
     let ledger = table.lines().find(|l| l.starts_with("ledger ")).unwrap();
     assert!(ledger.contains("never"), "{table}");
-    assert!(table.contains("stranger (unlisted)"), "{table}");
+    assert!(
+        table.contains("stranger-from-another-team (unlisted)"),
+        "{table}"
+    );
+    // Columns line up, counted in characters: "last seen" starts where its header does on
+    // every row, whatever the width of the names before it.
+    let header = table.lines().next().unwrap();
+    let column = header[..header.find("last seen").unwrap()].chars().count();
+    for line in table.lines().skip(1) {
+        let cell: String = line.chars().skip(column).take(5).collect();
+        assert!(
+            cell == "never" || cell.starts_with("20"),
+            "{cell:?} in {table}"
+        );
+        assert_eq!(line.chars().nth(column - 1), Some(' '), "{table}");
+    }
     // The store keeps jtis and times, never a token.
     let stored =
         std::fs::read_to_string(fleet._state.path().join("revocations.usage.json")).unwrap();

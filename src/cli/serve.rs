@@ -207,8 +207,9 @@ async fn serve_until_shutdown(
         tokio::select! {
             _ = signals.term.recv() => return,
             _ = signals.int.recv() => return,
-            _ = signals.hup.recv() => match &file {
-                Some((path, _)) => {
+            _ = signals.hup.recv() => match &mut file {
+                Some((path, watcher)) => {
+                    watcher.mark_current();
                     reload_from_file(running, path, "SIGHUP");
                 }
                 None => info!("SIGHUP ignored: --upstream has no config file to reload"),

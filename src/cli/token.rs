@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tollgate::tokens::{self, AccessSubject, SecretMeta, Signer};
 use tollgate::{Config, Env};
+use tollgate_server::table::{Align, TextTable};
 
 use super::args::{ConfigArg, IssueAccessArgs, IssueArgs, RevokeArgs, UsageArgs, VerifyArgs};
 use super::{fail, load_offline, runtime};
@@ -156,26 +157,30 @@ pub fn revoked(arg: &ConfigArg, env: &Env) -> ExitCode {
         Ok(list) => list,
         Err(e) => return fail(e),
     };
-    println!("{:<48} {:<22} {:<22} reason", "revoked", "at", "kept until");
+    let mut table = TextTable::new(&[
+        ("revoked", Align::Left),
+        ("at", Align::Left),
+        ("kept until", Align::Left),
+        ("reason", Align::Left),
+    ]);
     for r in list.revocations.iter().filter(|r| r.expires_at > now) {
-        println!(
-            "{:<48} {:<22} {:<22} {}",
+        table.row(vec![
             r.target(),
-            humantime::format_rfc3339_seconds(unix_time(r.revoked_at)).to_string(),
-            humantime::format_rfc3339_seconds(unix_time(r.expires_at)).to_string(),
-            r.reason.as_deref().unwrap_or("-")
-        );
+            rfc3339(r.revoked_at),
+            rfc3339(r.expires_at),
+            r.reason.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
     }
     // Named, not hidden: an entry no replica can read enforces nothing.
     for entry in &list.unreadable {
-        println!(
-            "{:<48} {:<22} {:<22} {}",
+        table.row(vec![
             format!("unreadable {}", entry.field),
-            "-",
-            "-",
-            entry.reason
-        );
+            "-".to_owned(),
+            "-".to_owned(),
+            entry.reason.clone(),
+        ]);
     }
+    print!("{}", table.render());
     if !list.unreadable.is_empty() {
         eprintln!(
             "warning: {} stored revocation entr{} unreadable and enforced by no replica",
@@ -222,20 +227,19 @@ pub fn usage(args: &UsageArgs, env: &Env) -> ExitCode {
 
 /// The usage report as a table, one row per service.
 fn print_usage(rows: &[tollgate::usage::ServiceUsage]) {
-    let time = |t: Option<u64>| {
-        t.map_or_else(
-            || "never".to_owned(),
-            |t| humantime::format_rfc3339_seconds(unix_time(t)).to_string(),
-        )
-    };
-    println!(
-        "{:<20} {:>13} {:<22} {:>17} {:<22} revoked",
-        "service", "tokens in use", "last seen", "expiring ≤30 days", "next expiry"
-    );
+    let time = |t: Option<u64>| t.map_or_else(|| "never".to_owned(), rfc3339);
+    let mut table = TextTable::new(&[
+        ("service", Align::Left),
+        ("tokens in use", Align::Right),
+        ("last seen", Align::Left),
+        ("expiring ≤30 days", Align::Right),
+        ("next expiry", Align::Left),
+        ("revoked", Align::Left),
+    ]);
     for row in rows {
         let mut revoked = Vec::new();
         if let Some(at) = row.service_revoked_at {
-            revoked.push(format!("service at {}", time(Some(at))));
+            revoked.push(format!("service at {}", rfc3339(at)));
         }
         if row.revoked_tokens > 0 {
             revoked.push(format!("{} token(s) seen", row.revoked_tokens));
@@ -245,20 +249,25 @@ fn print_usage(rows: &[tollgate::usage::ServiceUsage]) {
         } else {
             format!("{} (unlisted)", row.service)
         };
-        println!(
-            "{:<20} {:>13} {:<22} {:>17} {:<22} {}",
+        table.row(vec![
             name,
-            row.tokens_in_use,
+            row.tokens_in_use.to_string(),
             time(row.last_seen),
-            row.expiring_soon,
+            row.expiring_soon.to_string(),
             time(row.next_expiry),
             if revoked.is_empty() {
                 "-".to_owned()
             } else {
                 revoked.join(", ")
-            }
-        );
+            },
+        ]);
     }
+    print!("{}", table.render());
+}
+
+/// Seconds since the epoch in RFC 3339, to the second.
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(unix_time(secs)).to_string()
 }
 
 /// Seconds since the epoch as a time to print (the store's times are bounded by the issuers'

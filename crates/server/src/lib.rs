@@ -20,6 +20,7 @@ pub mod otel;
 pub mod outbound;
 pub mod reload;
 pub mod start;
+pub mod table;
 pub mod telemetry;
 
 pub use start::{RunningGateway, StartError, start};

@@ -46,6 +46,12 @@ impl ConfigWatcher {
             }
         }
     }
+
+    /// Takes the file's current content as seen, so that a reload made for another reason
+    /// (SIGHUP right after an edit) is not followed by a second one for the same content.
+    pub fn mark_current(&mut self) {
+        self.last = std::fs::read(&self.path).ok();
+    }
 }
 
 /// Loads and validates the file, then applies it; a config that fails validation is rejected

@@ -368,34 +368,32 @@ fn describe_policy(policy: &tollgate_auth::policy::RoutePolicy) -> String {
 
 /// The route table as `tollgate check` and startup print it, in matching order.
 pub fn describe_routes(config: &Config) -> String {
-    use std::fmt::Write;
-    let table = tollgate_core::routing::RouteTable::new(&config.routes);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<20} {:<16} {:<28} upstream",
-        "route", "prefix", "host", "policy"
-    );
-    for route in table.routes() {
-        let upstream = route.upstream.to_string();
+    use crate::table::{Align, TextTable};
+    let mut out = TextTable::new(&[
+        ("route", Align::Left),
+        ("prefix", Align::Left),
+        ("host", Align::Left),
+        ("policy", Align::Left),
+        ("upstream", Align::Left),
+    ]);
+    for route in tollgate_core::routing::RouteTable::new(&config.routes).routes() {
         let prefix = if route.prefix.is_empty() {
             "/"
         } else {
             &route.prefix
         };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<20} {:<16} {:<28} {upstream}{}",
-            route.name,
-            prefix,
-            route.host.as_deref().unwrap_or("*"),
+        let vendor = route
+            .upstream_auth
+            .and_then(|i| config.providers.get(i))
+            .map(|p| format!(" (vendor token: {})", p.name))
+            .unwrap_or_default();
+        out.row(vec![
+            route.name.to_string(),
+            prefix.to_owned(),
+            route.host.as_deref().unwrap_or("*").to_owned(),
             describe_policy(&route.policy),
-            route
-                .upstream_auth
-                .and_then(|i| config.providers.get(i))
-                .map(|p| format!(" (vendor token: {})", p.name))
-                .unwrap_or_default(),
-        );
+            format!("{}{vendor}", route.upstream),
+        ]);
     }
-    out
+    out.render()
 }

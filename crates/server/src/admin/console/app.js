@@ -73,19 +73,19 @@ function renderOverview(data) {
   fill("tokens", data.service_tokens, (row, t) => {
     if (t.expiring_soon > 0) row.className = "expiring";
     cell(row, t.service + (t.registered ? "" : " (unlisted)"));
-    cell(row, t.tokens_in_use);
-    cell(row, time(t.last_seen));
-    cell(row, t.expiring_soon);
-    cell(row, t.next_expiry ? time(t.next_expiry) + " (in " + span(t.next_expiry - data.now) + ")" : "");
+    cell(row, t.tokens_in_use, "num");
+    cell(row, time(t.last_seen), "time");
+    cell(row, t.expiring_soon, "num");
+    cell(row, t.next_expiry ? time(t.next_expiry) + " (in " + span(t.next_expiry - data.now) + ")" : "", "time");
     const revoked = [];
     if (t.service_revoked_at) revoked.push("service at " + time(t.service_revoked_at));
     if (t.revoked_tokens) revoked.push(t.revoked_tokens + " token(s) seen");
     cell(row, revoked.join(", ") || "-");
   });
   fill("refusals", data.refusals.slice(0, 50), (row, r) => {
-    cell(row, time(r.at));
+    cell(row, time(r.at), "time");
     cell(row, r.route);
-    cell(row, r.status);
+    cell(row, r.status, "num");
     cell(row, r.reason);
     cell(row, r.request_id);
   });
@@ -124,23 +124,33 @@ function p99(samples, before, route) {
   return hit ? (hit.le === "+Inf" ? "> max bucket" : "≤ " + (Number(hit.le) * 1000).toPrecision(3) + " ms") : "";
 }
 
+// Requests that matched no route are counted under the route label "-": they have no auth
+// decision, so their refusals are told by status.
+const NO_ROUTE = "-";
+
 function renderTraffic(samples, seconds) {
   const routes = [...new Set(samples.filter((s) => s.name === "tollgate_requests_total").map((s) => s.labels.route))];
   fill("traffic", routes, (row, route) => {
     const total = sum(samples, "tollgate_requests_total", route);
     const before = previous ? sum(previous.samples, "tollgate_requests_total", route) : total;
     const rate = seconds > 0 ? (total - before) / seconds : 0;
-    const decisions = samples.filter((s) => s.name === "tollgate_auth_decisions_total" && s.labels.route === route);
-    const allowed = decisions.filter((s) => s.labels.result === "allowed").reduce((t, s) => t + s.value, 0);
     const refused = {};
-    for (const s of decisions.filter((s) => s.labels.result !== "allowed")) {
-      refused[s.labels.result] = (refused[s.labels.result] || 0) + s.value;
+    let allowed = 0;
+    if (route === NO_ROUTE) {
+      for (const s of samples.filter((s) => s.name === "tollgate_requests_total" && s.labels.route === route)) {
+        refused[s.labels.status] = (refused[s.labels.status] || 0) + s.value;
+      }
+    } else {
+      for (const s of samples.filter((s) => s.name === "tollgate_auth_decisions_total" && s.labels.route === route)) {
+        if (s.labels.result === "allowed") allowed += s.value;
+        else refused[s.labels.result] = (refused[s.labels.result] || 0) + s.value;
+      }
     }
-    cell(row, route);
-    cell(row, rate.toFixed(1));
-    cell(row, p99(samples, previous && previous.samples, route));
-    cell(row, allowed);
-    cell(row, Object.entries(refused).map(([k, v]) => k + ": " + v).join(", ") || "0");
+    cell(row, route === NO_ROUTE ? "(no route)" : route);
+    cell(row, rate.toFixed(1), "num");
+    cell(row, p99(samples, previous && previous.samples, route), "time");
+    cell(row, route === NO_ROUTE ? "-" : allowed, "num");
+    cell(row, Object.entries(refused).filter(([, v]) => v > 0).map(([k, v]) => k + ": " + v).join(", ") || "0");
   });
 }
 
