@@ -55,7 +55,7 @@ pub use log::{LogConfig, LogFormat};
 pub use outbound::{RawUpstreamTls, UpstreamTls};
 pub use providers::{DEFAULT_TOKEN_FIELDS, Grant, ProviderConfig};
 pub use roots::TrustRoots;
-pub use routes::{Route, Upstream, UpstreamProtocol};
+pub use routes::{KeyBy, Rate, RateLimit, Route, Upstream, UpstreamProtocol};
 pub use state::StateConfig;
 pub use telemetry::TelemetryConfig;
 pub use tokens::TokensConfig;

@@ -67,6 +67,15 @@ pub struct RawLimits {
     /// would need another gets 503 at once. Default 1024.
     #[serde(default = "default_upstream_max")]
     pub upstream_max_connections: usize,
+    /// Most rate-limit keys (caller × limit) one gateway remembers; beyond it the most rested
+    /// are forgotten first, so callers minting new identities cannot grow memory without
+    /// bound (about 40 bytes each). Default 100000.
+    #[serde(default = "default_rate_limit_keys")]
+    pub rate_limit_keys: usize,
+}
+
+fn default_rate_limit_keys() -> usize {
+    100_000
 }
 
 impl Default for RawLimits {
@@ -87,6 +96,7 @@ impl Default for RawLimits {
             upstream_connect_timeout: default_upstream_connect_timeout(),
             upstream_max_requests: default_upstream_max(),
             upstream_max_connections: default_upstream_max(),
+            rate_limit_keys: default_rate_limit_keys(),
         }
     }
 }
@@ -163,6 +173,8 @@ pub struct Limits {
     pub upstream_max_connections: usize,
     /// Longest wait for a TCP connection to a plain-HTTP upstream.
     pub upstream_connect_timeout: Duration,
+    /// Most rate-limit keys remembered.
+    pub rate_limit_keys: usize,
 }
 
 /// Hyper refuses smaller read buffers.
@@ -191,6 +203,7 @@ pub(super) fn validate_limits(
             "limits.upstream_max_connections",
             l.upstream_max_connections,
         ),
+        ("limits.rate_limit_keys", l.rate_limit_keys),
     ] {
         if value == 0 {
             return Err(invalid(file, key, "must be greater than 0"));
@@ -209,6 +222,7 @@ pub(super) fn validate_limits(
         max_connections: l.max_connections,
         upstream_max_requests: l.upstream_max_requests,
         upstream_max_connections: l.upstream_max_connections,
+        rate_limit_keys: l.rate_limit_keys,
         upstream_connect_timeout: positive(
             file,
             "limits.upstream_connect_timeout",

@@ -52,6 +52,15 @@ pub struct RawState {
     /// once more when it stops. Default `"10s"`.
     #[serde(default = "default_usage_flush_interval")]
     pub usage_flush_interval: HumanDuration,
+    /// redis: how many replicas share the fleet's rate limits. While Redis is unreachable each
+    /// replica enforces its share of every limit (rate and burst divided by this) on its own.
+    /// Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+}
+
+fn default_replicas() -> u32 {
+    1
 }
 
 impl Default for RawState {
@@ -69,6 +78,7 @@ impl Default for RawState {
             copy_path: None,
             fail_closed: false,
             usage_flush_interval: default_usage_flush_interval(),
+            replicas: default_replicas(),
         }
     }
 }
@@ -113,6 +123,8 @@ pub enum StateConfig {
         copy: Option<std::path::PathBuf>,
         /// Refuse service tokens while no list was ever read.
         fail_closed: bool,
+        /// Replicas sharing the rate limits (each one's share while Redis is down).
+        replicas: u32,
     },
 }
 
@@ -178,6 +190,10 @@ fn redis_state(raw: &RawState, file: &str) -> Result<StateConfig, ConfigError> {
             Some(path) => Some(path.into()),
         },
         fail_closed: raw.fail_closed,
+        replicas: match raw.replicas {
+            0 => return Err(invalid(file, "state.replicas", "must be greater than 0")),
+            n => n,
+        },
     })
 }
 

@@ -21,6 +21,7 @@ use http::{HeaderValue, Request, Uri};
 use crate::credentials::events::CredentialEvents;
 use crate::credentials::{ProviderState, Providers, TokenCache};
 use crate::error::GatewayError;
+use crate::limits;
 use crate::rewrite;
 use crate::routing::RouteTable;
 use crate::trace::{AuthOutcome, Step, Trace};
@@ -37,6 +38,7 @@ use tollgate_http::identity::Identity;
 use tollgate_http::path::normalize_path;
 use tollgate_http::request_id;
 use tollgate_http::upgrade;
+use tollgate_state::ratelimit::RateLimiter;
 
 /// Every background event the core's parts report: the verifier's and revocation list's
 /// ([`AuthEvents`](tollgate_auth::AuthEvents)) and the vendor credential caches'.
@@ -53,6 +55,8 @@ pub struct Core {
     verifier: Verifier,
     providers: Providers,
     assertion: Option<Arc<AssertionSigner>>,
+    /// Every route's rate limits (kept across reloads that keep the store).
+    limiter: Arc<RateLimiter>,
     /// Note the slow steps' times in the [`Trace`] (traces are on).
     timing: bool,
 }
@@ -113,10 +117,20 @@ impl Core {
             providers: Providers::reusing(
                 &config.providers,
                 &config.state,
-                &(events as Arc<dyn CredentialEvents>),
+                &(events.clone() as Arc<dyn CredentialEvents>),
                 previous.map(|p| &p.providers),
             ),
             assertion: config.assertion.clone(),
+            limiter: match previous.map(|p| &p.limiter) {
+                Some(kept) if kept.serves(config.limits.rate_limit_keys, &config.state) => {
+                    kept.clone()
+                }
+                _ => Arc::new(RateLimiter::new(
+                    config.limits.rate_limit_keys,
+                    &config.state,
+                    events.clone(),
+                )),
+            },
             timing: config.telemetry.is_some(),
         }
     }
@@ -145,6 +159,11 @@ impl Core {
     /// The upstream credential providers.
     pub fn providers(&self) -> &Providers {
         &self.providers
+    }
+
+    /// The rate limits' store.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// Decides about `request` from `peer`: a refusal, or the decision and the upstream
@@ -186,8 +205,8 @@ impl Core {
         let identity = if exempt_preflight {
             None
         } else {
-            self.authenticate(&parts, &route, trusted_peer, trace)
-                .await?
+            let admit = (trusted_peer, &client, attach_credential);
+            self.admit(&parts, &route, admit, trace).await?
         };
         let upgrade = upgrade::allowed(parts.version, &parts.headers, &route.upgrades);
         let (grpc_timeout, http2) = transport(trace.grpc, &route, &parts.headers, &upgrade);
@@ -333,6 +352,22 @@ impl Core {
             cache: cache.clone(),
             bearer,
         }))
+    }
+
+    /// Verifies the caller, applies the route's policy, then charges its rate limits (only
+    /// looks at them when not `online`). `None` when a public route goes on without an
+    /// identity. A preflight exempt from the policy does not come here: no limit charges it.
+    async fn admit(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        (trusted_peer, client, online): (bool, &HeaderValue, bool),
+        trace: &mut Trace,
+    ) -> Result<Option<Arc<Identity>>, GatewayError> {
+        let identity = self.authenticate(parts, route, trusted_peer, trace).await?;
+        let limiter = &self.limiter;
+        limits::apply(limiter, route, identity.as_deref(), client, trace, online).await?;
+        Ok(identity)
     }
 
     /// Verifies the caller and applies the route's policy; `None` when a public route goes

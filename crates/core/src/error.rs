@@ -12,6 +12,11 @@ use tollgate_http::path::PathError;
 
 pub use tollgate_http::BoxError;
 
+/// Whole seconds, rounded up: a client told 0 would retry at once.
+pub fn seconds_up(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -67,6 +72,14 @@ pub enum GatewayError {
     /// The upstream sent no response head within the route's timeout.
     #[error("upstream timed out after {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    /// A rate limit or quota of the route is spent for this caller.
+    #[error("rate limited by {limit}; retry after {retry_after:?}")]
+    RateLimited {
+        /// The limit's name.
+        limit: std::sync::Arc<str>,
+        /// Until one more request would be allowed.
+        retry_after: std::time::Duration,
+    },
     /// A bug: something that should not happen.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -99,6 +112,7 @@ impl GatewayError {
             GatewayError::UpstreamOverloaded { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "upstream_overloaded")
             }
+            GatewayError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             GatewayError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
     }
@@ -132,6 +146,10 @@ impl GatewayError {
             GatewayError::UpstreamOverloaded { what, limit } => {
                 Some(format!("{what} at the limit of {limit}"))
             }
+            GatewayError::RateLimited { limit, retry_after } => Some(format!(
+                "limit {limit}; retry in {} s",
+                seconds_up(*retry_after).max(1)
+            )),
             GatewayError::NoRoute
             | GatewayError::UpstreamConnect(_)
             | GatewayError::UpstreamFailed(_)
@@ -180,6 +198,12 @@ impl GatewayError {
         if let GatewayError::UpstreamOverloaded { .. } = self {
             // Capacity frees as soon as requests in flight finish.
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let GatewayError::RateLimited { retry_after, .. } = self {
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(seconds_up(*retry_after).max(1)),
+            );
         }
         if let GatewayError::Refused(refusal) = self {
             refusal.add_headers(headers);

@@ -7,6 +7,7 @@
 pub mod credentials;
 pub mod decide;
 pub mod error;
+pub mod limits;
 pub mod response;
 pub mod rewrite;
 pub mod routing;
@@ -16,4 +17,4 @@ mod upstream;
 pub use decide::{Attached, Core, CoreEvents, Decision};
 pub use error::GatewayError;
 pub use tollgate_http::{forwarded, host, upgrade};
-pub use trace::{AuthOutcome, Step, Steps, Trace};
+pub use trace::{AuthOutcome, LimitNote, Step, Steps, Trace};

@@ -213,6 +213,7 @@ mod tests {
             sends_forwarded: true,
             identity_assertion: false,
             forward_client_cert: false,
+            rate_limits: Vec::new(),
         }
     }
 

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
 use tollgate_auth::Refusal;
+use tollgate_config::KeyBy;
 use tollgate_config::Route;
 use tollgate_http::identity::Identity;
+use tollgate_state::ratelimit::Keeper;
 
 /// What authentication found: the caller (also when refused by policy or revoked) and the
 /// refusal, if any. For the observers; the decision itself is in the `Result`.
@@ -41,6 +43,21 @@ pub struct Trace {
     /// The slow steps, noted when traces are on (boxed: every request's future holds a
     /// `Trace`, and hyper moves that future once per request).
     pub steps: Option<Box<Steps>>,
+    /// What the route's rate limits said, when it has any (boxed, like `steps`).
+    pub limits: Option<Box<LimitNote>>,
+}
+
+/// What the route's limits said, for the answer's headers and the observers.
+#[derive(Debug, Clone)]
+pub struct LimitNote {
+    /// `RateLimit-Policy` and `RateLimit`, when the answer carries them.
+    pub headers: Option<(HeaderValue, HeaderValue)>,
+    /// The limit that refused, if one did.
+    pub refused_by: Option<(Arc<str>, KeyBy)>,
+    /// Where the limits were kept (`Fallback` if any was: Redis was down).
+    pub keeper: Keeper,
+    /// Each limit checked offline: its name, rate and key class (for `explain`).
+    pub checked: Vec<(Arc<str>, String, &'static str)>,
 }
 
 /// The slow steps of a decision, for the request's trace.
@@ -69,6 +86,7 @@ impl Default for Trace {
             auth: None,
             grpc: false,
             steps: None,
+            limits: None,
         }
     }
 }

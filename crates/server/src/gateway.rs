@@ -31,6 +31,11 @@ use tollgate_core::{Core, GatewayError, Trace};
 use tollgate_http::request_id::X_REQUEST_ID;
 use tollgate_state::usage::UsageLog;
 
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers): the limits that apply.
+static RATELIMIT_POLICY: http::HeaderName = http::HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`: what is left of each.
+static RATELIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit");
+
 /// The gateway's request handler, shared by every connection.
 #[derive(Debug)]
 pub struct Gateway {
@@ -232,6 +237,11 @@ impl Gateway {
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), trace.request_id.clone());
+        if let Some((policy, state)) = trace.limits.as_ref().and_then(|l| l.headers.clone()) {
+            let headers = response.headers_mut();
+            headers.insert(RATELIMIT_POLICY.clone(), policy);
+            headers.insert(RATELIMIT.clone(), state);
+        }
         let outcome = Outcome {
             trace,
             method,

@@ -10,6 +10,9 @@ pub trait StateEvents: Send + Sync {
     fn revocations_loaded(&self, _in_force: usize, _unreadable: usize) {}
     /// A revocation list could not be read; the previous one stays in force.
     fn revocation_load_failed(&self) {}
+    /// The fleet's rate limits were kept in Redis (`true`) or, Redis failing, by each replica
+    /// on its own share (`false`).
+    fn rate_limits_shared(&self, _up: bool) {}
 }
 
 /// No observer.

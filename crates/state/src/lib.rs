@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod events;
+pub mod ratelimit;
 pub mod refresher;
 pub mod revocation;
 pub mod usage;

@@ -2,6 +2,7 @@
 //! sections (issuers, providers, the assertion key) and the routes before it.
 
 mod access;
+mod rate;
 mod upstream;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::policy::{Policy, RoutePolicy};
 use access::{
     check_issuer_names, parse_credentials, parse_rules, refuse_ignored_by_public, route_policy,
 };
+pub use rate::{KeyBy, Rate, RateLimit, RawRateLimit};
 use tollgate_http::path::normalize_path;
 pub use upstream::{Upstream, UpstreamProtocol};
 use upstream::{
@@ -128,6 +130,11 @@ pub struct RawRoute {
     /// Default false.
     #[serde(default)]
     pub identity_assertion: bool,
+    /// A rate limit or quota: `{ rate = "100/s", burst = 20, by = "identity" }`; over it, 429.
+    /// Default: none.
+    pub rate_limit: Option<RawRateLimit>,
+    /// Several limits, each applied (e.g. a rate per second and a daily quota).
+    pub rate_limits: Option<Vec<RawRateLimit>>,
 }
 
 /// A route's access policy.
@@ -190,6 +197,8 @@ pub struct Route {
     pub identity_assertion: bool,
     /// Send `x-forwarded-client-cert` with the verified client certificate's details.
     pub forward_client_cert: bool,
+    /// Rate limits and quotas, each applied.
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// What a route refers to in the other sections: the defaults it falls back to, whether client
@@ -289,17 +298,12 @@ fn validate_route(
     let host = parse_host(route, key, file)?;
     let upgrades = parse_upgrades(route, key, file)?;
     check_issuer_names(route, context.issuers, key, file)?;
+    let rate_limits = rate::parse_rate_limits(route, key, file)?;
     let limits = context.limits;
-    let max_requests = match route.max_requests {
-        Some(0) => {
-            return Err(invalid(
-                file,
-                &format!("{key}.max_requests"),
-                "must be greater than 0",
-            ));
-        }
-        other => other,
-    };
+    if route.max_requests == Some(0) {
+        let reason = "must be greater than 0";
+        return Err(invalid(file, &format!("{key}.max_requests"), reason));
+    }
     Ok(Route {
         index: 0,
         name: route_name(route, host.as_deref(), &prefix),
@@ -310,7 +314,7 @@ fn validate_route(
         rewrite,
         timeout: route.timeout.map_or(limits.upstream_timeout.0, |t| t.0),
         max_body_bytes: route.max_body_bytes.unwrap_or(limits.max_body_bytes),
-        max_requests,
+        max_requests: route.max_requests,
         preserve_host: route.preserve_host,
         upstream_protocol: route.upstream_protocol,
         upgrades,
@@ -321,6 +325,7 @@ fn validate_route(
         sends_forwarded: true,
         identity_assertion: route.identity_assertion,
         forward_client_cert: route.forward_client_cert,
+        rate_limits,
     })
 }
 

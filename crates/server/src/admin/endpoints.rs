@@ -145,12 +145,24 @@ fn readiness(state: &AdminState) -> Response<ResponseBody> {
             "revocations_loaded": loaded,
         });
     }
+    if let Some(limits) = gateway.as_deref().and_then(rate_limits_status) {
+        body["rate_limits"] = limits;
+    }
     let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json(code, body.to_string())
+}
+
+/// Where the fleet's rate limits are kept, when in Redis. Like the state store, Redis down is
+/// reported and not a reason to turn unready: each replica enforces its share meanwhile.
+fn rate_limits_status(gateway: &crate::gateway::Gateway) -> Option<serde_json::Value> {
+    let shared = gateway.core().limiter().shared_up()?;
+    Some(serde_json::json!({
+        "kept_in": if shared { "redis" } else { "local share (redis unreachable)" },
+    }))
 }
 
 /// Answers one admin request.

@@ -136,6 +136,7 @@ pub fn explain<'a>(
             let (headers, query) = (&client_headers, query.as_deref());
             token::explain_token(&mut steps, config, &core, route, headers, query, error);
         }
+        request::explain_limits(&mut steps, &trace);
         Ok(match decided {
             Ok((decision, upstream)) => {
                 allowed(config, steps, &decision, &client_headers, &upstream)

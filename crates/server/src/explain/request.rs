@@ -215,3 +215,19 @@ fn matched_route(route: &tollgate_config::Route) -> String {
         route.upstream
     )
 }
+
+/// The route's rate limits that would apply to this caller: each one's rate and what it keys
+/// the caller by. The allowance left is not shown: it lives in the running gateways (or Redis),
+/// not in the config being explained.
+pub(super) fn explain_limits(steps: &mut Vec<Step>, trace: &Trace) {
+    let Some(note) = &trace.limits else {
+        return;
+    };
+    for (name, rate, class) in &note.checked {
+        steps.push(Step {
+            step: format!("rate limit {name}"),
+            result: "info",
+            detail: format!("{rate} per {class}; over it, 429 rate_limited"),
+        });
+    }
+}

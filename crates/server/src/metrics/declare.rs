@@ -5,8 +5,8 @@
 use tollgate_config::Config;
 
 use super::{
-    AuthLabels, Metrics, NameResult, ProtocolLabel, ProviderLabel, ReasonLabel, ResultLabel,
-    UpstreamErrorLabels,
+    AuthLabels, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel,
+    ResultLabel, RouteLabel, UpstreamErrorLabels,
 };
 
 /// Why the gateway closes a client connection (`connections_closed_total{reason}`).
@@ -30,6 +30,7 @@ impl Metrics {
                     token_type,
                 });
             }
+            self.declare_limits(route);
             for kind in UPSTREAM_ERRORS {
                 let _ = self.upstream_errors.get_or_create(&UpstreamErrorLabels {
                     route: route.name.clone(),
@@ -69,6 +70,22 @@ impl Metrics {
             for result in RESULTS {
                 let _ = self.tls_reloads.get_or_create(&ResultLabel { result });
             }
+        }
+    }
+
+    /// A route's rate limit refusals and Redis fallbacks, at zero.
+    fn declare_limits(&self, route: &tollgate_config::Route) {
+        for limit in &route.rate_limits {
+            let _ = self.rate_limited.get_or_create(&RateLimitLabels {
+                route: route.name.clone(),
+                limit: limit.name.clone(),
+                by: limit.by.as_str(),
+            });
+        }
+        if !route.rate_limits.is_empty() {
+            let _ = self.rate_limit_fallbacks.get_or_create(&RouteLabel {
+                route: route.name.clone(),
+            });
         }
     }
 }

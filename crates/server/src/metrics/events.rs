@@ -59,6 +59,15 @@ impl tollgate_state::events::StateEvents for Metrics {
         self.state_store_up.set(i64::from(up));
     }
 
+    fn rate_limits_shared(&self, up: bool) {
+        self.rate_limits_shared_up.set(i64::from(up));
+        if up {
+            tracing::info!("rate limits are kept in Redis again");
+        } else {
+            tracing::warn!("Redis unreachable: each replica keeps its share of every rate limit");
+        }
+    }
+
     fn revocations_loaded(&self, in_force: usize, unreadable: usize) {
         self.revocations_in_force
             .set(i64::try_from(in_force).unwrap_or(i64::MAX));

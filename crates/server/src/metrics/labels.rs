@@ -172,3 +172,14 @@ pub struct UpstreamErrorLabels {
     /// `connect`, `timeout` or `reset`.
     pub kind: &'static str,
 }
+
+/// `route`, `limit`, `by`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    /// Route name.
+    pub route: Arc<str>,
+    /// The limit's name (from the config).
+    pub limit: Arc<str>,
+    /// What the limit keys callers by: `identity`, `service`, `tenant`, `client_ip`, `route`.
+    pub by: &'static str,
+}

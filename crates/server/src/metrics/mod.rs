@@ -26,8 +26,8 @@ use prometheus_client::registry::Registry;
 
 pub use labels::{
     AuthLabels, IssuerLabel, IssuerReason, MethodLabel, NameResult, ProtocolLabel, ProviderLabel,
-    ProviderReason, ReasonLabel, RequestLabels, ResultLabel, RouteLabel, ServiceLabel,
-    ServiceResult, ServiceSeen, TraceExemplar, UpstreamErrorLabels,
+    ProviderReason, RateLimitLabels, ReasonLabel, RequestLabels, ResultLabel, RouteLabel,
+    ServiceLabel, ServiceResult, ServiceSeen, TraceExemplar, UpstreamErrorLabels,
 };
 pub use record::ConnectionGuard;
 
@@ -104,6 +104,12 @@ pub struct Metrics {
     pub upstream_token_expiry: Family<ProviderLabel, Gauge>,
     /// Upstream failures by route and kind.
     pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    /// Requests refused by a rate limit.
+    pub rate_limited: Family<RateLimitLabels, Counter>,
+    /// Requests whose limits each replica kept on its own share because Redis failed.
+    pub rate_limit_fallbacks: Family<RouteLabel, Counter>,
+    /// 1 while the fleet's limits are kept in Redis, 0 while each replica keeps its share.
+    pub rate_limits_shared_up: Gauge,
     jwks_last_success: std::sync::Mutex<Vec<(String, SystemTime)>>,
 }
 

@@ -5,11 +5,34 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    Metrics, NameResult, ProtocolLabel, ProviderLabel, ReasonLabel, RequestLabels, ResultLabel,
-    RouteHandles, RouteLabel, TraceExemplar,
+    Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel, RequestLabels,
+    ResultLabel, RouteHandles, RouteLabel, TraceExemplar,
 };
+use tollgate_core::trace::LimitNote;
+use tollgate_state::ratelimit::Keeper;
 
 impl Metrics {
+    /// What a route's rate limits did to one request: the refusal, and whether Redis failed
+    /// them (only a refusal or a fallback is counted: nothing is recorded for a plain pass).
+    pub fn record_limits(&self, route: &tollgate_config::Route, limits: &LimitNote) {
+        if let Some((limit, by)) = &limits.refused_by {
+            self.rate_limited
+                .get_or_create(&RateLimitLabels {
+                    route: route.name.clone(),
+                    limit: limit.clone(),
+                    by: by.as_str(),
+                })
+                .inc();
+        }
+        if limits.keeper == Keeper::Fallback {
+            self.rate_limit_fallbacks
+                .get_or_create(&RouteLabel {
+                    route: route.name.clone(),
+                })
+                .inc();
+        }
+    }
+
     /// The histograms of `route`.
     pub fn route_handles(&self, route: &Arc<str>) -> RouteHandles {
         let label = RouteLabel {

@@ -38,6 +38,7 @@ impl Metrics {
         metrics.register_connections(&mut registry);
         metrics.register_auth(&mut registry);
         metrics.register_upstream(&mut registry);
+        metrics.register_rate_limits(&mut registry);
         metrics.registry = registry;
         metrics
     }
@@ -77,6 +78,13 @@ impl Metrics {
             upstream_login_duration: Family::new_with_constructor(latency_histogram),
             upstream_token_expiry: Family::default(),
             upstream_errors: Family::default(),
+            rate_limited: Family::default(),
+            rate_limit_fallbacks: Family::default(),
+            rate_limits_shared_up: {
+                let up = Gauge::default();
+                up.set(1);
+                up
+            },
             jwks_last_success: std::sync::Mutex::new(Vec::new()),
             registry: Registry::default(),
         }
@@ -242,6 +250,25 @@ impl Metrics {
             "upstream_errors",
             "Upstream failures by route and kind",
             self.upstream_errors.clone(),
+        );
+    }
+
+    /// Rate limits: refusals by limit, and the Redis fallback.
+    fn register_rate_limits(&self, registry: &mut Registry) {
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by route, limit and what it keys callers by",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limit_fallbacks",
+            "Requests whose limits this replica kept on its own share because Redis failed",
+            self.rate_limit_fallbacks.clone(),
+        );
+        registry.register(
+            "rate_limits_shared_up",
+            "1 while the fleet's rate limits are kept in Redis, 0 while each replica keeps its share",
+            self.rate_limits_shared_up.clone(),
         );
     }
 }

@@ -94,6 +94,9 @@ impl Observers {
         if let Some(error) = outcome.error {
             self.failure(outcome, error, rid);
         }
+        if let (Some(limits), Some(route)) = (&trace.limits, &trace.route) {
+            self.metrics.record_limits(route, limits);
+        }
         let route_label = trace.route.as_ref().map_or(&*NO_ROUTE, |r| &r.name);
         let handles = trace
             .route

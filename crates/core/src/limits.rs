@@ -1,0 +1,160 @@
+//! A route's rate limits and quotas, applied after the caller is known and before anything is
+//! spent on its behalf (a vendor credential, the upstream).
+//!
+//! Each limit keys the caller by what it names (`by`); a caller without it (a user on a limit by
+//! service, a token without a tenant) is keyed by its identity, an anonymous one by its address.
+//! Limits are checked in order and the first refusal stops: later ones are not charged.
+
+use std::fmt::Write;
+
+use http::HeaderValue;
+use tollgate_config::{KeyBy, RateLimit, Route};
+use tollgate_http::identity::{Identity, X_TENANT_ID};
+use tollgate_state::ratelimit::{Keeper, RateLimiter, Verdict};
+
+use crate::error::{GatewayError, seconds_up};
+use crate::trace::{LimitNote, Trace};
+
+/// The caller's key for one limit: its class and up to two parts.
+fn caller_key<'a>(
+    by: KeyBy,
+    identity: Option<&'a Identity>,
+    client: &'a [u8],
+) -> (&'static str, &'a [u8], &'a [u8]) {
+    if by == KeyBy::Route {
+        return ("route", b"", b"");
+    }
+    let Some(identity) = identity.filter(|_| by != KeyBy::ClientIp) else {
+        return ("client_ip", client, b"");
+    };
+    if by == KeyBy::Tenant
+        && let Some((_, tenant)) = identity
+            .headers
+            .iter()
+            .find(|(name, _)| name == X_TENANT_ID)
+    {
+        return ("tenant", tenant.as_bytes(), b"");
+    }
+    match &identity.service {
+        Some(service) => ("service", service.as_bytes(), b""),
+        None => (
+            "user",
+            identity.issuer.as_bytes(),
+            identity.subject.as_bytes(),
+        ),
+    }
+}
+
+/// Checks the route's limits for this caller (`online` false: only looks, for `explain`);
+/// notes what they said in `trace`. The refusal is `429 rate_limited`.
+pub async fn apply(
+    limiter: &RateLimiter,
+    route: &Route,
+    identity: Option<&Identity>,
+    client: &HeaderValue,
+    trace: &mut Trace,
+    online: bool,
+) -> Result<(), GatewayError> {
+    if route.rate_limits.is_empty() {
+        return Ok(());
+    }
+    let service = identity.and_then(|i| i.service.as_deref());
+    let mut verdicts: Vec<(&RateLimit, Verdict)> = Vec::with_capacity(route.rate_limits.len());
+    for limit in &route.rate_limits {
+        let (class, a, b) = caller_key(limit.by, identity, client.as_bytes());
+        let parts: [&[u8]; 5] = [
+            route.name.as_bytes(),
+            limit.name.as_bytes(),
+            class.as_bytes(),
+            a,
+            b,
+        ];
+        let rate = limit.rate_for(service);
+        let verdict = if online {
+            limiter.check(&parts, rate).await
+        } else {
+            limiter.peek(&parts, rate)
+        };
+        verdicts.push((limit, verdict));
+        if !verdict.allowed {
+            break;
+        }
+    }
+    let refused = verdicts
+        .last()
+        .filter(|(_, v)| !v.allowed)
+        .map(|(l, v)| (*l, *v));
+    trace.limits = Some(Box::new(note(&verdicts, identity, client, online)));
+    match refused {
+        Some((limit, verdict)) if online => Err(GatewayError::RateLimited {
+            limit: limit.name.clone(),
+            retry_after: verdict.retry_after,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What the limits said, for the answer's headers, the observers and `explain`.
+fn note(
+    verdicts: &[(&RateLimit, Verdict)],
+    identity: Option<&Identity>,
+    client: &HeaderValue,
+    online: bool,
+) -> LimitNote {
+    let service = identity.and_then(|i| i.service.as_deref());
+    let refused = verdicts.last().filter(|(_, v)| !v.allowed);
+    let wants_headers = refused.is_some() || verdicts.iter().any(|(l, _)| l.headers);
+    let fallback = verdicts.iter().any(|(_, v)| v.keeper == Keeper::Fallback);
+    LimitNote {
+        headers: wants_headers.then(|| headers(verdicts, service)),
+        refused_by: refused.map(|(l, _)| (l.name.clone(), l.by)),
+        keeper: if fallback {
+            Keeper::Fallback
+        } else {
+            verdicts[0].1.keeper
+        },
+        checked: if online {
+            Vec::new()
+        } else {
+            verdicts
+                .iter()
+                .map(|(l, _)| {
+                    let (class, _, _) = caller_key(l.by, identity, client.as_bytes());
+                    (l.name.clone(), l.rate_for(service).to_string(), class)
+                })
+                .collect()
+        },
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers): one item per
+/// limit checked, named as the limit; `q` the count per window `w` (seconds), `r` the requests
+/// left now, `t` the seconds until the whole allowance is back.
+fn headers(
+    verdicts: &[(&RateLimit, Verdict)],
+    service: Option<&str>,
+) -> (HeaderValue, HeaderValue) {
+    let mut policy = String::new();
+    let mut state = String::new();
+    for (i, (limit, verdict)) in verdicts.iter().enumerate() {
+        let separator = if i == 0 { "" } else { ", " };
+        let rate = limit.rate_for(service);
+        let _ = write!(
+            policy,
+            "{separator}\"{}\";q={};w={}",
+            limit.name,
+            rate.count,
+            rate.period.as_secs()
+        );
+        let _ = write!(
+            state,
+            "{separator}\"{}\";r={};t={}",
+            limit.name,
+            verdict.remaining,
+            seconds_up(verdict.reset_after)
+        );
+    }
+    // Names are checked at load time to be letters, digits and `._:/-`: always a valid value.
+    let value = |s: String| HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""));
+    (value(policy), value(state))
+}

@@ -1,0 +1,182 @@
+//! The limits a fleet shares in Redis: one GCRA step per request in a Lua script, atomic on the
+//! server and timed by the server's clock, so replicas whose clocks differ still agree.
+//!
+//! The request path never waits long on Redis: a call has [`CALL_TIMEOUT`]; after a failure
+//! the limiter stays local for [`RETRY_AFTER`], then one request probes Redis again while the
+//! others go on locally.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::gcra::{Admission, Cells};
+use crate::revocation::redis::RedisStore;
+
+/// Longest wait for Redis on a request (connecting or one script call).
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the limiter stays local after Redis failed.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// One GCRA step in microseconds of the server's clock. KEYS[1]: the key; ARGV: interval,
+/// tolerance. Returns {allowed, remaining, reset_after, retry_after}.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local ahead = tat - now
+if ahead > tolerance then
+  return {0, 0, ahead, ahead - tolerance}
+end
+tat = tat + interval
+ahead = tat - now
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor(ahead / 1000) + 1)
+return {1, math.floor((tolerance + interval - ahead) / interval), ahead, 0}
+";
+
+/// The Redis half of a shared limiter.
+pub struct SharedLimits {
+    store: RedisStore,
+    script: redis::Script,
+    connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Milliseconds since `epoch` before which Redis is not asked.
+    down_until: AtomicU64,
+    /// One request probes (or connects) at a time; the others stay local meanwhile.
+    probing: AtomicBool,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLimits")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why Redis was not used for a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unshared {
+    /// It failed just now (the first failure after it worked).
+    Failed,
+    /// It failed recently, or another request is reconnecting.
+    Resting,
+}
+
+impl SharedLimits {
+    /// Limits kept in `store`'s Redis.
+    pub fn new(store: RedisStore) -> Self {
+        Self {
+            store,
+            script: redis::Script::new(SCRIPT),
+            connection: Mutex::new(None),
+            down_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The Redis key of a limit key: a digest, so no user id or address is stored as text and
+    /// every key has one size.
+    pub fn key(&self, parts: &[&[u8]]) -> String {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in parts {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part);
+        }
+        let digest = context.finish();
+        let mut key = self.store.key("rl:");
+        for b in &digest.as_ref()[..16] {
+            key.push_str(&format!("{b:02x}"));
+        }
+        key
+    }
+
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// One GCRA step for `key` in Redis (`cells` in microseconds), or why not.
+    pub async fn check(&self, key: &str, cells: Cells) -> Result<Admission, Unshared> {
+        let cached = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let probe = match cached {
+            Some(connection) if self.millis() >= self.down_until.load(Ordering::Relaxed) => {
+                (connection, None)
+            }
+            _ => {
+                if self.millis() < self.down_until.load(Ordering::Relaxed)
+                    || self.probing.swap(true, Ordering::AcqRel)
+                {
+                    return Err(Unshared::Resting);
+                }
+                let guard = Probing(&self.probing);
+                match self.connect().await {
+                    Some(connection) => (connection, Some(guard)),
+                    None => return Err(self.failed()),
+                }
+            }
+        };
+        let (mut connection, _probing) = probe;
+        let mut invocation = self.script.key(key);
+        invocation.arg(cells.interval.max(1)).arg(cells.tolerance);
+        let call = invocation.invoke_async::<(u8, u64, u64, u64)>(&mut connection);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok((allowed, remaining, reset_after, retry_after))) => Ok(Admission {
+                allowed: allowed == 1,
+                tat: 0,
+                remaining,
+                reset_after,
+                retry_after,
+            }),
+            _ => Err(self.failed()),
+        }
+    }
+
+    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let connection = tokio::time::timeout(CALL_TIMEOUT, self.store.connect())
+            .await
+            .ok()?
+            .ok()?;
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(connection.clone());
+        self.down_until.store(0, Ordering::Relaxed);
+        Some(connection)
+    }
+
+    /// Stays local for a while; the connection is dropped, to be made again.
+    fn failed(&self) -> Unshared {
+        let until = self.millis() + RETRY_AFTER.as_millis() as u64;
+        let was = self.down_until.swap(until, Ordering::Relaxed);
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if was == 0 {
+            Unshared::Failed
+        } else {
+            Unshared::Resting
+        }
+    }
+
+    /// Whether the last call reached Redis.
+    pub fn up(&self) -> bool {
+        self.down_until.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Clears the probing flag when the probe ends, however it ends.
+struct Probing<'a>(&'a AtomicBool);
+
+impl Drop for Probing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
