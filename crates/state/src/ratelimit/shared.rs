@@ -2,12 +2,15 @@
 //! server and timed by the server's clock, so replicas whose clocks differ still agree.
 //!
 //! The request path never waits long on Redis: a call has [`CALL_TIMEOUT`]; after a failure
-//! the limiter stays local for [`RETRY_AFTER`], then one request probes Redis again while the
-//! others go on locally.
+//! the limiter stays local for [`RETRY_AFTER`], then the next request connects again (the
+//! others wait for that connection, at most [`CALL_TIMEOUT`]).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use super::gcra::{Admission, Cells};
 use crate::revocation::redis::RedisStore;
@@ -40,11 +43,12 @@ return {1, math.floor((tolerance + interval - ahead) / interval), ahead, 0}
 pub struct SharedLimits {
     store: RedisStore,
     script: redis::Script,
-    connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
-    /// Milliseconds since `epoch` before which Redis is not asked.
+    /// The connection every check uses (multiplexed: one for all requests).
+    connection: ArcSwapOption<redis::aio::MultiplexedConnection>,
+    /// Held while connecting, so that one request connects and the others wait for it.
+    connecting: tokio::sync::Mutex<()>,
+    /// Milliseconds since `epoch` before which Redis is not asked (0: up).
     down_until: AtomicU64,
-    /// One request probes (or connects) at a time; the others stay local meanwhile.
-    probing: AtomicBool,
     epoch: Instant,
 }
 
@@ -61,7 +65,7 @@ impl std::fmt::Debug for SharedLimits {
 pub enum Unshared {
     /// It failed just now (the first failure after it worked).
     Failed,
-    /// It failed recently, or another request is reconnecting.
+    /// It failed recently and is not asked again yet.
     Resting,
 }
 
@@ -71,9 +75,9 @@ impl SharedLimits {
         Self {
             store,
             script: redis::Script::new(SCRIPT),
-            connection: Mutex::new(None),
+            connection: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
             down_until: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
             epoch: Instant::now(),
         }
     }
@@ -89,7 +93,7 @@ impl SharedLimits {
         let digest = context.finish();
         let mut key = self.store.key("rl:");
         for b in &digest.as_ref()[..16] {
-            key.push_str(&format!("{b:02x}"));
+            let _ = write!(key, "{b:02x}");
         }
         key
     }
@@ -98,31 +102,19 @@ impl SharedLimits {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    fn resting(&self) -> bool {
+        self.millis() < self.down_until.load(Ordering::Relaxed)
+    }
+
     /// One GCRA step for `key` in Redis (`cells` in microseconds), or why not.
     pub async fn check(&self, key: &str, cells: Cells) -> Result<Admission, Unshared> {
-        let cached = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let probe = match cached {
-            Some(connection) if self.millis() >= self.down_until.load(Ordering::Relaxed) => {
-                (connection, None)
-            }
-            _ => {
-                if self.millis() < self.down_until.load(Ordering::Relaxed)
-                    || self.probing.swap(true, Ordering::AcqRel)
-                {
-                    return Err(Unshared::Resting);
-                }
-                let guard = Probing(&self.probing);
-                match self.connect().await {
-                    Some(connection) => (connection, Some(guard)),
-                    None => return Err(self.failed()),
-                }
-            }
+        if self.resting() {
+            return Err(Unshared::Resting);
+        }
+        let mut connection = match self.connection.load_full() {
+            Some(connection) => (*connection).clone(),
+            None => self.connect().await?,
         };
-        let (mut connection, _probing) = probe;
         let mut invocation = self.script.key(key);
         invocation.arg(cells.interval.max(1)).arg(cells.tolerance);
         let call = invocation.invoke_async::<(u8, u64, u64, u64)>(&mut connection);
@@ -138,27 +130,33 @@ impl SharedLimits {
         }
     }
 
-    async fn connect(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let connection = tokio::time::timeout(CALL_TIMEOUT, self.store.connect())
+    /// The connection, made by the first request that needs it while the others wait (at most
+    /// [`CALL_TIMEOUT`]) and then use it.
+    async fn connect(&self) -> Result<redis::aio::MultiplexedConnection, Unshared> {
+        let _one = tokio::time::timeout(CALL_TIMEOUT, self.connecting.lock())
             .await
-            .ok()?
-            .ok()?;
-        *self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(connection.clone());
-        self.down_until.store(0, Ordering::Relaxed);
-        Some(connection)
+            .map_err(|_| Unshared::Resting)?;
+        if let Some(connection) = self.connection.load_full() {
+            return Ok((*connection).clone());
+        }
+        if self.resting() {
+            return Err(Unshared::Resting);
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, self.store.connect()).await {
+            Ok(Ok(connection)) => {
+                self.connection.store(Some(Arc::new(connection.clone())));
+                self.down_until.store(0, Ordering::Relaxed);
+                Ok(connection)
+            }
+            _ => Err(self.failed()),
+        }
     }
 
-    /// Stays local for a while; the connection is dropped, to be made again.
+    /// Stays local for [`RETRY_AFTER`]; the connection is dropped, to be made again.
     fn failed(&self) -> Unshared {
         let until = self.millis() + RETRY_AFTER.as_millis() as u64;
-        let was = self.down_until.swap(until, Ordering::Relaxed);
-        self.connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let was = self.down_until.swap(until.max(1), Ordering::Relaxed);
+        self.connection.store(None);
         if was == 0 {
             Unshared::Failed
         } else {
@@ -169,14 +167,5 @@ impl SharedLimits {
     /// Whether the last call reached Redis.
     pub fn up(&self) -> bool {
         self.down_until.load(Ordering::Relaxed) == 0
-    }
-}
-
-/// Clears the probing flag when the probe ends, however it ends.
-struct Probing<'a>(&'a AtomicBool);
-
-impl Drop for Probing<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }

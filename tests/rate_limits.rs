@@ -1,0 +1,431 @@
+//! Rate limits and quotas over real sockets: the burst and the refusal a client sees (429,
+//! `Retry-After`, the `RateLimit` headers), what the upstream never receives, keys a hostile
+//! client cannot rotate, several limits on one route, overrides, and a fleet of three gateways
+//! sharing one limit through a real redis-server, then losing it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::recording::RecordingUpstream;
+use support::redis::Redis;
+use support::*;
+
+const ISSUER: &str = r#"
+[[issuers]]
+issuer = "tollgate"
+algorithms = ["HS256"]
+secret = "test-secret-that-is-long-enough-for-hs256!"
+"#;
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn scrape(gw: &TestGateway) -> String {
+    get(&format!("http://{}/metrics", gw.admin.unwrap()), &[])
+        .await
+        .text()
+}
+
+#[tokio::test]
+async fn a_service_gets_its_burst_then_429_with_the_headers_and_nothing_reaches_the_upstream() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = spawn_gateway(&format!(
+        r#"{ISSUER}
+[[routes]]
+prefix = "/api"
+upstream = "{}"
+policy = "service"
+rate_limit = {{ rate = "6/m", burst = 3, by = "service", headers = true, overrides = {{ orders = "1/m" }} }}
+"#,
+        upstream.url()
+    ))
+    .await;
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    let orders = hs256(&service_claims("tollgate", "orders"));
+    for left in [2, 1, 0] {
+        let reply = get(&gw.url("/api/x"), &[("authorization", &bearer(&billing))]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.headers["ratelimit-policy"], "\"service:6/m\";q=6;w=60",
+            "allowed answers carry the policy when the limit asks"
+        );
+        let state = reply.headers["ratelimit"].to_str().unwrap().to_owned();
+        assert!(
+            state.starts_with(&format!("\"service:6/m\";r={left};t=")),
+            "{state}"
+        );
+    }
+    let refused = get(&gw.url("/api/x"), &[("authorization", &bearer(&billing))]).await;
+    assert_eq!(refused.status, 429);
+    let body = refused.json();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("limit service:6/m"),
+        "{body}"
+    );
+    assert!(body["request_id"].is_string());
+    // 6/m is one request every 10 s; the burst is spent, so the next one is ~10 s away.
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((9..=10).contains(&retry), "retry-after {retry}");
+    assert!(
+        refused.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains(";r=0;"),
+        "{:?}",
+        refused.headers
+    );
+    assert_eq!(
+        upstream.requests(),
+        3,
+        "the refused request was not forwarded"
+    );
+
+    // Another service has its own allowance, at its override's rate (burst 1).
+    let orders_status = |_| async {
+        get(&gw.url("/api/x"), &[("authorization", &bearer(&orders))])
+            .await
+            .status
+    };
+    assert_eq!(orders_status(()).await, 200);
+    assert_eq!(orders_status(()).await, 429);
+
+    let metrics = scrape(&gw).await;
+    assert_eq!(
+        scrape_value(
+            &metrics,
+            r#"tollgate_rate_limited_total{route="/api",limit="service:6/m",by="service"}"#
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_keyed_by_address_and_a_forged_forwarded_for_changes_nothing() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = spawn_gateway(&format!(
+        r#"{ISSUER}
+[[routes]]
+prefix = "/public"
+upstream = "{}"
+policy = "public"
+rate_limit = {{ rate = "2/h" }}
+"#,
+        upstream.url()
+    ))
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        // A hostile client rotates the addresses it claims: the gateway's peer is not a trusted
+        // proxy, so every request is the same caller.
+        let forged = format!("203.0.113.{i}");
+        let reply = get(
+            &gw.url("/public/x"),
+            &[("x-forwarded-for", &forged), ("x-real-ip", &forged)],
+        )
+        .await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429, 429, 429]);
+    assert_eq!(upstream.requests(), 2);
+    // A valid token is another caller: its identity, not the address.
+    let user = hs256(&access_claims("tollgate", "alice"));
+    let reply = get(&gw.url("/public/x"), &[("authorization", &bearer(&user))]).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.headers.get("ratelimit").is_none(),
+        "headers only when the limit asks or refuses"
+    );
+}
+
+#[tokio::test]
+async fn every_limit_of_a_route_applies_and_the_refusal_names_the_one_spent() {
+    let upstream = RecordingUpstream::start().await;
+    let gw = spawn_gateway(&format!(
+        r#"{ISSUER}
+[[routes]]
+prefix = "/vendor"
+upstream = "{}"
+policy = "service"
+rate_limits = [
+  {{ rate = "100/s", by = "service" }},
+  {{ rate = "4/d", by = "service", name = "daily" }},
+]
+"#,
+        upstream.url()
+    ))
+    .await;
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    for _ in 0..4 {
+        let reply = get(
+            &gw.url("/vendor/x"),
+            &[("authorization", &bearer(&billing))],
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let refused = get(
+        &gw.url("/vendor/x"),
+        &[("authorization", &bearer(&billing))],
+    )
+    .await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.json()["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("limit daily"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        refused.headers["ratelimit-policy"],
+        "\"service:100/s\";q=100;w=1, \"daily\";q=4;w=86400"
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 21_000 && retry <= 21_600, "a quarter day: {retry}");
+}
+
+#[tokio::test]
+async fn a_grpc_caller_over_its_limit_gets_resource_exhausted() {
+    let gw = spawn_gateway(&format!(
+        "{ISSUER}\n{}",
+        public_route(
+            "/",
+            "echo",
+            "rate_limit = { rate = \"1/h\", by = \"route\" }"
+        )
+    ))
+    .await;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let call = || {
+        let request = http::Request::post(gw.url("/pkg.Service/Method"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        send_with(&h2, request)
+    };
+    let _ = call().await;
+    let refused = call().await;
+    assert_eq!(refused.status, 200, "trailers-only");
+    assert_eq!(refused.headers["grpc-status"], "8");
+    assert!(refused.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn check_names_the_key_of_a_bad_limit() {
+    for (limit, key, words) in [
+        (
+            r#"rate_limit = { rate = "100" }"#,
+            "routes[0].rate_limit.rate",
+            "not a rate",
+        ),
+        (
+            r#"rate_limits = [{ rate = "1/s" }, { rate = "5/w" }]"#,
+            "routes[0].rate_limits[1].rate",
+            "not a unit",
+        ),
+        (
+            r#"rate_limit = { rate = "1/s", burst = 0 }"#,
+            "routes[0].rate_limit.burst",
+            "from 1",
+        ),
+        (
+            r#"rate_limit = { rate = "1/s", by = "user" }"#,
+            "routes[0]",
+            "unknown variant",
+        ),
+        (
+            r#"rate_limit = { rate = "1/s", overrides = { billing = "x" } }"#,
+            "routes[0].rate_limit.overrides.billing",
+            "not a rate",
+        ),
+        (
+            r#"rate_limits = [{ rate = "1/s" }, { rate = "1/s" }]"#,
+            "routes[0].rate_limits[1].name",
+            "second limit",
+        ),
+    ] {
+        let toml = with_test_server(&format!("{ISSUER}\n{}", public_route("/", "echo", limit)));
+        let error = tollgate::Config::from_toml(
+            &toml,
+            "t.toml",
+            &tollgate::Env::from_map::<_, String, String>([]),
+        )
+        .expect_err(limit)
+        .to_string();
+        assert!(
+            error.contains(key) && error.contains(words),
+            "{limit}: {error}"
+        );
+    }
+}
+
+/// Three gateways sharing `redis`: one limit of `200/m` by service.
+async fn fleet(upstream: &RecordingUpstream, redis: &Redis) -> Vec<TestGateway> {
+    let config = format!(
+        r#"{ISSUER}
+[state]
+backend = "redis"
+url = "{}"
+key_prefix = "rl-test:"
+replicas = 3
+
+[[routes]]
+prefix = "/api"
+upstream = "{}"
+policy = "service"
+rate_limit = {{ rate = "200/m", by = "service" }}
+"#,
+        redis.url(),
+        upstream.url()
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(spawn_gateway(&config).await);
+    }
+    replicas
+}
+
+/// Sends `n` requests spread over the replicas, 24 at a time; the statuses seen.
+async fn load(replicas: &[TestGateway], token: &str, n: usize) -> Vec<u16> {
+    let urls: Vec<String> = replicas.iter().map(|r| r.url("/api/x")).collect();
+    let auth = bearer(token);
+    let mut tasks = tokio::task::JoinSet::new();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..24 {
+        let (urls, auth, next) = (urls.clone(), auth.clone(), next.clone());
+        tasks.spawn(async move {
+            let client = client();
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return seen;
+                }
+                let request = http::Request::get(&urls[i % urls.len()])
+                    .header("authorization", &auth)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                seen.push(send_with(&client, request).await.status.as_u16());
+            }
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(seen) = tasks.join_next().await {
+        statuses.extend(seen.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn three_replicas_share_one_limit_in_redis_and_fall_back_to_their_share_without_it() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    let replicas = fleet(&upstream, &redis).await;
+    let billing = hs256(&service_claims("tollgate", "billing"));
+
+    // 600 requests at once over three replicas: the fleet admits the one burst of 200 (plus
+    // what 200/m refills while the load runs), not 200 per replica.
+    let started = std::time::Instant::now();
+    let statuses = load(&replicas, &billing, 600).await;
+    let refill = (started.elapsed().as_secs_f64() * 200.0 / 60.0).ceil() as usize;
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        (200..=210 + refill).contains(&allowed),
+        "allowed {allowed} of 600 (refill {refill})"
+    );
+    assert_eq!(upstream.requests(), allowed);
+    let ready = get(
+        &format!("http://{}/readyz", replicas[0].admin.unwrap()),
+        &[],
+    )
+    .await;
+    assert_eq!(ready.json()["rate_limits"]["kept_in"], "redis");
+
+    // Redis goes away in the middle of a load: no caller sees an error.
+    let ledger = hs256(&service_claims("tollgate", "ledger"));
+    let (statuses, ()) = tokio::join!(load(&replicas, &ledger, 3000), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        redis.stop();
+    });
+    assert_eq!(statuses.len(), 3000);
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "no error while Redis goes down: {statuses:?}"
+    );
+
+    // Without Redis each replica keeps its third of the limit, for a fresh key.
+    let orders = hs256(&service_claims("tollgate", "orders"));
+    let statuses = load(&replicas, &orders, 300).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "no error while Redis is down: {statuses:?}"
+    );
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    // Three shares of 66 (200 / 3, burst too), plus what refills while the requests run.
+    assert!(
+        (190..=230).contains(&allowed),
+        "allowed {allowed} of 300 on local shares"
+    );
+    for replica in &replicas {
+        let ready = get(&format!("http://{}/readyz", replica.admin.unwrap()), &[]).await;
+        assert_eq!(ready.status, 200, "still ready: {}", ready.text());
+        assert_eq!(
+            ready.json()["rate_limits"]["kept_in"],
+            "local share (redis unreachable)"
+        );
+        let metrics = scrape(replica).await;
+        assert_eq!(
+            scrape_value(&metrics, "tollgate_rate_limits_shared_up"),
+            Some(0.0)
+        );
+        assert!(
+            scrape_value(
+                &metrics,
+                r#"tollgate_rate_limit_fallbacks_total{route="/api"}"#
+            )
+            .unwrap()
+                > 0.0,
+            "{metrics}"
+        );
+    }
+
+    // Back: after the retry pause the fleet shares again.
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    within(async {
+        loop {
+            let _ = load(&replicas, &orders, 3).await;
+            let metrics = scrape(&replicas[0]).await;
+            if scrape_value(&metrics, "tollgate_rate_limits_shared_up") == Some(1.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
