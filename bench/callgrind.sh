@@ -5,6 +5,7 @@
 #   bench/callgrind.sh                            # this tree's dist build
 #   TOLLGATE_BIN=/path/to/old/tollgate bench/callgrind.sh   # another build, same requests
 #   LOG_LEVEL=warn REQUESTS=4000 bench/callgrind.sh
+#   ROUTE_EXTRA='rate_limit = { rate = "1000000/s" }' bench/callgrind.sh   # the route with more keys
 #
 # The gateway runs under valgrind with one HS256 service route to a small upstream (Python's
 # http.server would be too slow under load; the upstream is not measured anyway). A client
@@ -49,6 +50,7 @@ services = ["bench"]
 prefix = "/svc"
 upstream = "http://127.0.0.1:$UPSTREAM"
 policy = "service"
+${ROUTE_EXTRA:-}
 CONF
 TOKEN=$("$TOLLGATE" token issue bench --config "$WORK/tollgate.toml")
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.%p" --dump-instr=no \

@@ -429,3 +429,60 @@ async fn three_replicas_share_one_limit_in_redis_and_fall_back_to_their_share_wi
     })
     .await;
 }
+
+#[test]
+fn explain_names_the_limits_that_would_apply_and_charges_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &path,
+        with_test_server(&format!(
+            r#"{ISSUER}
+[[routes]]
+prefix = "/vendor"
+upstream = "echo"
+policy = "service"
+rate_limits = [
+  {{ rate = "1/s", by = "service", overrides = {{ billing = {{ rate = "50/s", burst = 5 }} }} }},
+  {{ rate = "1/d", by = "tenant", name = "daily" }},
+]
+"#
+        )),
+    )
+    .unwrap();
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    // Twice: explaining charges nothing, so a 1/d quota still lets the second one through.
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["explain", "--format", "json", "--config"])
+            .arg(&path)
+            .args(["GET", "/vendor/x", "-H"])
+            .arg(format!("Authorization: Bearer {billing}"))
+            .env_remove("TOLLGATE_CONFIG")
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(json["verdict"], "allowed", "{json}");
+        let steps: Vec<String> = json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}: {}", s["step"], s["detail"]).replace('"', ""))
+            .collect();
+        assert!(
+            steps.contains(
+                &"rate limit service:1/s: 50/s burst 5 per service; over it, 429 rate_limited"
+                    .to_owned()
+            ),
+            "{steps:#?}"
+        );
+        // No tenant in a service token: keyed by the service instead.
+        assert!(
+            steps.contains(
+                &"rate limit daily: 1/d per service; over it, 429 rate_limited".to_owned()
+            ),
+            "{steps:#?}"
+        );
+    }
+}
