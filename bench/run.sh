@@ -59,6 +59,8 @@ UPSTREAM=18080; NGINX_PROXY=18081; HAPROXY_PLAIN=18082; HAPROXY_JWT=18083; TOLLG
 NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088; NGINX_H2C=18089
 # The same tollgate with traces on, at two sample ratios: data, admin and TLS ports each.
 TRACED_1PCT=(18090 18091 18092); TRACED_ALL=(18093 18094 18095)
+# A copy whose rate limits are kept in Redis (redis-server on REDIS_PORT); data, admin, TLS.
+REDIS_PORT=18096; REDIS_KEPT=(18097 18098 18099)
 SECRET="bench-secret-0123456789-0123456789-0123456789"
 
 wait_port() {
@@ -338,6 +340,12 @@ refresh_before = "2s"
 prefix = "/svc"
 upstream = "http://127.0.0.1:$UPSTREAM"
 policy = "service"
+# /svc with a limit no load here reaches: what checking a limit costs.
+[[routes]]
+prefix = "/limited"
+upstream = "http://127.0.0.1:$UPSTREAM"
+policy = "service"
+rate_limit = { rate = "1000000/s", by = "service" }
 [[routes]]
 prefix = "/vendor"
 upstream = "http://127.0.0.1:$UPSTREAM"
@@ -371,6 +379,19 @@ if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, traces" =~ $ONLY ]]; then
   traced "${TRACED_1PCT[@]}" 0.01; TG_1PCT=$TRACED_PID
   traced "${TRACED_ALL[@]}" 1.0; TG_ALL=$TRACED_PID
 fi
+if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, rate limit kept in Redis" =~ $ONLY ]]; then
+  command -v redis-server >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq redis-server >/dev/null; }
+  echo "tollgate with its limits in Redis" >&2
+  taskset -c "$LOAD_CPU" redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no >/dev/null & PIDS+=($!)
+  wait_port $REDIS_PORT
+  conf="$WORK/tollgate-redis.toml"
+  sed -e "s/:$TOLLGATE_PORT\"/:${REDIS_KEPT[0]}\"/; s/:$TOLLGATE_ADMIN\"/:${REDIS_KEPT[1]}\"/; s/:$TOLLGATE_TLS\"/:${REDIS_KEPT[2]}\"/" \
+    "$WORK/tollgate.toml" > "$conf"
+  printf '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$REDIS_PORT" >> "$conf"
+  taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$conf" 2>>"$WORK/tollgate-redis.log" & TG_REDIS=$!; PIDS+=($TG_REDIS)
+  wait_port "${REDIS_KEPT[0]}"
+fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib $TG)
 
@@ -387,6 +408,8 @@ for round in $(seq 1 "$REPEAT"); do
   measure "tollgate HS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   [ -n "${TG_1PCT:-}" ] && measure "tollgate HS256, traces sampled at 0.01" "${TRACED_1PCT[0]}" /svc/x "$TG_1PCT" "$HS_TOKEN"
   [ -n "${TG_ALL:-}" ] && measure "tollgate HS256, traces sampled at 1.0" "${TRACED_ALL[0]}" /svc/x "$TG_ALL" "$HS_TOKEN"
+  measure "tollgate HS256, local rate limit" $TOLLGATE_PORT /limited/x $TG "$HS_TOKEN"
+  [ -n "${TG_REDIS:-}" ] && measure "tollgate HS256, rate limit kept in Redis" "${REDIS_KEPT[0]}" /limited/x "$TG_REDIS" "$HS_TOKEN"
   CLOSE=1 measure "tollgate HS256 (new connection per request)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure_h2c "tollgate h2c HS256" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
@@ -462,7 +485,7 @@ idle_row() { # name kind port start-command pid-variable
   IDLE+=("$name|$kind|$(idle_cost "$port" "$pid" "$kind")")
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID" ${TG_1PCT:-} ${TG_ALL:-}; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
+kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID" ${TG_1PCT:-} ${TG_ALL:-} ${TG_REDIS:-}; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
 echo "$IDLE_CONNS idle connections per kind" >&2
 nginx_proxy() { start_nginx proxy.conf $NGINX_PROXY; }
 nginx_tls() { start_nginx tls.conf $NGINX_TLS; }

@@ -63,6 +63,12 @@ policy = "service"
 services = ["billing", "orders", "ledger"]
 
 [[routes]]
+prefix = "/limited"
+upstream = "echo"
+policy = "public"
+rate_limit = {{ rate = "1/h", by = "client_ip" }}
+
+[[routes]]
 prefix = "/vendor"
 upstream = "{upstream}"
 policy = "public"
@@ -116,6 +122,7 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
         let url = gw.url("/internal/x");
         let vendor = gw.url("/vendor/x");
         let nowhere = gw.url("/nowhere");
+        let limited = gw.url("/limited/x");
         let (billing, orders) = (billing.clone(), orders.clone());
         async move {
             for _ in 0..n {
@@ -134,6 +141,7 @@ async fn the_console_shows_every_panel_in_chromium_and_no_secret() {
                 assert_eq!(get(&url, &[]).await.status, 401);
                 assert_eq!(get(&vendor, &[]).await.status, 200);
                 assert_eq!(get(&nowhere, &[]).await.status, 404);
+                let _ = get(&limited, &[]).await;
             }
         }
     };

@@ -51,6 +51,7 @@ try:
         "tokens": "billing",
         "refusals": "service not allowed",
         "traffic": "/internal",
+        "limited": "client 127.0.0.1",
     }
     for tbody, needle in expectations.items():
         try:
@@ -116,7 +117,7 @@ try:
     shots = args.get("screenshots")
     if shots:
         os.makedirs(shots, exist_ok=True)
-        for panel in ("traffic", "refusals", "routes", "issuers", "providers", "tokens", "explain"):
+        for panel in ("traffic", "refusals", "limited", "routes", "issuers", "providers", "tokens", "explain"):
             driver.find_element(By.ID, f"panel-{panel}").screenshot(os.path.join(shots, f"{panel}.png"))
         driver.save_screenshot(os.path.join(shots, "console.png"))
 finally:

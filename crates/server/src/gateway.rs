@@ -104,6 +104,11 @@ impl Gateway {
         &self.observers.refusals
     }
 
+    /// The callers most often rate limited.
+    pub fn limited(&self) -> &crate::observe::limited::LimitedCallers {
+        &self.observers.limited
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.observers.metrics

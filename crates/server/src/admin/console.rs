@@ -248,6 +248,7 @@ async fn overview(gateway: &Gateway, config: &Config) -> Value {
         "service_tokens_error": usage_error,
         "expiring_soon_secs": tollgate_state::usage::report::EXPIRING_SOON_SECS,
         "refusals": gateway.refusals().newest_first(),
+        "limited": gateway.limited().top(20),
     })
 }
 

@@ -4,6 +4,7 @@
 //! runs the same decision and observes nothing) leaves no trace in any of them.
 
 pub mod audit;
+pub mod limited;
 pub mod refusals;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use http::Method;
 use tracing::{debug, warn};
 
 use crate::metrics::{AuthLabels, Metrics, RouteHandles, UpstreamErrorLabels};
+use crate::observe::limited::LimitedCallers;
 use crate::observe::refusals::Refusals;
 use crate::telemetry::AccessLine;
 use tollgate_auth::{AuthError, Refusal};
@@ -54,6 +56,8 @@ pub struct Observers {
     pub usage: Arc<UsageLog>,
     /// The last refusals, for the console.
     pub refusals: Arc<Refusals>,
+    /// The callers most often rate limited, for the console.
+    pub limited: Arc<LimitedCallers>,
 }
 
 /// The route label of requests no route matched.
@@ -74,6 +78,10 @@ impl Observers {
                     kept.clone()
                 }
                 _ => UsageLog::new(&config.state, config.usage_flush_interval),
+            },
+            limited: match previous.map(|p| &p.limited) {
+                Some(kept) if kept.is_on() == config.console.enabled => kept.clone(),
+                _ => Arc::new(LimitedCallers::new(config.console.enabled)),
             },
             route_metrics: config
                 .routes
@@ -96,6 +104,13 @@ impl Observers {
         }
         if let (Some(limits), Some(route)) = (&trace.limits, &trace.route) {
             self.metrics.record_limits(route, limits);
+            if let Some((limit, by)) = &limits.refused_by {
+                let caller = trace.auth.as_ref().and_then(|a| a.caller.as_deref());
+                let client = trace.client.as_ref().and_then(|c| c.to_str().ok());
+                let place = (&route.name, limit, *by);
+                self.limited
+                    .record(place, caller, client.unwrap_or("-"), rid);
+            }
         }
         let route_label = trace.route.as_ref().map_or(&*NO_ROUTE, |r| &r.name);
         let handles = trace

@@ -82,6 +82,14 @@ function renderOverview(data) {
     if (t.revoked_tokens) revoked.push(t.revoked_tokens + " token(s) seen");
     cell(row, revoked.join(", ") || "-");
   });
+  fill("limited", data.limited, (row, l) => {
+    cell(row, l.caller);
+    cell(row, l.route);
+    cell(row, l.limit);
+    cell(row, l.refused, "num");
+    cell(row, time(l.last_at), "time");
+    cell(row, l.last_request_id);
+  });
   fill("refusals", data.refusals.slice(0, 50), (row, r) => {
     cell(row, time(r.at), "time");
     cell(row, r.route);
