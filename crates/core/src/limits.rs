@@ -46,7 +46,8 @@ fn caller_key<'a>(
 }
 
 /// Checks the route's limits for this caller (`online` false: only looks, for `explain`);
-/// notes what they said in `trace`. The refusal is `429 rate_limited`.
+/// notes in `trace` what the answer and the observers need: nothing for a plain pass on a route
+/// that sends no headers, so a limit costs one map update. The refusal is `429 rate_limited`.
 pub async fn apply(
     limiter: &RateLimiter,
     route: &Route,
@@ -59,7 +60,11 @@ pub async fn apply(
         return Ok(());
     }
     let service = identity.and_then(|i| i.service.as_deref());
-    let mut verdicts: Vec<(&RateLimit, Verdict)> = Vec::with_capacity(route.rate_limits.len());
+    let keep_all = !online || route.rate_limits.iter().any(|l| l.headers);
+    // Filled only when the answer shows every limit (no allocation otherwise).
+    let mut verdicts: Vec<(&RateLimit, Verdict)> = Vec::new();
+    let mut refused = None;
+    let mut fallback = false;
     for limit in &route.rate_limits {
         let (class, a, b) = caller_key(limit.by, identity, client.as_bytes());
         let parts: [&[u8]; 5] = [
@@ -70,21 +75,28 @@ pub async fn apply(
             b,
         ];
         let rate = limit.rate_for(service);
-        let verdict = if online {
-            limiter.check(&parts, rate).await
-        } else {
+        let verdict = if !online {
             limiter.peek(&parts, rate)
+        } else if limiter.is_shared() {
+            // Boxed: the Redis call's future would otherwise grow every request's.
+            Box::pin(limiter.check_shared(&parts, rate)).await
+        } else {
+            limiter.check(&parts, rate)
         };
-        verdicts.push((limit, verdict));
+        fallback |= verdict.keeper == Keeper::Fallback;
+        if keep_all || !verdict.allowed {
+            verdicts.push((limit, verdict));
+        }
         if !verdict.allowed {
+            refused = Some((limit, verdict));
             break;
         }
     }
-    let refused = verdicts
-        .last()
-        .filter(|(_, v)| !v.allowed)
-        .map(|(l, v)| (*l, *v));
-    trace.limits = Some(Box::new(note(&verdicts, identity, client, online)));
+    if keep_all || refused.is_some() || fallback {
+        trace.limits = Some(Box::new(note(
+            &verdicts, identity, client, online, fallback,
+        )));
+    }
     match refused {
         Some((limit, verdict)) if online => Err(GatewayError::RateLimited {
             limit: limit.name.clone(),
@@ -100,18 +112,17 @@ fn note(
     identity: Option<&Identity>,
     client: &HeaderValue,
     online: bool,
+    fallback: bool,
 ) -> LimitNote {
     let service = identity.and_then(|i| i.service.as_deref());
     let refused = verdicts.last().filter(|(_, v)| !v.allowed);
-    let wants_headers = refused.is_some() || verdicts.iter().any(|(l, _)| l.headers);
-    let fallback = verdicts.iter().any(|(_, v)| v.keeper == Keeper::Fallback);
     LimitNote {
-        headers: wants_headers.then(|| headers(verdicts, service)),
+        headers: (online && !verdicts.is_empty()).then(|| headers(verdicts, service)),
         refused_by: refused.map(|(l, _)| (l.name.clone(), l.by)),
-        keeper: if fallback {
-            Keeper::Fallback
-        } else {
-            verdicts[0].1.keeper
+        keeper: match verdicts.first() {
+            _ if fallback => Keeper::Fallback,
+            Some((_, v)) => v.keeper,
+            None => Keeper::Local,
         },
         checked: if online {
             Vec::new()

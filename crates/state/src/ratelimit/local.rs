@@ -1,6 +1,6 @@
 //! The limits one gateway keeps in memory: one TAT per key in a bounded, sharded map.
 //!
-//! Keys are 64-bit hashes (SipHash with a per-process random key) of the limit and the caller,
+//! Keys are 64-bit hashes (foldhash with a per-process random seed) of the limit and the caller,
 //! so an entry is two words and a check allocates nothing. When a shard is full, keys that have
 //! rested (TAT in the past, so they hold nothing) are dropped first; if none has, the one
 //! closest to rested goes: a caller flooding new identities loses its own history first and
@@ -14,13 +14,14 @@ use super::gcra::{self, Admission, Cells};
 
 const SHARDS: usize = 64;
 
-/// A hasher for keys that are already hashes.
+/// A hasher for keys that are already hashes. Its output is mixed once more: within a shard
+/// the top bits (which chose the shard) are all alike, and the map reads its tags from them.
 #[derive(Default)]
 struct Prehashed(u64);
 
 impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
@@ -39,7 +40,7 @@ type Shard = HashMap<u64, u64, BuildHasherDefault<Prehashed>>;
 pub struct LocalLimits {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::quality::RandomState,
 }
 
 impl LocalLimits {
@@ -49,7 +50,7 @@ impl LocalLimits {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard,
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -74,10 +75,16 @@ impl LocalLimits {
     /// Takes one request for `key` at `now` (nanoseconds) if the limit allows it.
     pub fn check(&self, key: u64, now: u64, cells: Cells) -> Admission {
         let mut shard = self.shard(key);
-        let stored = shard.get(&key).copied();
-        let admission = gcra::check(stored, now, cells);
+        if let Some(tat) = shard.get_mut(&key) {
+            let admission = gcra::check(Some(*tat), now, cells);
+            if admission.allowed {
+                *tat = admission.tat;
+            }
+            return admission;
+        }
+        let admission = gcra::check(None, now, cells);
         if admission.allowed {
-            if stored.is_none() && shard.len() >= self.per_shard {
+            if shard.len() >= self.per_shard {
                 evict(&mut shard, now, self.per_shard);
             }
             shard.insert(key, admission.tat);

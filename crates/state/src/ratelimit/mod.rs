@@ -98,36 +98,52 @@ impl RateLimiter {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Takes one request from the allowance of the key made of `parts` (the limit's place and
-    /// the caller) under `rate`.
-    pub async fn check(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
+    /// Whether the limits are kept in Redis: then [`RateLimiter::check_shared`], else
+    /// [`RateLimiter::check`] (which never waits).
+    pub fn is_shared(&self) -> bool {
         #[cfg(feature = "redis")]
-        if let Some((shared, replicas)) = &self.shared {
-            let micros = Cells {
-                interval: rate.interval_nanos() / 1000,
-                tolerance: rate.tolerance_nanos() / 1000,
-            };
-            match shared.check(&shared.key(parts), micros).await {
-                Ok(admission) => {
-                    self.report(true);
-                    return verdict(admission, 1000, Keeper::Shared);
-                }
-                Err(why) => {
-                    if why == shared::Unshared::Failed {
-                        self.report(false);
-                    }
-                    let key = self.local.key(parts);
-                    let admission = self.local.check(key, self.now(), share(rate, *replicas));
-                    return verdict(admission, 1, Keeper::Fallback);
-                }
-            }
+        if self.shared.is_some() {
+            return true;
         }
+        false
+    }
+
+    /// Takes one request from this gateway's allowance of the key made of `parts` (the limit's
+    /// place and the caller) under `rate`.
+    pub fn check(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
         let key = self.local.key(parts);
         verdict(
             self.local.check(key, self.now(), cells(rate)),
             1,
             Keeper::Local,
         )
+    }
+
+    /// Takes one request from the fleet's allowance in Redis, or from this replica's share of
+    /// it when Redis cannot be reached.
+    #[cfg(feature = "redis")]
+    pub async fn check_shared(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
+        let Some((shared, replicas)) = &self.shared else {
+            return self.check(parts, rate);
+        };
+        let micros = Cells {
+            interval: rate.interval_nanos() / 1000,
+            tolerance: rate.tolerance_nanos() / 1000,
+        };
+        match shared.check(&shared.key(parts), micros).await {
+            Ok(admission) => {
+                self.report(true);
+                verdict(admission, 1000, Keeper::Shared)
+            }
+            Err(why) => {
+                if why == shared::Unshared::Failed {
+                    self.report(false);
+                }
+                let key = self.local.key(parts);
+                let admission = self.local.check(key, self.now(), share(rate, *replicas));
+                verdict(admission, 1, Keeper::Fallback)
+            }
+        }
     }
 
     /// Tells the events when Redis goes away or comes back (not on every request).
