@@ -57,6 +57,8 @@ pub struct Core {
     assertion: Option<Arc<AssertionSigner>>,
     /// Every route's rate limits (kept across reloads that keep the store).
     limiter: Arc<RateLimiter>,
+    /// Each route's limits' places in the limiter, by route index, hashed once.
+    limit_places: Vec<Box<[u64]>>,
     /// Note the slow steps' times in the [`Trace`] (traces are on).
     timing: bool,
 }
@@ -96,6 +98,22 @@ impl Core {
     /// providers from `previous`. `events` hears the verifier's, the revocation list's and the
     /// providers' background events (never a request's: those are in the [`Trace`]).
     pub fn new(config: &Config, events: Arc<dyn CoreEvents>, previous: Option<&Core>) -> Self {
+        let limiter = match previous.map(|p| &p.limiter) {
+            Some(kept) if kept.serves(config.limits.rate_limit_keys, &config.state) => kept.clone(),
+            _ => Arc::new(RateLimiter::new(
+                config.limits.rate_limit_keys,
+                &config.state,
+                events.clone(),
+            )),
+        };
+        let limit_places = config
+            .routes
+            .iter()
+            .map(|r| {
+                let place = |l: &tollgate_config::RateLimit| limiter.place(&r.name, &l.name);
+                r.rate_limits.iter().map(place).collect()
+            })
+            .collect();
         Self {
             routes: RouteTable::new(&config.routes),
             max_uri_bytes: config.limits.max_uri_bytes,
@@ -121,16 +139,8 @@ impl Core {
                 previous.map(|p| &p.providers),
             ),
             assertion: config.assertion.clone(),
-            limiter: match previous.map(|p| &p.limiter) {
-                Some(kept) if kept.serves(config.limits.rate_limit_keys, &config.state) => {
-                    kept.clone()
-                }
-                _ => Arc::new(RateLimiter::new(
-                    config.limits.rate_limit_keys,
-                    &config.state,
-                    events.clone(),
-                )),
-            },
+            limiter,
+            limit_places,
             timing: config.telemetry.is_some(),
         }
     }
@@ -365,7 +375,11 @@ impl Core {
         trace: &mut Trace,
     ) -> Result<Option<Arc<Identity>>, GatewayError> {
         let identity = self.authenticate(parts, route, trusted_peer, trace).await?;
-        let limiter = &self.limiter;
+        let places = self
+            .limit_places
+            .get(route.index)
+            .map_or(&[][..], |p| &p[..]);
+        let limiter = (&*self.limiter, places);
         limits::apply(limiter, route, identity.as_deref(), client, trace, online).await?;
         Ok(identity)
     }

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use http::HeaderValue;
 use tollgate_config::{KeyBy, RateLimit, Route};
 use tollgate_http::identity::{Identity, X_TENANT_ID};
-use tollgate_state::ratelimit::{Keeper, RateLimiter, Verdict};
+use tollgate_state::ratelimit::{Keeper, LimitKey, RateLimiter, Verdict};
 
 use crate::error::{GatewayError, seconds_up};
 use crate::trace::{LimitNote, Trace};
@@ -49,7 +49,7 @@ fn caller_key<'a>(
 /// notes in `trace` what the answer and the observers need: nothing for a plain pass on a route
 /// that sends no headers, so a limit costs one map update. The refusal is `429 rate_limited`.
 pub async fn apply(
-    limiter: &RateLimiter,
+    (limiter, places): (&RateLimiter, &[u64]),
     route: &Route,
     identity: Option<&Identity>,
     client: &HeaderValue,
@@ -65,23 +65,22 @@ pub async fn apply(
     let mut verdicts: Vec<(&RateLimit, Verdict)> = Vec::new();
     let mut refused = None;
     let mut fallback = false;
-    for limit in &route.rate_limits {
+    for (i, limit) in route.rate_limits.iter().enumerate() {
         let (class, a, b) = caller_key(limit.by, identity, client.as_bytes());
-        let parts: [&[u8]; 5] = [
-            route.name.as_bytes(),
-            limit.name.as_bytes(),
-            class.as_bytes(),
-            a,
-            b,
-        ];
+        let key = LimitKey {
+            place: places.get(i).copied().unwrap_or_default(),
+            names: [&route.name, &limit.name],
+            class,
+            caller: [a, b],
+        };
         let rate = limit.rate_for(service);
         let verdict = if !online {
-            limiter.peek(&parts, rate)
+            limiter.peek(&key, rate)
         } else if limiter.is_shared() {
             // Boxed: the Redis call's future would otherwise grow every request's.
-            Box::pin(limiter.check_shared(&parts, rate)).await
+            Box::pin(limiter.check_shared(&key, rate)).await
         } else {
-            limiter.check(&parts, rate)
+            limiter.check(&key, rate)
         };
         fallback |= verdict.keeper == Keeper::Fallback;
         if keep_all || !verdict.allowed {

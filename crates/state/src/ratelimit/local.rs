@@ -54,13 +54,25 @@ impl LocalLimits {
         }
     }
 
-    /// The key's hash: the limit's place and the caller's key, never stored as text.
-    pub fn key(&self, parts: &[&[u8]]) -> u64 {
+    /// A limit's place (its route and name), hashed once when the config is loaded.
+    pub fn place(&self, names: &[&str]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        for part in parts {
-            h.write_usize(part.len());
-            h.write(part);
+        for name in names {
+            h.write_usize(name.len());
+            h.write(name.as_bytes());
         }
+        h.finish()
+    }
+
+    /// The key of a caller under a limit: its place, the caller's class and one or two parts
+    /// (length-prefixed, so ("ab", "c") and ("a", "bc") are two keys). Never stored as text.
+    pub fn key(&self, place: u64, class: &str, caller: [&[u8]; 2]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(place);
+        h.write(class.as_bytes());
+        h.write_usize(caller[0].len());
+        h.write(caller[0]);
+        h.write(caller[1]);
         h.finish()
     }
 
@@ -144,10 +156,23 @@ mod tests {
     #[test]
     fn keys_are_apart_and_the_same_key_is_one() {
         let limits = LocalLimits::new(1000);
-        let a = limits.key(&[b"route", b"alice"]);
-        let b = limits.key(&[b"route", b"bob"]);
+        let place = limits.place(&["route", "limit"]);
+        let a = limits.key(place, "user", [b"idp", b"alice"]);
+        let b = limits.key(place, "user", [b"idp", b"bob"]);
         // Length-prefixed parts: ("ab","c") and ("a","bc") are two keys.
-        assert_ne!(limits.key(&[b"ab", b"c"]), limits.key(&[b"a", b"bc"]));
+        assert_ne!(
+            limits.key(place, "user", [b"ab", b"c"]),
+            limits.key(place, "user", [b"a", b"bc"])
+        );
+        assert_ne!(limits.place(&["ab", "c"]), limits.place(&["a", "bc"]));
+        assert_ne!(
+            a,
+            limits.key(
+                limits.place(&["route", "other"]),
+                "user",
+                [b"idp", b"alice"]
+            )
+        );
         assert!(limits.check(a, 0, cells()).allowed);
         assert!(!limits.check(a, 0, cells()).allowed);
         assert!(limits.check(b, 0, cells()).allowed);
@@ -162,19 +187,19 @@ mod tests {
             tolerance: 0,
         };
         for i in 0u64..200_000 {
-            let key = limits.key(&[b"flood", &i.to_le_bytes()]);
+            let key = limits.key(7, "client_ip", [&i.to_le_bytes(), b""]);
             assert!(limits.check(key, i, daily).allowed, "a new key is allowed");
         }
         assert!(limits.len() <= 6400, "{} keys", limits.len());
         // A key used long ago is forgotten before one used just now.
-        let recent = limits.key(&[b"flood", &199_999u64.to_le_bytes()]);
+        let recent = limits.key(7, "client_ip", [&199_999u64.to_le_bytes(), b""]);
         assert!(!limits.check(recent, 200_000, daily).allowed);
     }
 
     #[test]
     fn rested_keys_are_dropped_before_active_ones() {
         let limits = LocalLimits::new(6400);
-        let busy = limits.key(&[b"busy"]);
+        let busy = limits.key(1, "route", [b"", b""]);
         let long = Cells {
             interval: 1000 * MS,
             tolerance: 0,
@@ -182,7 +207,7 @@ mod tests {
         assert!(limits.check(busy, 0, long).allowed);
         // 10,000 keys that rest after 10 ms: the busy key (active for a second) survives them.
         for i in 0u64..10_000 {
-            let key = limits.key(&[b"quick", &i.to_le_bytes()]);
+            let key = limits.key(2, "client_ip", [&i.to_le_bytes(), b""]);
             limits.check(key, 20 * MS + i * 20 * MS / 10_000, cells());
         }
         assert!(!limits.check(busy, 500 * MS, long).allowed, "still limited");

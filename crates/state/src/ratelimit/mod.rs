@@ -42,6 +42,34 @@ pub struct Verdict {
     pub keeper: Keeper,
 }
 
+/// One caller under one limit.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitKey<'a> {
+    /// The limit's place from [`RateLimiter::place`].
+    pub place: u64,
+    /// The route's and the limit's names (the fleet's key in Redis is made from them).
+    pub names: [&'a str; 2],
+    /// What the caller is keyed by: `user`, `service`, `tenant`, `client_ip` or `route`.
+    pub class: &'static str,
+    /// The caller's one or two parts (issuer and user id; a service; an address...).
+    pub caller: [&'a [u8]; 2],
+}
+
+impl LimitKey<'_> {
+    #[cfg(feature = "redis")]
+    fn parts(&self) -> [&[u8]; 5] {
+        let [route, limit] = self.names;
+        let [a, b] = self.caller;
+        [
+            route.as_bytes(),
+            limit.as_bytes(),
+            self.class.as_bytes(),
+            a,
+            b,
+        ]
+    }
+}
+
 /// Every limit of one gateway, under one config and across reloads.
 pub struct RateLimiter {
     local: LocalLimits,
@@ -108,10 +136,18 @@ impl RateLimiter {
         false
     }
 
-    /// Takes one request from this gateway's allowance of the key made of `parts` (the limit's
-    /// place and the caller) under `rate`.
-    pub fn check(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
-        let key = self.local.key(parts);
+    /// A limit's place: its route's and its own name, hashed once per config.
+    pub fn place(&self, route: &str, limit: &str) -> u64 {
+        self.local.place(&[route, limit])
+    }
+
+    fn local_key(&self, key: &LimitKey<'_>) -> u64 {
+        self.local.key(key.place, key.class, key.caller)
+    }
+
+    /// Takes one request from this gateway's allowance of `key` under `rate`.
+    pub fn check(&self, key: &LimitKey<'_>, rate: &Rate) -> Verdict {
+        let key = self.local_key(key);
         verdict(
             self.local.check(key, self.now(), cells(rate)),
             1,
@@ -122,15 +158,15 @@ impl RateLimiter {
     /// Takes one request from the fleet's allowance in Redis, or from this replica's share of
     /// it when Redis cannot be reached.
     #[cfg(feature = "redis")]
-    pub async fn check_shared(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
+    pub async fn check_shared(&self, key: &LimitKey<'_>, rate: &Rate) -> Verdict {
         let Some((shared, replicas)) = &self.shared else {
-            return self.check(parts, rate);
+            return self.check(key, rate);
         };
         let micros = Cells {
             interval: rate.interval_nanos() / 1000,
             tolerance: rate.tolerance_nanos() / 1000,
         };
-        match shared.check(&shared.key(parts), micros).await {
+        match shared.check(&shared.key(&key.parts()), micros).await {
             Ok(admission) => {
                 self.report(true);
                 verdict(admission, 1000, Keeper::Shared)
@@ -139,7 +175,7 @@ impl RateLimiter {
                 if why == shared::Unshared::Failed {
                     self.report(false);
                 }
-                let key = self.local.key(parts);
+                let key = self.local_key(key);
                 let admission = self.local.check(key, self.now(), share(rate, *replicas));
                 verdict(admission, 1, Keeper::Fallback)
             }
@@ -156,8 +192,8 @@ impl RateLimiter {
     }
 
     /// What a check would decide from this gateway's memory, taking nothing (`explain`).
-    pub fn peek(&self, parts: &[&[u8]], rate: &Rate) -> Verdict {
-        let key = self.local.key(parts);
+    pub fn peek(&self, key: &LimitKey<'_>, rate: &Rate) -> Verdict {
+        let key = self.local_key(key);
         verdict(
             self.local.peek(key, self.now(), cells(rate)),
             1,
