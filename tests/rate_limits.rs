@@ -484,3 +484,51 @@ rate_limits = [
         );
     }
 }
+
+#[tokio::test]
+async fn a_daily_quota_on_a_vendor_route_spends_no_vendor_call_or_login_once_used_up() {
+    let vendor = RecordingUpstream::start().await;
+    let auth = AuthServer::start(AuthReply::Field("accessToken")).await;
+    let gw = spawn_gateway(&format!(
+        r#"{ISSUER}
+[[providers]]
+name = "vendor"
+kind = "login"
+auth_url = "{}"
+email = "svc@example.com"
+password = "vendor-password"
+
+[[routes]]
+prefix = "/vendor"
+upstream = "{}"
+policy = "service"
+upstream_auth = "vendor"
+rate_limit = {{ rate = "2/d", by = "service", name = "vendor-budget" }}
+"#,
+        auth.url(),
+        vendor.url()
+    ))
+    .await;
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    let statuses: Vec<u16> = {
+        let mut s = Vec::new();
+        for _ in 0..4 {
+            let reply = get(
+                &gw.url("/vendor/x"),
+                &[("authorization", &bearer(&billing))],
+            )
+            .await;
+            s.push(reply.status.as_u16());
+        }
+        s
+    };
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    assert_eq!(vendor.requests(), 2, "the vendor API saw only the budget");
+    assert_eq!(
+        auth.logins(),
+        1,
+        "the login at start, and none for a refused request"
+    );
+    let raw = vendor.raw();
+    assert!(raw.contains("authorization: Bearer "), "{raw}");
+}
