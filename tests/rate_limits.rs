@@ -532,3 +532,41 @@ rate_limit = {{ rate = "2/d", by = "service", name = "vendor-budget" }}
     let raw = vendor.raw();
     assert!(raw.contains("authorization: Bearer "), "{raw}");
 }
+
+#[tokio::test]
+async fn a_reload_keeps_what_callers_have_spent() {
+    let routes = |extra: &str| {
+        format!(
+            "{ISSUER}\n{}{extra}",
+            public_route("/api", "echo", "rate_limit = { rate = \"2/h\" }")
+        )
+    };
+    let gw = GatewayProcess::spawn(&routes(""), &[]);
+    let url = gw.url("/api/x");
+    let statuses = |n| {
+        let url = url.clone();
+        async move {
+            let mut s = Vec::new();
+            for _ in 0..n {
+                s.push(get(&url, &[]).await.status.as_u16());
+            }
+            s
+        }
+    };
+    assert_eq!(statuses(3).await, [200, 200, 429]);
+    // Another route appears; the spent allowance does not come back with the new config.
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        format!("{text}\n{}", public_route("/new", "echo", "")),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    within(async {
+        while get(&gw.url("/new/x"), &[]).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(statuses(1).await, [429]);
+}

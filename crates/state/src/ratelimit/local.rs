@@ -46,7 +46,7 @@ pub struct LocalLimits {
 impl LocalLimits {
     /// A store that remembers at most about `keys` keys.
     pub fn new(keys: usize) -> Self {
-        let per_shard = keys.div_ceil(SHARDS).max(1);
+        let per_shard = Self::capacity_for(keys) / SHARDS;
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard,
@@ -113,6 +113,11 @@ impl LocalLimits {
     /// Most keys remembered.
     pub fn capacity(&self) -> usize {
         self.per_shard * SHARDS
+    }
+
+    /// Most keys a store asked for `keys` remembers (whole shards).
+    pub fn capacity_for(keys: usize) -> usize {
+        keys.div_ceil(SHARDS).max(1) * SHARDS
     }
 
     /// Keys remembered now.

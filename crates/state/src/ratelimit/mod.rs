@@ -119,7 +119,7 @@ impl RateLimiter {
     /// Whether this limiter can serve a config with `keys` and `state` as they are (a reload
     /// that changes neither keeps every caller's history).
     pub fn serves(&self, keys: usize, state: &StateConfig) -> bool {
-        self.local.capacity() == LocalLimits::new(keys).capacity() && &self.state == state
+        self.local.capacity() == LocalLimits::capacity_for(keys) && &self.state == state
     }
 
     fn now(&self) -> u64 {
