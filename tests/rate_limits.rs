@@ -276,8 +276,9 @@ async fn check_names_the_key_of_a_bad_limit() {
     }
 }
 
-/// Three gateways sharing `redis`: one limit of `200/m` by service.
-async fn fleet(upstream: &RecordingUpstream, redis: &Redis) -> Vec<TestGateway> {
+/// Three gateways sharing `redis`: one limit of `200/m` by service, `batch` requests reserved
+/// per Redis call.
+async fn fleet(upstream: &RecordingUpstream, redis: &Redis, batch: u32) -> Vec<TestGateway> {
     let config = format!(
         r#"{ISSUER}
 [state]
@@ -285,6 +286,7 @@ backend = "redis"
 url = "{}"
 key_prefix = "rl-test:"
 replicas = 3
+rate_limit_batch = {batch}
 
 [[routes]]
 prefix = "/api"
@@ -339,7 +341,7 @@ async fn three_replicas_share_one_limit_in_redis_and_fall_back_to_their_share_wi
         return;
     };
     let upstream = RecordingUpstream::start().await;
-    let replicas = fleet(&upstream, &redis).await;
+    let replicas = fleet(&upstream, &redis, 1).await;
     let billing = hs256(&service_claims("tollgate", "billing"));
 
     // 600 requests at once over three replicas: the fleet admits the one burst of 200 (plus
@@ -357,6 +359,14 @@ async fn three_replicas_share_one_limit_in_redis_and_fall_back_to_their_share_wi
         "allowed {allowed} of 600 (refill {refill})"
     );
     assert_eq!(upstream.requests(), allowed);
+    // One script call per admitted request; a refused caller is refused locally until the
+    // retry time Redis gave (nothing frees a cell earlier), so most refusals ask nothing.
+    let calls = script_calls(&redis);
+    eprintln!("one call per request: {allowed} of 600 admitted, {calls} script calls");
+    assert!(
+        calls >= allowed as u64 && calls < 600,
+        "{calls} script calls"
+    );
     let ready = get(
         &format!("http://{}/readyz", replicas[0].admin.unwrap()),
         &[],
@@ -569,4 +579,51 @@ async fn a_reload_keeps_what_callers_have_spent() {
     })
     .await;
     assert_eq!(statuses(1).await, [429]);
+}
+
+/// Script calls Redis has answered (EVALSHA, and EVAL for the first).
+fn script_calls(redis: &Redis) -> u64 {
+    let stats = redis.bulk("INFO commandstats").unwrap_or_default();
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn reserving_batches_takes_redis_off_most_requests_and_never_admits_more() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let upstream = RecordingUpstream::start().await;
+    // A batch of 10 (under the cap of 200 / (2 × 3) = 33).
+    let replicas = fleet(&upstream, &redis, 10).await;
+    let billing = hs256(&service_claims("tollgate", "billing"));
+    let started = std::time::Instant::now();
+    let statuses = load(&replicas, &billing, 600).await;
+    let refill = (started.elapsed().as_secs_f64() * 200.0 / 60.0).ceil() as usize;
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
+    // Never more than the limit; at most a batch per replica left unspent in its lease.
+    assert!(
+        (200 - 3 * 10..=200 + refill).contains(&allowed),
+        "allowed {allowed} of 600 (refill {refill})"
+    );
+    assert_eq!(upstream.requests(), allowed);
+    // Admitted requests came from leases, about one script call per batch; a refused caller is
+    // refused locally until the retry time Redis gave.
+    let calls = script_calls(&redis);
+    eprintln!("batches of 10: {allowed} of 600 admitted, {calls} script calls");
+    assert!(
+        calls > 0 && calls <= 150,
+        "{calls} script calls for 600 requests"
+    );
 }

@@ -57,6 +57,12 @@ pub struct RawState {
     /// Default 1.
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// redis: how many requests of one caller a replica reserves from a shared limit per Redis
+    /// call, then admits on its own (1: one call per request, exact). More takes the round trip
+    /// off most requests; a fleet may then refuse up to `replicas × batch` early, never admit
+    /// more. Capped per limit at `burst / (2 × replicas)`. Default 1.
+    #[serde(default = "default_replicas")]
+    pub rate_limit_batch: u32,
 }
 
 fn default_replicas() -> u32 {
@@ -79,6 +85,7 @@ impl Default for RawState {
             fail_closed: false,
             usage_flush_interval: default_usage_flush_interval(),
             replicas: default_replicas(),
+            rate_limit_batch: default_replicas(),
         }
     }
 }
@@ -125,6 +132,8 @@ pub enum StateConfig {
         fail_closed: bool,
         /// Replicas sharing the rate limits (each one's share while Redis is down).
         replicas: u32,
+        /// Requests reserved per Redis call for one caller (1: a call per request).
+        rate_limit_batch: u32,
     },
 }
 
@@ -192,6 +201,13 @@ fn redis_state(raw: &RawState, file: &str) -> Result<StateConfig, ConfigError> {
         fail_closed: raw.fail_closed,
         replicas: match raw.replicas {
             0 => return Err(invalid(file, "state.replicas", "must be greater than 0")),
+            n => n,
+        },
+        rate_limit_batch: match raw.rate_limit_batch {
+            0 | 1001.. => {
+                let reason = "must be from 1 to 1000";
+                return Err(invalid(file, "state.rate_limit_batch", reason));
+            }
             n => n,
         },
     })

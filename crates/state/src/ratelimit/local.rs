@@ -12,12 +12,12 @@ use std::sync::Mutex;
 
 use super::gcra::{self, Admission, Cells};
 
-const SHARDS: usize = 64;
+pub(super) const SHARDS: usize = 64;
 
 /// A hasher for keys that are already hashes. Its output is mixed once more: within a shard
 /// the top bits (which chose the shard) are all alike, and the map reads its tags from them.
 #[derive(Default)]
-struct Prehashed(u64);
+pub(super) struct Prehashed(u64);
 
 impl Hasher for Prehashed {
     fn finish(&self) -> u64 {

@@ -3,6 +3,8 @@
 //! of every limit while Redis cannot be reached.
 
 pub mod gcra;
+#[cfg(feature = "redis")]
+pub mod lease;
 pub mod local;
 #[cfg(feature = "redis")]
 pub mod shared;
@@ -42,6 +44,16 @@ pub struct Verdict {
     pub keeper: Keeper,
 }
 
+/// A limiter's Redis half: the store, the fleet's size, the batch and this replica's leases.
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+struct Shared {
+    limits: shared::SharedLimits,
+    replicas: u64,
+    batch: u64,
+    leases: lease::Leases,
+}
+
 /// One caller under one limit.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitKey<'a> {
@@ -74,7 +86,7 @@ impl LimitKey<'_> {
 pub struct RateLimiter {
     local: LocalLimits,
     #[cfg(feature = "redis")]
-    shared: Option<(shared::SharedLimits, u64)>,
+    shared: Option<Shared>,
     epoch: Instant,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     events: Arc<dyn StateEvents>,
@@ -104,9 +116,19 @@ impl RateLimiter {
                 crate::revocation::redis::RedisStore::for_state(state),
                 state,
             ) {
-                (Some(Ok(store)), StateConfig::Redis { replicas, .. }) => {
-                    Some((shared::SharedLimits::new(store), u64::from(*replicas)))
-                }
+                (
+                    Some(Ok(store)),
+                    StateConfig::Redis {
+                        replicas,
+                        rate_limit_batch,
+                        ..
+                    },
+                ) => Some(Shared {
+                    limits: shared::SharedLimits::new(store),
+                    replicas: u64::from(*replicas),
+                    batch: u64::from(*rate_limit_batch),
+                    leases: lease::Leases::new(keys),
+                }),
                 _ => None,
             },
             epoch: Instant::now(),
@@ -159,25 +181,43 @@ impl RateLimiter {
     /// it when Redis cannot be reached.
     #[cfg(feature = "redis")]
     pub async fn check_shared(&self, key: &LimitKey<'_>, rate: &Rate) -> Verdict {
-        let Some((shared, replicas)) = &self.shared else {
+        let Some(shared) = &self.shared else {
             return self.check(key, rate);
         };
+        let local = self.local_key(key);
+        // A batch is at most half a replica's share of the burst: a lease never holds back
+        // most of what the others could admit.
+        let batch = shared.batch.min(rate.burst / (2 * shared.replicas)).max(1);
+        if let Some(held) = shared.leases.take(local, self.now()) {
+            return held_verdict(held, self.now());
+        }
         let micros = Cells {
             interval: rate.interval_nanos() / 1000,
             tolerance: rate.tolerance_nanos() / 1000,
         };
-        match shared.check(&shared.key(&key.parts()), micros).await {
-            Ok(admission) => {
+        let redis_key = shared.limits.key(&key.parts());
+        match shared.limits.check(&redis_key, micros, batch).await {
+            Ok((taken, admission)) => {
                 self.report(true);
+                if taken == 0 {
+                    let until = self.now() + admission.retry_after.saturating_mul(1000);
+                    shared.leases.refuse(local, until);
+                } else if taken > 1 {
+                    let until = self.now() + lease::LEASE.as_nanos() as u64;
+                    shared.leases.put(local, taken - 1, until);
+                }
                 verdict(admission, 1000, Keeper::Shared)
             }
             Err(why) => {
                 if why == shared::Unshared::Failed {
                     self.report(false);
                 }
-                let key = self.local_key(key);
-                let admission = self.local.check(key, self.now(), share(rate, *replicas));
-                verdict(admission, 1, Keeper::Fallback)
+                let cells = share(rate, shared.replicas);
+                verdict(
+                    self.local.check(local, self.now(), cells),
+                    1,
+                    Keeper::Fallback,
+                )
             }
         }
     }
@@ -205,8 +245,8 @@ impl RateLimiter {
     /// (`None`: the limits are this gateway's own).
     pub fn shared_up(&self) -> Option<bool> {
         #[cfg(feature = "redis")]
-        if let Some((shared, _)) = &self.shared {
-            return Some(shared.up());
+        if let Some(shared) = &self.shared {
+            return Some(shared.limits.up());
         }
         None
     }
@@ -234,6 +274,24 @@ fn share(rate: &Rate, replicas: u64) -> Cells {
     Cells {
         interval,
         tolerance: interval.saturating_mul(burst - 1),
+    }
+}
+
+/// The verdict for a request a lease answered: admitted from its reservation (the fleet's
+/// remaining allowance is not known here: what is left of the lease stands for it), or refused
+/// until the retry time Redis gave.
+#[cfg(feature = "redis")]
+fn held_verdict(held: lease::Held, now: u64) -> Verdict {
+    let (allowed, remaining, retry_after) = match held {
+        lease::Held::Admit(left) => (true, left, Duration::ZERO),
+        lease::Held::RefusedUntil(until) => (false, 0, Duration::from_nanos(until - now)),
+    };
+    Verdict {
+        allowed,
+        remaining,
+        reset_after: retry_after,
+        retry_after,
+        keeper: Keeper::Shared,
     }
 }
 

@@ -20,23 +20,26 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the limiter stays local after Redis failed.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// One GCRA step in microseconds of the server's clock. KEYS[1]: the key; ARGV: interval,
-/// tolerance. Returns {allowed, remaining, reset_after, retry_after}.
+/// Up to ARGV[3] GCRA steps at once in microseconds of the server's clock. KEYS[1]: the key;
+/// ARGV: interval, tolerance, cells wanted. Takes as many cells as fit (with one, exactly one
+/// GCRA step). Returns {cells taken, remaining, reset_after, retry_after}.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local ahead = tat - now
 if ahead > tolerance then
   return {0, 0, ahead, ahead - tolerance}
 end
-tat = tat + interval
+local taken = math.min(wanted, math.floor((tolerance - ahead) / interval) + 1)
+tat = tat + taken * interval
 ahead = tat - now
 redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor(ahead / 1000) + 1)
-return {1, math.floor((tolerance + interval - ahead) / interval), ahead, 0}
+return {taken, math.floor((tolerance + interval - ahead) / interval), ahead, 0}
 ";
 
 /// The Redis half of a shared limiter.
@@ -106,8 +109,14 @@ impl SharedLimits {
         self.millis() < self.down_until.load(Ordering::Relaxed)
     }
 
-    /// One GCRA step for `key` in Redis (`cells` in microseconds), or why not.
-    pub async fn check(&self, key: &str, cells: Cells) -> Result<Admission, Unshared> {
+    /// Takes up to `wanted` requests' cells for `key` in Redis (`cells` in microseconds): how
+    /// many it got (0: refused) and the admission of the first, or why Redis was not used.
+    pub async fn check(
+        &self,
+        key: &str,
+        cells: Cells,
+        wanted: u64,
+    ) -> Result<(u64, Admission), Unshared> {
         if self.resting() {
             return Err(Unshared::Resting);
         }
@@ -116,16 +125,22 @@ impl SharedLimits {
             None => self.connect().await?,
         };
         let mut invocation = self.script.key(key);
-        invocation.arg(cells.interval.max(1)).arg(cells.tolerance);
-        let call = invocation.invoke_async::<(u8, u64, u64, u64)>(&mut connection);
+        invocation
+            .arg(cells.interval.max(1))
+            .arg(cells.tolerance)
+            .arg(wanted.max(1));
+        let call = invocation.invoke_async::<(u64, u64, u64, u64)>(&mut connection);
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok((allowed, remaining, reset_after, retry_after))) => Ok(Admission {
-                allowed: allowed == 1,
-                tat: 0,
-                remaining,
-                reset_after,
-                retry_after,
-            }),
+            Ok(Ok((taken, remaining, reset_after, retry_after))) => Ok((
+                taken,
+                Admission {
+                    allowed: taken > 0,
+                    tat: 0,
+                    remaining,
+                    reset_after,
+                    retry_after,
+                },
+            )),
             _ => Err(self.failed()),
         }
     }
