@@ -60,7 +60,7 @@ NGINX_TLS=18086; HAPROXY_TLS=18087; TOLLGATE_TLS=18088; NGINX_H2C=18089
 # The same tollgate with traces on, at two sample ratios: data, admin and TLS ports each.
 TRACED_1PCT=(18090 18091 18092); TRACED_ALL=(18093 18094 18095)
 # A copy whose rate limits are kept in Redis (redis-server on REDIS_PORT); data, admin, TLS.
-REDIS_PORT=18096; REDIS_KEPT=(18097 18098 18099)
+REDIS_PORT=18096; REDIS_KEPT=(18097 18098 18099); REDIS_BATCHED=(18100 18101 18102)
 SECRET="bench-secret-0123456789-0123456789-0123456789"
 
 wait_port() {
@@ -379,7 +379,7 @@ if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, traces" =~ $ONLY ]]; then
   traced "${TRACED_1PCT[@]}" 0.01; TG_1PCT=$TRACED_PID
   traced "${TRACED_ALL[@]}" 1.0; TG_ALL=$TRACED_PID
 fi
-if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, rate limit kept in Redis" =~ $ONLY ]]; then
+if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, rate limit kept in Redis" =~ $ONLY ]] || [[ "tollgate HS256, rate limit in Redis, batches of 20" =~ $ONLY ]]; then
   command -v redis-server >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq redis-server >/dev/null; }
   echo "tollgate with its limits in Redis" >&2
   taskset -c "$LOAD_CPU" redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no \
@@ -391,6 +391,12 @@ if [ -z "${ONLY:-}" ] || [[ "tollgate HS256, rate limit kept in Redis" =~ $ONLY 
   printf '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$REDIS_PORT" >> "$conf"
   taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$conf" 2>>"$WORK/tollgate-redis.log" & TG_REDIS=$!; PIDS+=($TG_REDIS)
   wait_port "${REDIS_KEPT[0]}"
+  # The same with batches of 20 reserved per Redis call.
+  sed -e "s/:${REDIS_KEPT[0]}\"/:${REDIS_BATCHED[0]}\"/; s/:${REDIS_KEPT[1]}\"/:${REDIS_BATCHED[1]}\"/; s/:${REDIS_KEPT[2]}\"/:${REDIS_BATCHED[2]}\"/" \
+    "$conf" > "$WORK/tollgate-redis-batched.toml"
+  printf 'rate_limit_batch = 20\n' >> "$WORK/tollgate-redis-batched.toml"
+  taskset -c "$PROXY_CPU" "$TOLLGATE" serve --config "$WORK/tollgate-redis-batched.toml" 2>>"$WORK/tollgate-redis.log" & TG_BATCHED=$!; PIDS+=($TG_BATCHED)
+  wait_port "${REDIS_BATCHED[0]}"
 fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 IDLE_RSS=$(rss_kib $TG)
@@ -410,6 +416,7 @@ for round in $(seq 1 "$REPEAT"); do
   [ -n "${TG_ALL:-}" ] && measure "tollgate HS256, traces sampled at 1.0" "${TRACED_ALL[0]}" /svc/x "$TG_ALL" "$HS_TOKEN"
   measure "tollgate HS256, local rate limit" $TOLLGATE_PORT /limited/x $TG "$HS_TOKEN"
   [ -n "${TG_REDIS:-}" ] && measure "tollgate HS256, rate limit kept in Redis" "${REDIS_KEPT[0]}" /limited/x "$TG_REDIS" "$HS_TOKEN"
+  [ -n "${TG_BATCHED:-}" ] && measure "tollgate HS256, rate limit in Redis, batches of 20" "${REDIS_BATCHED[0]}" /limited/x "$TG_BATCHED" "$HS_TOKEN"
   CLOSE=1 measure "tollgate HS256 (new connection per request)" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure_h2c "tollgate h2c HS256" $TOLLGATE_PORT /svc/x $TG "$HS_TOKEN"
   measure "tollgate RS256 (service route)" $TOLLGATE_PORT /svc/x $TG "$RS_TOKEN"
@@ -485,7 +492,7 @@ idle_row() { # name kind port start-command pid-variable
   IDLE+=("$name|$kind|$(idle_cost "$port" "$pid" "$kind")")
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
-kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID" ${TG_1PCT:-} ${TG_ALL:-} ${TG_REDIS:-}; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
+kill "$TG" "$NGINX_PID" "$NGINX_TLS_PID" ${TG_1PCT:-} ${TG_ALL:-} ${TG_REDIS:-} ${TG_BATCHED:-}; wait "$TG" "$NGINX_PID" "$NGINX_TLS_PID" 2>/dev/null || true
 echo "$IDLE_CONNS idle connections per kind" >&2
 nginx_proxy() { start_nginx proxy.conf $NGINX_PROXY; }
 nginx_tls() { start_nginx tls.conf $NGINX_TLS; }
