@@ -30,7 +30,7 @@ use tollgate_auth::decide::{self, Verdict};
 use tollgate_auth::policy::Forbidden;
 use tollgate_auth::{Refusal, Verifier};
 use tollgate_config::signer::{AssertionSigner, Bound, X_TOLLGATE_ASSERTION};
-use tollgate_config::{Config, Route, Upstream};
+use tollgate_config::{Route, Upstream};
 use tollgate_http::forwarded::{self, ClientIp, TrustedProxies};
 use tollgate_http::grpc;
 use tollgate_http::host::{self, CanonicalHost};
@@ -49,18 +49,18 @@ impl<T: tollgate_auth::AuthEvents + CredentialEvents> CoreEvents for T {}
 /// The decision-making half of the gateway, shared by every request under one config.
 #[derive(Debug)]
 pub struct Core {
-    routes: RouteTable,
-    max_uri_bytes: usize,
-    trusted_proxies: TrustedProxies,
-    verifier: Verifier,
-    providers: Providers,
-    assertion: Option<Arc<AssertionSigner>>,
+    pub(crate) routes: RouteTable,
+    pub(crate) max_uri_bytes: usize,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) verifier: Verifier,
+    pub(crate) providers: Providers,
+    pub(crate) assertion: Option<Arc<AssertionSigner>>,
     /// Every route's rate limits (kept across reloads that keep the store).
-    limiter: Arc<RateLimiter>,
+    pub(crate) limiter: Arc<RateLimiter>,
     /// Each route's limits' places in the limiter, by route index, hashed once.
-    limit_places: Vec<Box<[u64]>>,
+    pub(crate) limit_places: Vec<Box<[u64]>>,
     /// Note the slow steps' times in the [`Trace`] (traces are on).
-    timing: bool,
+    pub(crate) timing: bool,
 }
 
 /// What was decided about a request, for the transports and the observers.
@@ -94,88 +94,6 @@ pub struct Attached {
 }
 
 impl Core {
-    /// Builds the core for a validated config, keeping caches of unchanged issuers and
-    /// providers from `previous`. `events` hears the verifier's, the revocation list's and the
-    /// providers' background events (never a request's: those are in the [`Trace`]).
-    pub fn new(config: &Config, events: Arc<dyn CoreEvents>, previous: Option<&Core>) -> Self {
-        let limiter = match previous.map(|p| &p.limiter) {
-            Some(kept) if kept.serves(config.limits.rate_limit_keys, &config.state) => kept.clone(),
-            _ => Arc::new(RateLimiter::new(
-                config.limits.rate_limit_keys,
-                &config.state,
-                events.clone(),
-            )),
-        };
-        let limit_places = config
-            .routes
-            .iter()
-            .map(|r| {
-                let place = |l: &tollgate_config::RateLimit| limiter.place(&r.name, &l.name);
-                r.rate_limits.iter().map(place).collect()
-            })
-            .collect();
-        Self {
-            routes: RouteTable::new(&config.routes),
-            max_uri_bytes: config.limits.max_uri_bytes,
-            trusted_proxies: config.trusted_proxies.clone(),
-            verifier: Verifier::reusing(
-                &config.issuers,
-                &config.identity,
-                // The list (and its watcher) survives a reload that keeps its path.
-                match previous.map(|p| p.verifier.revocations()) {
-                    Some(kept) if kept.serves(&config.state) => kept.clone(),
-                    _ => tollgate_state::revocation::Revocations::from_config(
-                        &config.state,
-                        events.clone(),
-                    ),
-                },
-                events.clone(),
-                previous.map(|p| &p.verifier),
-            ),
-            providers: Providers::reusing(
-                &config.providers,
-                &config.state,
-                &(events.clone() as Arc<dyn CredentialEvents>),
-                previous.map(|p| &p.providers),
-            ),
-            assertion: config.assertion.clone(),
-            limiter,
-            limit_places,
-            timing: config.telemetry.is_some(),
-        }
-    }
-
-    /// Starts the background work: JWKS refreshers, the revocation watcher and vendor logins.
-    pub fn start(&self) {
-        self.verifier.start();
-        self.providers.start();
-    }
-
-    /// The peers whose proxy headers are believed.
-    pub fn trusted_proxies(&self) -> &TrustedProxies {
-        &self.trusted_proxies
-    }
-
-    /// The route table.
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
-    }
-
-    /// The token verifier.
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
-    }
-
-    /// The upstream credential providers.
-    pub fn providers(&self) -> &Providers {
-        &self.providers
-    }
-
-    /// The rate limits' store.
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
-    }
-
     /// Decides about `request` from `peer`: a refusal, or the decision and the upstream
     /// request to send (its body is the client's, untouched). `trace` is filled in on the way.
     pub async fn decide<B: http_body::Body>(

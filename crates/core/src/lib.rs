@@ -4,6 +4,7 @@
 //! the observers need is in the [`Trace`].
 #![forbid(unsafe_code)]
 
+mod build;
 pub mod credentials;
 pub mod decide;
 pub mod error;
