@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -51,10 +52,10 @@ pub async fn accept_loop<S, F>(
             }
         };
         if let Some(connection) = serve(stream, remote) {
-            tokio::spawn(async move {
-                let _permit = permit;
-                connection.await;
-            });
+            // `map` keeps the permit beside the future. An async block awaiting `connection`
+            // would hold it twice (the captured future and the one being awaited are stored
+            // apart), doubling every connection's task.
+            tokio::spawn(connection.map(move |()| drop(permit)));
         }
     }
 }

@@ -23,11 +23,14 @@ impl ClientStream {
         matches!(self, ClientStream::Plain(_))
     }
 
-    /// Waits until the socket has bytes to read (plain TCP only; see [`Self::can_park`]).
-    pub async fn readable(&self) -> io::Result<()> {
+    /// Ready once the socket has bytes to read (plain TCP only; see [`Self::can_park`]); the
+    /// socket keeps the waker, so a wait costs its future nothing.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            ClientStream::Plain(stream) => stream.readable().await,
-            ClientStream::Tls(_) => Err(io::Error::other("a TLS connection is never parked")),
+            ClientStream::Plain(stream) => stream.poll_read_ready(cx),
+            ClientStream::Tls(_) => {
+                Poll::Ready(Err(io::Error::other("a TLS connection is never parked")))
+            }
         }
     }
 }

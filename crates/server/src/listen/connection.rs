@@ -8,8 +8,10 @@
 //! the connection without touching the socket, hands the socket back with any bytes it had
 //! read, and the socket waits for its next request holding nothing but itself.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -129,7 +131,8 @@ pub async fn serve(
         remote,
     };
     if first.as_ref() == H2_PREFACE {
-        connection.serve_http2(stream, first, service, stop).await;
+        // Boxed: an HTTP/1 connection's task, parked most of its life, is not sized for HTTP/2.
+        Box::pin(connection.serve_http2(stream, first, service, stop)).await;
     } else {
         connection.serve_http1(stream, first, service, stop).await;
     }
@@ -346,6 +349,10 @@ impl Connection<'_> {
     }
 
     /// Serves HTTP/1.1 on `stream`, parking the socket whenever it goes idle.
+    ///
+    /// The serving is boxed and the parking is not: a task is allocated at the size of its
+    /// largest state, and a parked connection then holds a task the size of this loop (the
+    /// socket, the service and a wait on readiness) instead of one sized for hyper's driver.
     async fn serve_http1<S>(
         self,
         mut stream: ClientStream,
@@ -357,16 +364,43 @@ impl Connection<'_> {
         S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        loop {
+            let served = Box::pin(self.serve_http1_until_idle(stream, replay, service, &mut stop));
+            let Some(idle) = served.await else {
+                return;
+            };
+            (stream, service, replay) = (idle.0, idle.1, Bytes::new());
+            if !self.park(&stream, &mut stop).await {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    /// Serves HTTP/1.1 on `stream` until the connection closes (`None`) or goes idle between
+    /// two requests; then hands back the socket and the service for parking.
+    async fn serve_http1_until_idle<S>(
+        &self,
+        mut stream: ClientStream,
+        mut replay: Bytes,
+        mut service: S,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<(ClientStream, S)>
+    where
+        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (activity, remote) = (&self.activity, self.remote);
         let can_park = stream.can_park();
         loop {
             let io = TokioIo::new(ClientIo::new(stream, replay, activity.clone()));
-            // Boxed so that a parked connection's task does not keep room for hyper's state.
+            // Boxed so that the socket, once handed back, is not kept beside hyper's state.
             let mut connection = Box::new(self.protocols.http1.serve_connection(io, service));
-            let driven = self.drive_http1(&mut connection, &mut stop, can_park).await;
+            let driven = self.drive_http1(&mut connection, stop, can_park).await;
             if let Err(e) = driven.result {
                 debug!(%remote, error = %e, "connection ended with error");
-                return;
+                return None;
             }
             let parts = connection.into_parts();
             service = parts.service;
@@ -376,7 +410,7 @@ impl Connection<'_> {
 
             // A 101 was written: the socket now belongs to the tunnel.
             match activity.hand_over(ClientIo::new(stream, replay, activity.clone())) {
-                Ok(()) => return,
+                Ok(()) => return None,
                 Err(io) => (stream, replay) = io.into_parts(),
             }
 
@@ -387,16 +421,12 @@ impl Connection<'_> {
             });
             if !parked || driven.stopping {
                 let _ = stream.shutdown().await;
-                return;
+                return None;
             }
-            if !replay.is_empty() {
-                // The next request has begun arriving: serve it without waiting.
-                continue;
+            if replay.is_empty() {
+                return Some((stream, service));
             }
-            if !self.park(&mut stream, &mut stop).await {
-                let _ = stream.shutdown().await;
-                return;
-            }
+            // The next request has begun arriving: serve it without waiting.
         }
     }
 
@@ -465,18 +495,33 @@ impl Connection<'_> {
     /// Waits, holding nothing but the socket, for the next request to begin arriving; `false`
     /// when it does not within the header read timeout, by `max_connection_age`, or before a
     /// drain.
-    async fn park(&self, stream: &mut ClientStream, stop: &mut watch::Receiver<bool>) -> bool {
+    ///
+    /// Polled by hand rather than through `select!` and `readable()`: this wait is what every
+    /// parked connection's task is sized by, and the socket's own reader slot holds the waker.
+    async fn park(&self, stream: &ClientStream, stop: &mut watch::Receiver<bool>) -> bool {
         let parked = &self.metrics.connections_parked;
         parked.inc();
-        let woke = tokio::select! {
-            readable = stream.readable() => readable.is_ok(),
-            _ = tokio::time::sleep(self.protocols.header_read_timeout) => false,
-            _ = tokio::time::sleep_until(self.expires) => {
-                self.metrics.connection_closed("max_age");
-                false
+        // One timer for both limits.
+        let timeout = tokio::time::Instant::now() + self.protocols.header_read_timeout;
+        let wake = timeout.min(self.expires);
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(wake));
+        let mut stopped = std::pin::pin!(stop.wait_for(|s| *s));
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(readable) = stream.poll_read_ready(cx) {
+                return Poll::Ready(readable.is_ok());
             }
-            _ = stop.wait_for(|s| *s) => false,
-        };
+            if sleep.as_mut().poll(cx).is_ready() {
+                if wake == self.expires {
+                    self.metrics.connection_closed("max_age");
+                }
+                return Poll::Ready(false);
+            }
+            match stopped.as_mut().poll(cx) {
+                Poll::Ready(_) => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
         parked.dec();
         woke
     }

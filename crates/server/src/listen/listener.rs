@@ -169,7 +169,8 @@ async fn serve_accepted(
         Some(tls) => {
             let metrics = current.load().metrics().clone();
             let deadline = protocols.header_read_timeout();
-            match tls.handshake(stream, deadline, &metrics).await {
+            // Boxed: rustls' handshake state would size every connection's task.
+            match Box::pin(tls.handshake(stream, deadline, &metrics)).await {
                 Some(handshaken) => handshaken,
                 None => return,
             }
