@@ -1,13 +1,18 @@
 //! Idle HTTP/1 keep-alive connections are parked (their buffers freed) and wake up intact:
 //! keep-alive preserved, a request that was half sent survives, a body the gateway refused is
-//! never read as a request, upgrades still tunnel, and a drain closes parked sockets at once.
+//! never read as a request, upgrades still tunnel, a drain closes parked sockets at once, and
+//! TLS connections park and wake the same way (their session intact, close_notify honoured).
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use support::tls::TestCerts;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Longer than the gateway takes to park an idle connection (1 to 2 s), with a margin for a
@@ -32,7 +37,7 @@ async fn wait_until_parked(gw: &TestGateway) {
 }
 
 /// Reads one response with a `content-length` body.
-async fn read_response(stream: &mut TcpStream) -> String {
+async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -62,7 +67,7 @@ async fn read_response(stream: &mut TcpStream) -> String {
 }
 
 /// Writes `bytes` (the rest of a request) on `stream` and reads the response.
-async fn send_on(stream: &mut TcpStream, bytes: &[u8]) -> String {
+async fn send_on<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> String {
     within(stream.write_all(bytes)).await.unwrap();
     read_response(stream).await
 }
@@ -208,4 +213,84 @@ async fn drain_closes_parked_connections_at_once() {
         "drain took {:?} with only a parked connection",
         started.elapsed()
     );
+}
+
+/// A TLS client connection to `addr` trusting `certs`' CA.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    certs: &TestCerts,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&certs.ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = within(TcpStream::connect(addr)).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    within(tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idle_tls_connection_is_parked_and_keeps_serving() {
+    let up = MockUpstream::echo().await;
+    let certs = TestCerts::generate();
+    let gw = spawn_gateway(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\n\n\
+         [server.tls]\nlisten = [\"127.0.0.1:0\"]\n\
+         certificates = [{{ cert_file = \"{}\", key_file = \"{}\" }}]\n\n{}",
+        certs.cert_file.display(),
+        certs.key_file.display(),
+        public_route("/", &up.url(), "max_body_bytes = 1024")
+    ))
+    .await;
+    let addr = gw.running.as_ref().unwrap().tls_addrs[0];
+    let mut tls = tls_connect(addr, &certs).await;
+    let first = send_on(&mut tls, b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    wait_until_parked(&gw).await;
+
+    // Woken by the next request's first record; half a head, then the rest after the
+    // connection has had time to park around it.
+    within(tls.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
+        .await
+        .unwrap();
+    tokio::time::sleep(IDLE).await;
+    let second = send_on(&mut tls, b"ngth: 5\r\n\r\nhello").await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains(r#""path":"/two""#), "{second}");
+    assert!(second.contains(r#""body_len":5"#), "{second}");
+    let woken = up.received().pop().unwrap();
+    assert_eq!(
+        woken.headers["x-forwarded-proto"], "https",
+        "still the TLS connection"
+    );
+
+    // Parked again, then woken by a whole request.
+    wait_until_parked(&gw).await;
+    let third = send_on(&mut tls, b"GET /three HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert!(third.contains(r#""path":"/three""#), "{third}");
+    assert_eq!(up.hits(), 3);
+
+    // A close_notify while parked: the gateway closes its side instead of waiting.
+    wait_until_parked(&gw).await;
+    within(tls.shutdown()).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = within(tls.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "no response to a close: {rest:?}");
+    let deadline = tokio::time::Instant::now() + IDLE;
+    while parked(&gw).await != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still parked after close_notify"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -16,20 +16,19 @@ pub enum ClientStream {
 }
 
 impl ClientStream {
-    /// Whether an idle connection may give its buffers back and wait on the socket's
-    /// readiness. Not over TLS: rustls may hold decrypted bytes that readiness does not show,
-    /// and its session buffers stay anyway.
-    pub fn can_park(&self) -> bool {
-        matches!(self, ClientStream::Plain(_))
-    }
-
-    /// Ready once the socket has bytes to read (plain TCP only; see [`Self::can_park`]); the
-    /// socket keeps the waker, so a wait costs its future nothing.
+    /// Ready once the next request may have begun arriving; the socket keeps the waker, so a
+    /// wait costs its future nothing. Over TLS, also ready at once while rustls holds bytes it
+    /// has decrypted but nobody has read (or a close_notify): the socket would not show them.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             ClientStream::Plain(stream) => stream.poll_read_ready(cx),
-            ClientStream::Tls(_) => {
-                Poll::Ready(Err(io::Error::other("a TLS connection is never parked")))
+            ClientStream::Tls(tls) => {
+                let (tcp, session) = tls.get_ref();
+                if session.wants_read() {
+                    tcp.poll_read_ready(cx)
+                } else {
+                    Poll::Ready(Ok(()))
+                }
             }
         }
     }

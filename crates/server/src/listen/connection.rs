@@ -6,7 +6,8 @@
 //! them while a connection waits: after [`PARK_AFTER`] without a request, and only when the
 //! connection's [`Activity`] proves it stands between two requests, hyper is asked to close
 //! the connection without touching the socket, hands the socket back with any bytes it had
-//! read, and the socket waits for its next request holding nothing but itself.
+//! read, and the socket waits for its next request holding nothing but itself (over TLS, with
+//! rustls' session beside it: its keys and a 4 KiB record buffer).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -231,7 +232,6 @@ struct Driven {
 
 /// The request counts by which the HTTP/1 driver tells an idle connection from a busy one.
 struct Idle {
-    can_park: bool,
     /// Requests before this hyper connection started.
     at_start: u64,
     /// Requests at the last park tick.
@@ -240,9 +240,8 @@ struct Idle {
 
 impl Idle {
     /// Bookkeeping for a hyper connection started after `requests` requests.
-    fn new(can_park: bool, requests: u64) -> Self {
+    fn new(requests: u64) -> Self {
         Self {
-            can_park,
             at_start: requests,
             seen: requests,
         }
@@ -254,11 +253,7 @@ impl Idle {
         let requests = activity.requests();
         // Parked only after a request: a client that never completes a head is
         // left to hyper's header read timeout, which parking would restart.
-        if self.can_park
-            && requests != self.at_start
-            && requests == self.seen
-            && activity.is_between_requests()
-        {
+        if requests != self.at_start && requests == self.seen && activity.is_between_requests() {
             return Some(requests);
         }
         self.seen = requests;
@@ -392,12 +387,11 @@ impl Connection<'_> {
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (activity, remote) = (&self.activity, self.remote);
-        let can_park = stream.can_park();
         loop {
             let io = TokioIo::new(ClientIo::new(stream, replay, activity.clone()));
             // Boxed so that the socket, once handed back, is not kept beside hyper's state.
             let mut connection = Box::new(self.protocols.http1.serve_connection(io, service));
-            let driven = self.drive_http1(&mut connection, stop, can_park).await;
+            let driven = self.drive_http1(&mut connection, stop).await;
             if let Err(e) = driven.result {
                 debug!(%remote, error = %e, "connection ended with error");
                 return None;
@@ -436,14 +430,13 @@ impl Connection<'_> {
         &self,
         connection: &mut Http1Connection<S>,
         stop: &mut watch::Receiver<bool>,
-        can_park: bool,
     ) -> Driven
     where
         S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
         S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let mut idle = Idle::new(can_park, self.activity.requests());
+        let mut idle = Idle::new(self.activity.requests());
         let mut parking = None;
         let mut stopping = false;
         let tick = tokio::time::sleep(PARK_AFTER);
