@@ -348,26 +348,34 @@ impl Connection<'_> {
     /// The serving is boxed and the parking is not: a task is allocated at the size of its
     /// largest state, and a parked connection then holds a task the size of this loop (the
     /// socket, the service and a wait on readiness) instead of one sized for hyper's driver.
-    async fn serve_http1<S>(
+    ///
+    /// Not an `async fn`: one moves its arguments into locals of its own, so its future holds
+    /// them twice; the block below keeps them where it captured them.
+    #[allow(clippy::manual_async_fn)]
+    fn serve_http1<S>(
         self,
         mut stream: ClientStream,
         mut replay: Bytes,
         mut service: S,
         mut stop: watch::Receiver<bool>,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
         S::Future: Unpin,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        loop {
-            let served = Box::pin(self.serve_http1_until_idle(stream, replay, service, &mut stop));
-            let Some(idle) = served.await else {
-                return;
-            };
-            (stream, service, replay) = (idle.0, idle.1, Bytes::new());
-            if !self.park(&stream, &mut stop).await {
-                let _ = stream.shutdown().await;
-                return;
+        async move {
+            loop {
+                let served =
+                    Box::pin(self.serve_http1_until_idle(stream, replay, service, &mut stop));
+                let Some((socket, handler)) = served.await else {
+                    return;
+                };
+                (stream, service, replay) = (socket, handler, Bytes::new());
+                if !self.park(&stream, &mut stop).await {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
             }
         }
     }
