@@ -178,7 +178,13 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Response
         "/readyz" => readiness(state),
         "/metrics" => match &state.gateway {
             Some(gateway) => {
-                let metrics = gateway.load().metrics().clone();
+                let gateway = gateway.load();
+                let metrics = gateway.metrics().clone();
+                // Read when scraped, from what /readyz reads: set from request outcomes, a
+                // success reported after a concurrent failure could leave it 1 while Redis is down.
+                if let Some(up) = gateway.core().limiter().shared_up() {
+                    metrics.rate_limits_shared_up.set(i64::from(up));
+                }
                 let accept = request
                     .headers()
                     .get(http::header::ACCEPT)

@@ -59,8 +59,8 @@ impl tollgate_state::events::StateEvents for Metrics {
         self.state_store_up.set(i64::from(up));
     }
 
+    // The gauge is read from the limiter when /metrics is scraped; this only logs the change.
     fn rate_limits_shared(&self, up: bool) {
-        self.rate_limits_shared_up.set(i64::from(up));
         if up {
             tracing::info!("rate limits are kept in Redis again");
         } else {
