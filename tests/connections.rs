@@ -5,11 +5,8 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use support::tls::TestCerts;
 use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -72,6 +69,25 @@ async fn send_on<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]
     read_response(stream).await
 }
 
+/// Sends half a request head on an idle connection, waits long enough for the connection to
+/// park around it, then sends the rest with `body`; the whole request must be answered.
+async fn complete_half_sent_request<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    body: &[u8],
+) {
+    within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
+        .await
+        .unwrap();
+    tokio::time::sleep(IDLE).await;
+    let mut rest = format!("ngth: {}\r\n\r\n", body.len()).into_bytes();
+    rest.extend_from_slice(body);
+    let response = send_on(stream, &rest).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""path":"/two""#), "{response}");
+    let body_len = format!(r#""body_len":{}"#, body.len());
+    assert!(response.contains(&body_len), "{response}");
+}
+
 /// A connection that has been through one request and is now idle.
 async fn used_connection(gw: &TestGateway) -> TcpStream {
     let mut stream = within(TcpStream::connect(gw.addr)).await.unwrap();
@@ -127,14 +143,7 @@ async fn request_half_sent_while_idle_is_completed_after_parking() {
     let mut stream = used_connection(&gw).await;
 
     // Half a head: the connection parks around it and keeps the bytes.
-    within(stream.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
-        .await
-        .unwrap();
-    tokio::time::sleep(IDLE).await;
-    let second = send_on(&mut stream, b"ngth: 3\r\n\r\nabc").await;
-    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
-    assert!(second.contains(r#""path":"/two""#), "{second}");
-    assert!(second.contains(r#""body_len":3"#), "{second}");
+    complete_half_sent_request(&mut stream, b"abc").await;
     assert_eq!(up.hits(), 2);
 }
 
@@ -215,29 +224,6 @@ async fn drain_closes_parked_connections_at_once() {
     );
 }
 
-/// A TLS client connection to `addr` trusting `certs`' CA.
-async fn tls_connect(
-    addr: std::net::SocketAddr,
-    certs: &TestCerts,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&certs.ca_file).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = within(TcpStream::connect(addr)).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    within(tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn idle_tls_connection_is_parked_and_keeps_serving() {
     let up = MockUpstream::echo().await;
@@ -252,21 +238,16 @@ async fn idle_tls_connection_is_parked_and_keeps_serving() {
     ))
     .await;
     let addr = gw.running.as_ref().unwrap().tls_addrs[0];
-    let mut tls = tls_connect(addr, &certs).await;
+    let mut tls = within(support::tls::tls_connect(addr, &certs.ca_file, None))
+        .await
+        .unwrap();
     let first = send_on(&mut tls, b"GET /one HTTP/1.1\r\nhost: a\r\n\r\n").await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     wait_until_parked(&gw).await;
 
     // Woken by the next request's first record; half a head, then the rest after the
     // connection has had time to park around it.
-    within(tls.write_all(b"POST /two HTTP/1.1\r\nhost: a\r\ncontent-le"))
-        .await
-        .unwrap();
-    tokio::time::sleep(IDLE).await;
-    let second = send_on(&mut tls, b"ngth: 5\r\n\r\nhello").await;
-    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
-    assert!(second.contains(r#""path":"/two""#), "{second}");
-    assert!(second.contains(r#""body_len":5"#), "{second}");
+    complete_half_sent_request(&mut tls, b"hello").await;
     let woken = up.received().pop().unwrap();
     assert_eq!(
         woken.headers["x-forwarded-proto"], "https",

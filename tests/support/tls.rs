@@ -152,16 +152,13 @@ impl TlsFront {
     }
 }
 
-/// GET `path` over TLS to `addr` (SNI `localhost`), trusting `ca_file` and presenting
-/// `identity` (certificate and key files) when given; (status, body) or the connection's error.
-pub async fn tls_get(
+/// A TLS connection to `addr` (SNI `localhost`), trusting `ca_file` and presenting `identity`
+/// (certificate and key files) when given; the handshake's error otherwise.
+pub async fn tls_connect(
     addr: SocketAddr,
     ca_file: &std::path::Path,
     identity: Option<(&std::path::Path, &std::path::Path)>,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Result<(u16, String), String> {
-    use http_body_util::BodyExt;
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
@@ -187,10 +184,23 @@ pub async fn tls_get(
         None => builder.with_no_client_auth(),
     };
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// GET `path` over TLS to `addr` (SNI `localhost`), trusting `ca_file` and presenting
+/// `identity` (certificate and key files) when given; (status, body) or the connection's error.
+pub async fn tls_get(
+    addr: SocketAddr,
+    ca_file: &std::path::Path,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
+    use http_body_util::BodyExt;
+    let tls = tls_connect(addr, ca_file, identity).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
