@@ -135,7 +135,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 # SCHEME=https measures over TLS; CLOSE=1 sends `Connection: close`, so every request pays a
-# new connection (and a full TLS handshake: wrk does not resume sessions).
+# new connection and a TLS handshake: a resumed one, since wrk (OpenSSL) offers the session
+# ticket of an earlier connection, and nginx and tollgate take it.
 kind() { # the kind of traffic, which names the nginx row a row is compared with
   local k=h1
   [ "${SCHEME:-http}" = https ] && k=tls

@@ -152,15 +152,15 @@ impl TlsFront {
     }
 }
 
-/// A TLS connection to `addr` (SNI `localhost`), trusting `ca_file` and presenting `identity`
-/// (certificate and key files) when given; the handshake's error otherwise.
-pub async fn tls_connect(
-    addr: SocketAddr,
+/// A client configuration trusting `ca_file` and presenting `identity` (certificate and key
+/// files) when given; it keeps the session tickets servers send, so a second connection made
+/// with the same configuration offers one.
+pub fn client_config(
     ca_file: &std::path::Path,
     identity: Option<(&std::path::Path, &std::path::Path)>,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -171,7 +171,7 @@ pub async fn tls_connect(
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots);
-    let config = match identity {
+    Arc::new(match identity {
         Some((cert, key)) => builder
             .with_client_auth_cert(
                 CertificateDer::pem_file_iter(cert)
@@ -182,12 +182,31 @@ pub async fn tls_connect(
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
-    };
+    })
+}
+
+/// A TLS connection to `addr` (SNI `localhost`) made with `config`; the handshake's error
+/// otherwise.
+pub async fn connect_with(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A TLS connection to `addr` (SNI `localhost`), trusting `ca_file` and presenting `identity`
+/// (certificate and key files) when given; the handshake's error otherwise.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    ca_file: &std::path::Path,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    connect_with(addr, client_config(ca_file, identity)).await
 }
 
 /// GET `path` over TLS to `addr` (SNI `localhost`), trusting `ca_file` and presenting
@@ -199,8 +218,17 @@ pub async fn tls_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String), String> {
+    get_on(tls_connect(addr, ca_file, identity).await?, path, headers).await
+}
+
+/// GET `path` (Host `localhost`) with `headers` over the HTTP/1.1 connection `tls`; (status,
+/// body) or the connection's error.
+pub async fn get_on(
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
     use http_body_util::BodyExt;
-    let tls = tls_connect(addr, ca_file, identity).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await

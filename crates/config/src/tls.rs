@@ -35,6 +35,9 @@ pub struct RawTls {
     /// `spiffe://cluster.local/ns/orders/sa/orders`, or `dns:<name>` for a DNS SAN.
     #[serde(default)]
     pub client_services: BTreeMap<String, Vec<String>>,
+    /// Whether a returning client may resume its session from a ticket. Default: yes, unless
+    /// client certificates are asked for.
+    pub session_tickets: Option<bool>,
 }
 
 fn default_client_auth() -> String {
@@ -86,6 +89,9 @@ pub struct TlsConfig {
     pub client_ca_file: Option<String>,
     /// Certificate identity (`spiffe://…` or `dns:…`) → service name.
     pub client_services: BTreeMap<String, String>,
+    /// Returning clients resume their session from a stateless ticket (no certificate, no
+    /// signature). Off means a full handshake, and a fresh certificate check, every time.
+    pub session_tickets: bool,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -96,6 +102,7 @@ impl std::fmt::Debug for TlsConfig {
             .field("client_auth", &self.client_auth)
             .field("client_ca_file", &self.client_ca_file)
             .field("client_services", &self.client_services)
+            .field("session_tickets", &self.session_tickets)
             .finish()
     }
 }
@@ -179,6 +186,11 @@ pub fn validate(raw: &RawTls) -> Result<Option<TlsConfig>, Invalid> {
         client_roots,
         client_ca_file: raw.client_ca_file.clone(),
         client_services,
+        // A resumed session keeps the certificate it was opened with, unchecked, for the
+        // ticket's lifetime; where certificates are identities, every connection shows one.
+        session_tickets: raw
+            .session_tickets
+            .unwrap_or(client_auth == ClientAuth::None),
     }))
 }
 

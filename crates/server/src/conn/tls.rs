@@ -156,7 +156,7 @@ impl Certificates {
 }
 
 /// The acceptor of every TLS listener: TLS 1.2 and 1.3 with rustls' default (modern) cipher
-/// suites, ALPN `h2` and `http/1.1`, client certificates as configured.
+/// suites, ALPN `h2` and `http/1.1`, client certificates and session resumption as configured.
 pub fn acceptor(
     config: &TlsConfig,
     certificates: Arc<Certificates>,
@@ -179,5 +179,14 @@ pub fn acceptor(
     };
     let mut server = builder.with_cert_resolver(certificates);
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if config.session_tickets {
+        // Stateless tickets (keys in memory, rotated every 6 hours, each valid 12): unlike
+        // rustls' default single-use cache of 256 sessions, a client that offers one ticket
+        // on several connections (OpenSSL does) resumes on each.
+        server.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    } else {
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
+    }
     Ok(TlsAcceptor::from(Arc::new(server)))
 }

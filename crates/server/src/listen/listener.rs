@@ -73,9 +73,11 @@ impl TlsListener {
     ) -> Option<(ClientStream, Option<Arc<ClientCertificate>>)> {
         match tokio::time::timeout(deadline, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
-                let certificate = tls
-                    .get_ref()
-                    .1
+                let session = tls.get_ref().1;
+                metrics.record_tls_handshake(
+                    session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+                );
+                let certificate = session
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .and_then(|leaf| {

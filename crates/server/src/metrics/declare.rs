@@ -5,8 +5,8 @@
 use tollgate_config::Config;
 
 use super::{
-    AuthLabels, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel,
-    ResultLabel, RouteLabel, UpstreamErrorLabels,
+    AuthLabels, KindLabel, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels,
+    ReasonLabel, ResultLabel, RouteLabel, UpstreamErrorLabels,
 };
 
 /// Why the gateway closes a client connection (`connections_closed_total{reason}`).
@@ -69,6 +69,9 @@ impl Metrics {
         if config.tls.is_some() {
             for result in RESULTS {
                 let _ = self.tls_reloads.get_or_create(&ResultLabel { result });
+            }
+            for kind in ["full", "resumed"] {
+                let _ = self.tls_handshakes.get_or_create(&KindLabel { kind });
             }
         }
     }

@@ -116,6 +116,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// What kind.
+    pub kind: &'static str,
+}
+
 /// `result`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {

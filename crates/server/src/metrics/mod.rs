@@ -25,9 +25,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use labels::{
-    AuthLabels, IssuerLabel, IssuerReason, MethodLabel, NameResult, ProtocolLabel, ProviderLabel,
-    ProviderReason, RateLimitLabels, ReasonLabel, RequestLabels, ResultLabel, RouteLabel,
-    ServiceLabel, ServiceResult, ServiceSeen, TraceExemplar, UpstreamErrorLabels,
+    AuthLabels, IssuerLabel, IssuerReason, KindLabel, MethodLabel, NameResult, ProtocolLabel,
+    ProviderLabel, ProviderReason, RateLimitLabels, ReasonLabel, RequestLabels, ResultLabel,
+    RouteLabel, ServiceLabel, ServiceResult, ServiceSeen, TraceExemplar, UpstreamErrorLabels,
 };
 pub use record::ConnectionGuard;
 
@@ -82,6 +82,8 @@ pub struct Metrics {
     pub connections_closed: Family<ReasonLabel, Counter>,
     /// TLS certificate reloads, by result.
     pub tls_reloads: Family<ResultLabel, Counter>,
+    /// Completed TLS handshakes, by kind: `full` or `resumed`.
+    pub tls_handshakes: Family<KindLabel, Counter>,
     /// Authentication decisions.
     pub auth_decisions: Family<AuthLabels, Counter>,
     /// JWKS fetches by issuer and result.

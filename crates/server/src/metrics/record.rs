@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel, RequestLabels,
-    ResultLabel, RouteHandles, RouteLabel, TraceExemplar,
+    KindLabel, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel,
+    RequestLabels, ResultLabel, RouteHandles, RouteLabel, TraceExemplar,
 };
 use tollgate_core::trace::LimitNote;
 use tollgate_state::ratelimit::Keeper;
@@ -82,6 +82,15 @@ impl Metrics {
         self.tls_reloads
             .get_or_create(&ResultLabel {
                 result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// Counts a completed TLS handshake.
+    pub fn record_tls_handshake(&self, resumed: bool) {
+        self.tls_handshakes
+            .get_or_create(&KindLabel {
+                kind: if resumed { "resumed" } else { "full" },
             })
             .inc();
     }

@@ -65,6 +65,7 @@ impl Metrics {
             },
             connections: Family::default(),
             connections_parked: Gauge::default(),
+            tls_handshakes: Family::default(),
             connections_closed: Family::default(),
             tls_reloads: Family::default(),
             auth_decisions: Family::default(),
@@ -182,6 +183,11 @@ impl Metrics {
             "tls_reloads",
             "TLS certificate reloads after their files changed, by result (a failed one keeps the previous certificates)",
             self.tls_reloads.clone(),
+        );
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes, by kind (full, or resumed from a session ticket)",
+            self.tls_handshakes.clone(),
         );
         registry.register(
             "connections_parked",
