@@ -2,6 +2,8 @@
 //! keep-alive preserved, a request that was half sent survives, a body the gateway refused is
 //! never read as a request, upgrades still tunnel, a drain closes parked sockets at once, and
 //! TLS connections park and wake the same way (their session intact, close_notify honoured).
+//! Plain connections park in the gateway's lot, without a task each: hundreds wake at once,
+//! the age limit closes them there, and one its client closed gives its slot back.
 
 mod support;
 
@@ -23,11 +25,17 @@ async fn parked(gw: &TestGateway) -> f64 {
 
 /// Waits (up to a few seconds past the park delay) until one connection is parked.
 async fn wait_until_parked(gw: &TestGateway) {
+    wait_parked(gw, 1.0).await;
+}
+
+/// Waits (up to a few seconds past the park delay) until `n` connections are parked.
+async fn wait_parked(gw: &TestGateway, n: f64) {
     let deadline = tokio::time::Instant::now() + IDLE * 2;
-    while parked(gw).await != 1.0 {
+    while parked(gw).await != n {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the idle connection was never parked"
+            "{} connections parked, not {n}",
+            parked(gw).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -274,4 +282,89 @@ async fn idle_tls_connection_is_parked_and_keeps_serving() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn hundreds_of_parked_connections_hold_no_task_and_all_wake_to_answers() {
+    const CONNECTIONS: usize = 300;
+    let (up, gw) = {
+        let up = MockUpstream::echo().await;
+        let toml = format!(
+            "[limits]\nmax_connections_per_ip = 1000\n\n{}",
+            public_route("/", &up.url(), "")
+        );
+        (up, spawn_gateway(&toml).await)
+    };
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    let mut streams = Vec::new();
+    for _ in 0..CONNECTIONS {
+        streams.push(used_connection(&gw).await);
+    }
+    wait_parked(&gw, CONNECTIONS as f64).await;
+    // Each connection had a task while it was served; parked, none has.
+    let while_parked = tasks();
+    assert!(
+        while_parked < before + 10,
+        "{while_parked} tasks alive with {CONNECTIONS} connections parked, {before} before"
+    );
+
+    // More readable at once than the lot reads in one batch: every one is answered.
+    for stream in &mut streams {
+        within(stream.write_all(b"GET /again HTTP/1.1\r\nhost: a\r\n\r\n"))
+            .await
+            .unwrap();
+    }
+    for stream in &mut streams {
+        let response = read_response(stream).await;
+        assert!(response.contains(r#""path":"/again""#), "{response}");
+    }
+    assert_eq!(up.hits(), 2 * CONNECTIONS);
+}
+
+#[tokio::test]
+async fn a_parked_connection_is_closed_at_its_age_limit_and_counted() {
+    let up = MockUpstream::echo().await;
+    let gw = spawn_gateway(&format!(
+        "[limits]\nmax_connection_age = \"3s\"\n\n{}",
+        public_route("/", &up.url(), "")
+    ))
+    .await;
+    let mut stream = used_connection(&gw).await;
+    wait_until_parked(&gw).await;
+    let mut rest = Vec::new();
+    let n = within(stream.read_to_end(&mut rest)).await.unwrap();
+    assert_eq!(n, 0, "closed without a response");
+    assert_eq!(parked(&gw).await, 0.0);
+    let metrics = get(&format!("http://{}/metrics", gw.admin.unwrap()), &[]).await;
+    assert_eq!(
+        scrape_value(
+            &metrics.text(),
+            "tollgate_connections_closed_total{reason=\"max_age\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_parked_connection_its_client_closed_gives_its_slot_back() {
+    let up = MockUpstream::echo().await;
+    let gw = spawn_gateway(&format!(
+        "[limits]\nmax_connections = 2\n\n{}",
+        public_route("/", &up.url(), "")
+    ))
+    .await;
+    let (first, second) = (used_connection(&gw).await, used_connection(&gw).await);
+    wait_parked(&gw, 2.0).await;
+    drop((first, second));
+    // Both slots come back: two new connections are served (a third would wait for one).
+    let mut again = (used_connection(&gw).await, used_connection(&gw).await);
+    let response = send_on(&mut again.0, b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(parked(&gw).await, 0.0);
+    assert_eq!(up.hits(), 5);
 }

@@ -135,7 +135,10 @@ async fn an_openssl_client_resumes_every_connection_from_one_ticket() {
     );
     upstream.wait_requests(4).await;
     assert_eq!(
-        upstream.raw().matches("x-forwarded-proto: https\r\n").count(),
+        upstream
+            .raw()
+            .matches("x-forwarded-proto: https\r\n")
+            .count(),
         4,
         "{}",
         upstream.raw()
@@ -214,7 +217,11 @@ async fn a_resumed_session_keeps_its_certificate_identity_when_tickets_are_on() 
     // receives comes from the session the ticket restored.
     upstream.wait_requests(3).await;
     let raw = upstream.raw();
-    assert_eq!(raw.matches("x-service-name: orders\r\n").count(), 3, "{raw}");
+    assert_eq!(
+        raw.matches("x-service-name: orders\r\n").count(),
+        3,
+        "{raw}"
+    );
     assert_eq!(
         raw.matches(&format!("x-user-id: {ORDERS}\r\n")).count(),
         3,

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::admin::endpoints::{self as admin, AdminState};
 use crate::conn::tls;
 use crate::gateway::Gateway;
-use crate::listen::{connection, listener};
+use crate::listen::{connection, limits, listener, lot};
 use crate::metrics::Metrics;
 use tollgate_config::Config;
 use tollgate_http::BoxFuture;
@@ -265,8 +265,13 @@ fn spawn_accept_loops(
     connections: &Arc<Semaphore>,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    let protocols = Arc::new(connection::Protocols::new(&config.limits));
-    let per_address = Arc::new(listener::PerAddress::default());
+    let lot = lot::Lot::start(stop.clone())
+        .inspect_err(|e| {
+            warn!(error = %e, "no parking lot for idle connections; each waits in its own task");
+        })
+        .ok();
+    let protocols = Arc::new(connection::Protocols::new(&config.limits, lot));
+    let per_address = Arc::new(limits::PerAddress::default());
     listeners
         .into_iter()
         .map(|(l, tls)| {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -256,7 +257,7 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(data.max_header_bytes).unwrap_or(u32::MAX));
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let deadline = limits.connection_timeout;
-    accept_loop("admin", listener, connections, stop, |stream, _| {
+    accept_loop("admin", listener, connections, stop, |stream, _, permit| {
         let state = state.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let state = state.clone();
@@ -272,13 +273,16 @@ pub async fn serve(
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        Some(async move {
+        let served = async move {
             match tokio::time::timeout(deadline, connection).await {
                 Ok(Err(e)) => debug!(error = %e, "admin connection ended with error"),
                 Err(_) => debug!("admin connection closed at its deadline"),
                 Ok(Ok(())) => {}
             }
-        })
+        };
+        // `map` keeps the permit beside the future: an async block awaiting a captured future
+        // stores it twice.
+        Some(served.map(move |()| drop(permit)))
     })
     .await;
 }

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -19,8 +18,9 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts on `listener` until `stop` turns true. Each accepted stream takes a permit from
 /// `connections` (waiting while none is free, so the kernel's backlog holds the rest) and is
-/// handed to `serve`, which returns the connection's task or `None` to close it at once; the
-/// task runs with the permit held, so draining can wait for every permit to come back.
+/// handed with it to `serve`, which returns the connection's task or `None` to close it at
+/// once; whatever serves the connection holds the permit until it closes, so draining can
+/// wait for every permit to come back.
 pub async fn accept_loop<S, F>(
     name: &'static str,
     listener: TcpListener,
@@ -28,7 +28,7 @@ pub async fn accept_loop<S, F>(
     mut stop: watch::Receiver<bool>,
     mut serve: S,
 ) where
-    S: FnMut(TcpStream, SocketAddr) -> Option<F>,
+    S: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Option<F>,
     F: Future<Output = ()> + Send + 'static,
 {
     let mut warned = None;
@@ -51,11 +51,8 @@ pub async fn accept_loop<S, F>(
                 continue;
             }
         };
-        if let Some(connection) = serve(stream, remote) {
-            // `map` keeps the permit beside the future. An async block awaiting `connection`
-            // would hold it twice (the captured future and the one being awaited are stored
-            // apart), doubling every connection's task.
-            tokio::spawn(connection.map(move |()| drop(permit)));
+        if let Some(connection) = serve(stream, remote, permit) {
+            tokio::spawn(connection);
         }
     }
 }

@@ -6,8 +6,9 @@
 //! them while a connection waits: after [`PARK_AFTER`] without a request, and only when the
 //! connection's [`Activity`] proves it stands between two requests, hyper is asked to close
 //! the connection without touching the socket, hands the socket back with any bytes it had
-//! read, and the socket waits for its next request holding nothing but itself (over TLS, with
-//! rustls' session beside it: its keys and a 4 KiB record buffer).
+//! read, and the socket waits for its next request: a plain one in the [`Lot`], its task
+//! ended, holding nothing but what serving it again needs; over TLS, in its own task with
+//! rustls' session beside it (its keys and a 4 KiB record buffer).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 
+use super::limits::Held;
+use super::lot::{Closed, Lot, Resume};
 use crate::conn::activity::{Activity, ClientIo};
 use crate::conn::body::{ClientBody, RequestProgress, ServedBody};
 use crate::conn::stream::ClientStream;
@@ -42,7 +45,7 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 /// The first bytes of every HTTP/2 prior-knowledge connection.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The HTTP settings shared by every data connection.
+/// The HTTP settings shared by every data connection, and the lot its idle ones park in.
 pub struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
@@ -51,11 +54,14 @@ pub struct Protocols {
     idle_timeout: Duration,
     max_age: Duration,
     max_connections_per_ip: usize,
+    /// Where idle plain HTTP/1.1 connections wait; without one, each waits in its task.
+    lot: Option<Lot>,
 }
 
 impl Protocols {
-    /// HTTP/1.1 and HTTP/2 servers configured from the listener limits.
-    pub fn new(limits: &Limits) -> Self {
+    /// HTTP/1.1 and HTTP/2 servers configured from the listener limits; idle plain HTTP/1.1
+    /// connections park in `lot`.
+    pub fn new(limits: &Limits, lot: Option<Lot>) -> Self {
         let mut http1 = http1::Builder::new();
         http1
             .timer(TokioTimer::new())
@@ -78,6 +84,7 @@ impl Protocols {
             idle_timeout: limits.idle_timeout,
             max_age: limits.max_connection_age,
             max_connections_per_ip: limits.max_connections_per_ip,
+            lot,
         }
     }
 
@@ -92,17 +99,32 @@ impl Protocols {
     }
 }
 
+/// A connection as accepted (and, over TLS, handshaken).
+pub struct Accepted {
+    /// The client's byte stream.
+    pub stream: ClientStream,
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The client certificate, when one identified a service.
+    pub certificate: Option<Arc<ClientCertificate>>,
+    /// Its places under the connection limits.
+    pub held: Held,
+}
+
 /// Serves one accepted connection until it closes, or until `stop` turns true and its
 /// requests in flight have been answered.
 pub async fn serve(
-    stream: ClientStream,
-    remote: SocketAddr,
-    certificate: Option<Arc<ClientCertificate>>,
+    accepted: Accepted,
     current: Arc<ArcSwap<Gateway>>,
     protocols: Arc<Protocols>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut stream = stream;
+    let Accepted {
+        mut stream,
+        remote,
+        certificate,
+        held,
+    } = accepted;
     let accepted = tokio::time::Instant::now();
     let activity = Arc::new(Activity::default());
     let metrics = current.load().metrics().clone();
@@ -125,11 +147,12 @@ pub async fn serve(
         return;
     };
     let connection = Connection {
-        protocols: &protocols,
         expires: deadline_at(accepted, &protocols),
+        protocols,
         activity,
         metrics,
         remote,
+        _held: held,
     };
     if first.as_ref() == H2_PREFACE {
         // Boxed: an HTTP/1 connection's task, parked most of its life, is not sized for HTTP/2.
@@ -262,19 +285,68 @@ impl Idle {
 }
 
 /// One accepted connection and what its driver needs.
-struct Connection<'a> {
-    protocols: &'a Protocols,
+struct Connection {
+    protocols: Arc<Protocols>,
     activity: Arc<Activity>,
     metrics: Arc<Metrics>,
     /// When the connection reaches `max_connection_age`.
     expires: tokio::time::Instant,
     remote: SocketAddr,
+    /// Given back when the connection closes, in its task or in the lot.
+    _held: Held,
+}
+
+/// The service an HTTP/1 connection runs, which moves with it between tasks and into the lot.
+trait Http1Service:
+    hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin + Send + 'static
+{
+}
+
+impl<T> Http1Service for T where
+    T: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>>
+        + Unpin
+        + Send
+        + 'static
+{
+}
+
+/// An idle HTTP/1.1 connection in the lot: everything its task held but the socket.
+struct ParkedHttp1<S> {
+    connection: Connection,
+    service: S,
+    stop: watch::Receiver<bool>,
+}
+
+impl<S> Resume for ParkedHttp1<S>
+where
+    S: Http1Service,
+    S::Future: Unpin + Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn resume(self: Box<Self>, stream: tokio::net::TcpStream) {
+        let Self {
+            connection,
+            service,
+            stop,
+        } = *self;
+        connection.metrics.connections_parked.dec();
+        let stream = ClientStream::Plain(stream);
+        tokio::spawn(connection.serve_http1(stream, Bytes::new(), service, stop));
+    }
+
+    fn closed(self: Box<Self>, why: Closed) {
+        let metrics = &self.connection.metrics;
+        metrics.connections_parked.dec();
+        if why == Closed::Deadline && tokio::time::Instant::now() >= self.connection.expires {
+            metrics.connection_closed("max_age");
+        }
+    }
 }
 
 /// hyper's HTTP/1 connection over a client socket.
 type Http1Connection<S> = http1::Connection<TokioIo<ClientIo>, S>;
 
-impl Connection<'_> {
+impl Connection {
     /// Serves HTTP/2 until the connection closes, or until a drain, `max_connection_age`, or
     /// `idle_timeout` without a stream sends GOAWAY: streams in flight finish, no new ones start.
     async fn serve_http2<S>(
@@ -358,10 +430,10 @@ impl Connection<'_> {
         mut replay: Bytes,
         mut service: S,
         mut stop: watch::Receiver<bool>,
-    ) -> impl Future<Output = ()>
+    ) -> impl Future<Output = ()> + Send
     where
-        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
-        S::Future: Unpin,
+        S: Http1Service,
+        S::Future: Unpin + Send,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         async move {
@@ -372,12 +444,34 @@ impl Connection<'_> {
                     return;
                 };
                 (stream, service, replay) = (socket, handler, Bytes::new());
+                stream = match (stream, self.protocols.lot.clone()) {
+                    (ClientStream::Plain(tcp), Some(lot)) => {
+                        // The task ends here; the lot starts another when a request comes.
+                        self.metrics.connections_parked.inc();
+                        let deadline = self.park_deadline();
+                        let parked = Box::new(ParkedHttp1 {
+                            connection: self,
+                            service,
+                            stop,
+                        });
+                        lot.park(tcp, deadline, parked);
+                        return;
+                    }
+                    (stream, _) => stream,
+                };
                 if !self.park(&stream, &mut stop).await {
                     let _ = stream.shutdown().await;
                     return;
                 }
             }
         }
+    }
+
+    /// When a parked connection is closed: at the header read timeout from now, or at
+    /// `max_connection_age` if that comes first.
+    fn park_deadline(&self) -> tokio::time::Instant {
+        let timeout = tokio::time::Instant::now() + self.protocols.header_read_timeout;
+        timeout.min(self.expires)
     }
 
     /// Serves HTTP/1.1 on `stream` until the connection closes (`None`) or goes idle between
@@ -390,8 +484,8 @@ impl Connection<'_> {
         stop: &mut watch::Receiver<bool>,
     ) -> Option<(ClientStream, S)>
     where
-        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
-        S::Future: Unpin,
+        S: Http1Service,
+        S::Future: Unpin + Send,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (activity, remote) = (&self.activity, self.remote);
@@ -440,8 +534,8 @@ impl Connection<'_> {
         stop: &mut watch::Receiver<bool>,
     ) -> Driven
     where
-        S: hyper::service::HttpService<Incoming, ResBody = ServedBody<ResponseBody>> + Unpin,
-        S::Future: Unpin,
+        S: Http1Service,
+        S::Future: Unpin + Send,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let mut idle = Idle::new(self.activity.requests());
@@ -503,8 +597,7 @@ impl Connection<'_> {
         let parked = &self.metrics.connections_parked;
         parked.inc();
         // One timer for both limits.
-        let timeout = tokio::time::Instant::now() + self.protocols.header_read_timeout;
-        let wake = timeout.min(self.expires);
+        let wake = self.park_deadline();
         let mut sleep = std::pin::pin!(tokio::time::sleep_until(wake));
         let mut stopped = std::pin::pin!(stop.wait_for(|s| *s));
         let woke = std::future::poll_fn(|cx| {

@@ -1,8 +1,7 @@
 //! The data listener: the accept loop, its connection limit and the per-address limit.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
@@ -10,50 +9,11 @@ use tokio::sync::{Semaphore, watch};
 use tracing::debug;
 
 use super::connection::{self, Protocols};
+use super::limits::{AddressSlot, Held, PerAddress};
 use crate::conn::accept;
 use crate::conn::stream::ClientStream;
 use crate::gateway::Gateway;
 use tollgate_auth::certificate::ClientCertificate;
-
-/// Open connections per client address, shared by every data listener.
-#[derive(Debug, Default)]
-pub struct PerAddress {
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One connection counted against its address until dropped.
-struct AddressSlot {
-    table: Arc<PerAddress>,
-    ip: IpAddr,
-}
-
-impl PerAddress {
-    /// A slot for `ip`, or `None` when it already has `max` connections open.
-    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// What a TLS listener adds to a plain one.
 pub struct TlsListener {
@@ -119,17 +79,20 @@ pub async fn accept_loop(
         listener,
         connections,
         stop,
-        move |stream, remote| {
+        move |stream, remote, permit| {
             let max = protocols.max_connections_per_ip();
             let slot = address_slot(&current, &per_address, max, remote)?;
             let _ = stream.set_nodelay(true);
+            let held = Held { permit, slot };
             let (current, protocols) = (current.clone(), protocols.clone());
             let (tls, stop) = (tls.clone(), serving.clone());
-            Some(async move {
-                // Held until the connection closes, like the permit.
-                let _slot = slot;
-                serve_accepted(stream, remote, tls, current, protocols, stop).await;
-            })
+            Some(serve_accepted(
+                (stream, remote, held),
+                tls,
+                current,
+                protocols,
+                stop,
+            ))
         },
     )
     .await;
@@ -157,10 +120,10 @@ fn address_slot(
     }
 }
 
-/// Completes the TLS handshake when the listener has one, then serves the connection.
+/// Completes the TLS handshake when the listener has one, then serves the connection, which
+/// holds `held` until it closes.
 async fn serve_accepted(
-    stream: TcpStream,
-    remote: SocketAddr,
+    (stream, remote, held): (TcpStream, SocketAddr, Held),
     tls: Option<Arc<TlsListener>>,
     current: Arc<ArcSwap<Gateway>>,
     protocols: Arc<Protocols>,
@@ -178,5 +141,11 @@ async fn serve_accepted(
             }
         }
     };
-    connection::serve(stream, remote, certificate, current, protocols, stop).await;
+    let accepted = connection::Accepted {
+        stream,
+        remote,
+        certificate,
+        held,
+    };
+    connection::serve(accepted, current, protocols, stop).await;
 }

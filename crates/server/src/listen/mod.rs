@@ -4,4 +4,6 @@
 
 pub mod backstop;
 pub mod connection;
+pub mod limits;
 pub mod listener;
+pub mod lot;
