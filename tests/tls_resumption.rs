@@ -74,7 +74,8 @@ async fn handshakes(gw: &TestGateway, kind: &str) -> f64 {
 /// resumed and the status line it got.
 const OPENSSL_CLIENT: &str = r#"
 import socket, ssl, sys
-port, ca, again = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, ca, again = sys.stdin.read().split("\n")[:3]
+port, again = int(port), int(again)
 context = ssl.create_default_context(cafile=ca)
 def get(session):
     with socket.create_connection(("127.0.0.1", port)) as raw:
@@ -91,21 +92,8 @@ for _ in range(again):
 "#;
 
 fn openssl_client(port: u16, ca: &Path, again: usize) -> Vec<String> {
-    let out = std::process::Command::new(
-        std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| "python3".to_owned()),
-    )
-    .args(["-c", OPENSSL_CLIENT, &port.to_string()])
-    .arg(ca)
-    .arg(again.to_string())
-    .output()
-    .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    let input = format!("{port}\n{}\n{again}\n", ca.display());
+    support::python::run(OPENSSL_CLIENT, input.as_bytes())
         .lines()
         .map(str::to_owned)
         .collect()
