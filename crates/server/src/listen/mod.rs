@@ -4,6 +4,7 @@
 
 pub mod backstop;
 pub mod connection;
+mod http1;
 pub mod limits;
 pub mod listener;
 pub mod lot;
