@@ -70,17 +70,7 @@ fn curl(args: &[&str]) -> (String, String) {
 
 /// A rustls client trusting the test CA, offering `alpn`.
 fn client_config(ca: &Path, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = (*support::tls::client_config(ca, None)).clone();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // A full handshake every time: a resumed session would not show the certificate now served.
     config.resumption = rustls::client::Resumption::disabled();

@@ -39,7 +39,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct Protocols {
     pub(super) http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
-    pub(super) header_read_timeout: Duration,
+    header_read_timeout: Duration,
     body_read_timeout: Duration,
     idle_timeout: Duration,
     max_age: Duration,

@@ -115,10 +115,9 @@ where
     }
 
     fn closed(self: Box<Self>, why: Closed) {
-        let metrics = &self.connection.metrics;
-        metrics.connections_parked.dec();
-        if why == Closed::Deadline && tokio::time::Instant::now() >= self.connection.expires {
-            metrics.connection_closed("max_age");
+        self.connection.metrics.connections_parked.dec();
+        if why == Closed::Deadline {
+            self.connection.count_if_aged();
         }
     }
 }
@@ -179,10 +178,19 @@ impl Connection {
         }
     }
 
+    /// After a parked connection's deadline: counts it closed for `max_age` when that limit,
+    /// rather than the header read timeout, is what ran out. One rule for both places a
+    /// connection parks (its task and the lot).
+    fn count_if_aged(&self) {
+        if tokio::time::Instant::now() >= self.expires {
+            self.metrics.connection_closed("max_age");
+        }
+    }
+
     /// When a parked connection is closed: at the header read timeout from now, or at
     /// `max_connection_age` if that comes first.
     fn park_deadline(&self) -> tokio::time::Instant {
-        let timeout = tokio::time::Instant::now() + self.protocols.header_read_timeout;
+        let timeout = tokio::time::Instant::now() + self.protocols.header_read_timeout();
         timeout.min(self.expires)
     }
 
@@ -309,17 +317,14 @@ impl Connection {
         let parked = &self.metrics.connections_parked;
         parked.inc();
         // One timer for both limits.
-        let wake = self.park_deadline();
-        let mut sleep = std::pin::pin!(tokio::time::sleep_until(wake));
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(self.park_deadline()));
         let mut stopped = std::pin::pin!(stop.wait_for(|s| *s));
         let woke = std::future::poll_fn(|cx| {
             if let Poll::Ready(readable) = stream.poll_read_ready(cx) {
                 return Poll::Ready(readable.is_ok());
             }
             if sleep.as_mut().poll(cx).is_ready() {
-                if wake == self.expires {
-                    self.metrics.connection_closed("max_age");
-                }
+                self.count_if_aged();
                 return Poll::Ready(false);
             }
             match stopped.as_mut().poll(cx) {
