@@ -9,6 +9,7 @@
 
 mod declare;
 mod events;
+mod found;
 mod labels;
 mod record;
 mod register;
@@ -34,16 +35,21 @@ pub use record::ConnectionGuard;
 /// A latency histogram whose buckets keep the trace of their last sampled request
 /// (OpenMetrics exemplars; the classic text format leaves them out).
 pub type LatencyWithExemplars = HistogramWithExemplars<TraceExemplar>;
+use found::Found;
 use services::ServiceRegistry;
 
-/// A route's histograms, resolved once when the gateway is built so that requests skip the
-/// label lookup (a hash and a lock) for them.
+/// A route's series, resolved once when the gateway is built (the histograms) or when first
+/// used (the counters) so that requests skip the label lookup (a hash and a lock) for them.
 #[derive(Clone, Debug)]
 pub struct RouteHandles {
     /// `request_duration_seconds{route}`, with the trace of a sampled request as exemplar
     pub duration: LatencyWithExemplars,
     /// `upstream_duration_seconds{route}`
     pub upstream: Histogram,
+    /// `requests_total{route}` by method and status.
+    pub requests: Found<(MethodLabel, u16)>,
+    /// `auth_decisions_total{route}` by result and token type.
+    pub auth_decisions: Found<(&'static str, &'static str)>,
 }
 
 /// Every metric tollgate exports.

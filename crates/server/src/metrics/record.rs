@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::found::Found;
 use super::{
-    KindLabel, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels, ReasonLabel,
-    RequestLabels, ResultLabel, RouteHandles, RouteLabel, TraceExemplar,
+    KindLabel, MethodLabel, Metrics, NameResult, ProtocolLabel, ProviderLabel, RateLimitLabels,
+    ReasonLabel, RequestLabels, ResultLabel, RouteHandles, RouteLabel, TraceExemplar,
 };
 use tollgate_core::trace::LimitNote;
 use tollgate_state::ratelimit::Keeper;
@@ -41,6 +42,8 @@ impl Metrics {
         RouteHandles {
             duration: self.request_duration.get_or_create(&label).clone(),
             upstream: self.upstream_duration.get_or_create(&label).clone(),
+            requests: Found::default(),
+            auth_decisions: Found::default(),
         }
     }
 
@@ -57,13 +60,22 @@ impl Metrics {
         let exemplar = exemplar.map(|trace_id| TraceExemplar {
             trace_id: trace_id.to_owned(),
         });
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method: method.into(),
-                status,
-            })
-            .inc();
+        let method = MethodLabel::from(method);
+        let counter = || {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    route: route.clone(),
+                    method,
+                    status,
+                })
+                .clone()
+        };
+        match handles {
+            Some(handles) => handles.requests.inc(&(method, status), counter),
+            None => {
+                counter().inc();
+            }
+        }
         match handles {
             Some(handles) => handles
                 .duration

@@ -159,14 +159,22 @@ impl Observers {
             (Some(Refusal::Unauthenticated(_)), _) | (_, None) => "none",
             (_, Some(caller)) => caller.kind.as_str(),
         };
-        self.metrics
-            .auth_decisions
-            .get_or_create(&AuthLabels {
-                route: route.name.clone(),
-                result,
-                token_type,
-            })
-            .inc();
+        let counter = || {
+            self.metrics
+                .auth_decisions
+                .get_or_create(&AuthLabels {
+                    route: route.name.clone(),
+                    result,
+                    token_type,
+                })
+                .clone()
+        };
+        match self.route_metrics.get(route.index) {
+            Some(handles) => handles.auth_decisions.inc(&(result, token_type), counter),
+            None => {
+                counter().inc();
+            }
+        }
         audit::record(outcome, rid, route, caller, auth.refusal.as_ref());
     }
 

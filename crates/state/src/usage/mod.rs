@@ -53,7 +53,9 @@ struct Entry {
 pub struct UsageLog {
     state: Option<StateConfig>,
     flush_interval: Duration,
-    tokens: Mutex<HashMap<Box<str>, Entry>>,
+    /// By `jti`, looked up on every request with a service token: foldhash (seeded per process;
+    /// the keys come from verified tokens) hashes one in ~90 instructions, SipHash in ~250.
+    tokens: Mutex<HashMap<Box<str>, Entry, foldhash::quality::RandomState>>,
     refresher: Refresher,
 }
 
@@ -72,7 +74,7 @@ impl UsageLog {
         Arc::new(Self {
             state: Some(state.clone()),
             flush_interval,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::default()),
             refresher: Refresher::new(),
         })
     }
@@ -82,7 +84,7 @@ impl UsageLog {
         Arc::new(Self {
             state: None,
             flush_interval: Duration::MAX,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::default()),
             refresher: Refresher::never(),
         })
     }
