@@ -22,6 +22,7 @@ use super::lot::Lot;
 use crate::conn::activity::{Activity, ClientIo};
 use crate::conn::body::{ClientBody, RequestProgress, ServedBody};
 use crate::conn::stream::ClientStream;
+use crate::conn::timer::RecyclingTimer;
 use crate::gateway::Gateway;
 use crate::metrics::{ConnectionGuard, Metrics};
 use crate::outbound::body::ResponseBody;
@@ -54,7 +55,7 @@ impl Protocols {
     pub fn new(limits: &Limits, lot: Option<Lot>) -> Self {
         let mut http1 = http1::Builder::new();
         http1
-            .timer(TokioTimer::new())
+            .timer(RecyclingTimer::default())
             // hyper arms this timer whenever it waits for a request head, so it also closes
             // keep-alive connections idle for longer than this.
             .header_read_timeout(limits.header_read_timeout)

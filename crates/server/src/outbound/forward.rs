@@ -1,6 +1,9 @@
 //! Forwarding to upstreams: the pooled client, URI construction, the exchange and upgrades.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
@@ -20,6 +23,7 @@ use super::limit::Limit;
 use super::pool::{Http1Pool, ReturnToPool};
 use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::{ClientBodyError, Watched};
+use crate::conn::timer::RecyclingTimer;
 use crate::outbound::body::{RequestBody, ResponseBody};
 use tollgate_config::{Limits, Route, Upstream};
 use tollgate_core::error::GatewayError;
@@ -113,6 +117,8 @@ pub fn route_vias(
 pub struct Leg<'a> {
     /// The transport.
     pub via: &'a Via,
+    /// Where the deadline's timer comes from.
+    pub deadlines: &'a RecyclingTimer,
     /// The decision's timeout (the route's, or a gRPC call's shorter deadline).
     pub timeout: Duration,
     /// The route's `max_body_bytes`.
@@ -129,10 +135,12 @@ pub async fn exchange(
 ) -> Result<(Response<ResponseBody>, Duration), GatewayError> {
     let Leg {
         via,
+        deadlines,
         timeout,
         body_limit,
     } = leg;
     let started = Instant::now();
+    let mut expiry = deadlines.lease(started + timeout);
     // Matched in place rather than in a helper: each async layer costs every request a poll
     // and a move of the request.
     let sent = async {
@@ -142,11 +150,17 @@ pub async fn exchange(
             Via::Client(client, limit) => send_by_client(client, limit, request, body_limit).await,
         }
     };
-    let result = tokio::time::timeout(timeout, sent).await;
+    let mut sent = std::pin::pin!(sent);
+    let result = std::future::poll_fn(|cx| match sent.as_mut().poll(cx) {
+        Poll::Ready(result) => Poll::Ready(Some(result)),
+        Poll::Pending => Pin::new(&mut expiry).poll(cx).map(|()| None),
+    })
+    .await;
+    drop(expiry);
     let upstream_time = started.elapsed();
     let mut response = match result {
-        Err(_) => return Err(GatewayError::UpstreamTimeout(timeout)),
-        Ok(result) => result?,
+        None => return Err(GatewayError::UpstreamTimeout(timeout)),
+        Some(result) => result?,
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return switched(response, upgrade, upstream_time);

@@ -16,6 +16,7 @@ use super::forward::{self, Leg, Tunnel, UpstreamClient, Via};
 use super::limit::Limit;
 use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::ClientBody;
+use crate::conn::timer::RecyclingTimer;
 
 /// Every route's way to its upstream, under one config.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct Forwarder {
     route_limits: Vec<Option<Arc<Limit>>>,
     /// The configured claim headers, which a forward-auth answer carries too.
     claim_headers: Vec<http::HeaderName>,
+    /// The upstream exchanges' deadlines (one per request, recycled).
+    deadlines: RecyclingTimer,
 }
 
 impl Forwarder {
@@ -53,6 +56,7 @@ impl Forwarder {
                 .map(|(_, h)| h.clone())
                 .collect(),
             client,
+            deadlines: previous.map(|p| p.deadlines.clone()).unwrap_or_default(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Forwarder {
         };
         let leg = Leg {
             via,
+            deadlines: &self.deadlines,
             timeout,
             body_limit: route.max_body_bytes,
         };
