@@ -37,6 +37,14 @@ impl std::fmt::Debug for RecyclingTimer {
     }
 }
 
+/// `now + after`, or about thirty years from now when that does not fit in an `Instant` (a
+/// duration from the configuration is not bounded).
+pub fn deadline_after(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 impl RecyclingTimer {
     /// A sleep until `deadline`, back in the pool when dropped.
     pub fn lease(&self, deadline: Instant) -> Lease {
@@ -60,7 +68,7 @@ impl RecyclingTimer {
 
 impl Timer for RecyclingTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(deadline_after(Instant::now(), duration))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
@@ -114,6 +122,17 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_past_what_an_instant_holds_is_far_off_not_a_panic() {
+        let now = Instant::now();
+        let far = deadline_after(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(10 * 365 * 86_400));
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+    }
 
     #[tokio::test]
     async fn a_recycled_sleep_keeps_its_new_deadline() {

@@ -23,7 +23,7 @@ use super::limit::Limit;
 use super::pool::{Http1Pool, ReturnToPool};
 use crate::conn::activity::ClientUpgrade;
 use crate::conn::body::{ClientBodyError, Watched};
-use crate::conn::timer::RecyclingTimer;
+use crate::conn::timer::{RecyclingTimer, deadline_after};
 use crate::outbound::body::{RequestBody, ResponseBody};
 use tollgate_config::{Limits, Route, Upstream};
 use tollgate_core::error::GatewayError;
@@ -140,7 +140,7 @@ pub async fn exchange(
         body_limit,
     } = leg;
     let started = Instant::now();
-    let mut expiry = deadlines.lease(started + timeout);
+    let mut expiry = deadlines.lease(deadline_after(started, timeout));
     // Matched in place rather than in a helper: each async layer costs every request a poll
     // and a move of the request.
     let sent = async {
@@ -156,7 +156,6 @@ pub async fn exchange(
         Poll::Pending => Pin::new(&mut expiry).poll(cx).map(|()| None),
     })
     .await;
-    drop(expiry);
     let upstream_time = started.elapsed();
     let mut response = match result {
         None => return Err(GatewayError::UpstreamTimeout(timeout)),
