@@ -71,21 +71,20 @@ impl Metrics {
                 .clone()
         };
         match handles {
-            Some(handles) => handles.requests.inc(&(method, status), counter),
+            Some(handles) => {
+                handles.requests.inc(&(method, status), counter);
+                handles
+                    .duration
+                    .observe(duration.as_secs_f64(), exemplar, None);
+            }
             None => {
                 counter().inc();
+                self.request_duration
+                    .get_or_create(&RouteLabel {
+                        route: route.clone(),
+                    })
+                    .observe(duration.as_secs_f64(), exemplar, None);
             }
-        }
-        match handles {
-            Some(handles) => handles
-                .duration
-                .observe(duration.as_secs_f64(), exemplar, None),
-            None => self
-                .request_duration
-                .get_or_create(&RouteLabel {
-                    route: route.clone(),
-                })
-                .observe(duration.as_secs_f64(), exemplar, None),
         }
     }
 
